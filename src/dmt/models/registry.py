@@ -1,0 +1,64 @@
+"""A registry of model factory functions (``@register`` / ``create_model`` / ``list_models``).
+
+Factories are plain functions ``name(num_classes: int, **kwargs) -> nn.Module``; the
+config names one by its registered name and passes keyword arguments through.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}
+
+
+def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification"):
+    """Register a model factory under its function name.
+
+    Args:
+        fn: the factory; used bare (``@register``) or with arguments (``@register(task="segmentation")``).
+        task: ``"classification"`` (logits ``N x C``) or ``"segmentation"`` (logits ``N x C x H x W``).
+    """
+
+    def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if f.__name__ in _MODELS:
+            raise ValueError(f"model {f.__name__!r} is registered twice")
+        _MODELS[f.__name__] = f
+        _TASKS[f.__name__] = task
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _load_all() -> None:
+    # Importing the modules runs their @register decorators.
+    from dmt.models import small, wrn  # noqa: F401
+
+    try:  # segmentation models live in their own modules
+        from dmt.models import deeplabv2, small_seg  # noqa: F401
+    except ImportError:  # pragma: no cover - during incremental development
+        pass
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of all registered models, optionally only those of one task."""
+    _load_all()
+    return sorted(n for n in _MODELS if task is None or _TASKS[n] == task)
+
+
+def model_task(name: str) -> str:
+    """The task (classification or segmentation) a registered model solves."""
+    _load_all()
+    if name not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _TASKS[name]
+
+
+def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build a registered model by name."""
+    _load_all()
+    if name not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _MODELS[name](num_classes=num_classes, **kwargs)
