@@ -1,0 +1,239 @@
+"""Curriculum selection of pseudo labels: global (classification) and class-balanced (segmentation).
+
+In phase ``i`` of the curriculum DMT trains on the ``ratio`` most confident pseudo labels.
+
+* Classification ranks every unlabelled image by the teacher's confidence and keeps the top
+  ``ratio`` of them (:func:`select_most_confident`).
+* Segmentation keeps, for every class ``c``, the top ``ratio`` of the pixels predicted as ``c``
+  (class-balanced, as in CBST), so rare classes are not crowded out by frequent ones. The ranking
+  is exact over all pixels of all images: pixel confidences are stored as float16, so a
+  histogram with one bin per float16 bit pattern (:func:`confidence_histogram`) counts every
+  distinct value, and :func:`class_balanced_thresholds` reads off the exact value a full sort
+  would put at the cut. No pixel sampling, no approximation.
+
+Everything here is a pure function on tensors (plus one tiny accumulator); reading the stored
+labels from disk lives in :mod:`dmt.data.labels`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
+NUM_FLOAT16_BITS = 65536  # one histogram bin per 16-bit pattern
+# Bit pattern of float16 +inf. Non-negative float16 values (0 .. inf) are exactly the patterns
+# 0x0000 .. 0x7C00, and on them the integer order of the pattern is the order of the value.
+_FLOAT16_INF_BITS = 0x7C00
+# Ratios such as 0.29 are meant as the decimal 29/100; recovering the nearest fraction with a
+# denominator up to 10**6 undoes the float error (0.29 * 100 == 28.999999999999996) while two
+# different such fractions are always at least 1e-12 apart, far more than float error (~1e-16).
+_MAX_RATIO_DENOMINATOR = 10**6
+_RATIO_SNAP_TOLERANCE = 1e-12
+
+
+def _check_ratio(ratio: float) -> None:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}")
+    if not (math.isfinite(ratio) and 0 < ratio <= 1):
+        raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
+
+
+def keep_count(ratio: float, n: int) -> int:
+    """How many of ``n`` items a curriculum ratio keeps: ``floor(ratio * n)``, without float error.
+
+    ``0.29 * 100`` is ``28.999999999999996`` in floating point; a naive ``int()`` would keep 28.
+    The ratio is first snapped to the simple fraction it stands for (denominator up to 10**6,
+    e.g. ``0.29 -> 29/100``, ``1/3 -> 1/3``) and the product is then computed exactly.
+    Ratios that are not such a fraction are used at their exact binary value.
+
+    Args:
+        ratio: the curriculum ratio, in ``(0, 1]``.
+        n: number of items, ``>= 0``.
+
+    Returns:
+        ``floor(ratio * n)``, in ``[0, n]``.
+
+    Raises:
+        ValueError: if ``ratio`` is not in ``(0, 1]`` or ``n`` is negative.
+    """
+    _check_ratio(ratio)
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    n = int(n)
+    exact = Fraction(ratio)
+    snapped = exact.limit_denominator(_MAX_RATIO_DENOMINATOR)
+    fraction = snapped if abs(snapped - exact) <= _RATIO_SNAP_TOLERANCE else exact
+    return min(max(math.floor(fraction * n), 0), n)
+
+
+def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
+    """Indices of the ``keep_count(ratio, N)`` most confident items (global curriculum).
+
+    Ties are broken deterministically: higher confidence first, and among equal confidences the
+    lower index first, so a rerun selects the same items.
+
+    Args:
+        confidence: ``(N,)`` teacher confidence per item (any float dtype, no NaN).
+        ratio: the curriculum ratio, in ``(0, 1]``.
+
+    Returns:
+        ``(K,)`` int64 indices, sorted ascending.
+    """
+    if confidence.dim() != 1:
+        raise ValueError(f"confidence must be 1-D (N,), got shape {tuple(confidence.shape)}")
+    if not confidence.is_floating_point():
+        raise ValueError(f"confidence must be a float tensor, got {confidence.dtype}")
+    if torch.isnan(confidence).any():
+        raise ValueError("confidence contains NaN")
+    k = keep_count(ratio, confidence.numel())
+    # A stable descending sort keeps equal values in index order: lower index first.
+    order = torch.sort(confidence, descending=True, stable=True).indices
+    return torch.sort(order[:k]).values.to(torch.int64)
+
+
+def _float16_bits(confidence: Tensor) -> Tensor:
+    """Bit patterns (int64 in ``[0, 0x3C00]``) of float16 confidences in ``[0, 1]``."""
+    if confidence.dtype != torch.float16:
+        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    # NaN fails both comparisons, so it is rejected here too.
+    if not bool(((confidence >= 0) & (confidence <= 1)).all()):
+        raise ValueError("confidence must lie in [0, 1] (no NaN)")
+    # -0.0 has the pattern 0x8000, which would rank above 1.0; abs() turns it into +0.0.
+    return confidence.abs().view(torch.int16).to(torch.int64) & 0xFFFF
+
+
+def confidence_histogram(classes: Tensor, confidence: Tensor, num_classes: int) -> Tensor:
+    """Exact per-class count of every float16 confidence value in one image (or a batch).
+
+    Args:
+        classes: predicted class per pixel, uint8 or integer, any shape, values in
+            ``[0, num_classes)``.
+        confidence: float16 confidence per pixel in ``[0, 1]``, same shape as ``classes``.
+        num_classes: ``C``.
+
+    Returns:
+        ``(C, 65536)`` int64: entry ``[c, b]`` counts pixels of class ``c`` whose confidence has
+        float16 bit pattern ``b``. Histograms of several images add up.
+    """
+    if classes.shape != confidence.shape:
+        raise ValueError(
+            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
+        )
+    if classes.is_floating_point() or classes.dtype == torch.bool:
+        raise ValueError(f"classes must be an integer tensor, got {classes.dtype}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    cls = classes.reshape(-1).to(torch.int64)
+    if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= num_classes):
+        raise ValueError(f"classes must lie in [0, {num_classes}), got {int(cls.min())}..{int(cls.max())}")
+    bits = _float16_bits(confidence.reshape(-1))
+    counts = torch.bincount(cls * NUM_FLOAT16_BITS + bits, minlength=num_classes * NUM_FLOAT16_BITS)
+    return counts.reshape(num_classes, NUM_FLOAT16_BITS)
+
+
+def class_balanced_thresholds(hist: Tensor, ratio: float) -> tuple[Tensor, Tensor, list[int]]:
+    """Per-class confidence thresholds that keep the top ``ratio`` of each class's pixels.
+
+    For class ``c`` with ``n_c`` pixels, ``k_c = max(1, keep_count(ratio, n_c))`` and the threshold
+    is the ``k_c``-th largest confidence of the class: exactly what a full descending sort of all
+    its pixels gives at position ``k_c - 1``. Pixels with ``confidence >= threshold`` are kept, so
+    every pixel tied with the threshold is kept as well and the real count may exceed ``k_c``.
+
+    Args:
+        hist: ``(C, 65536)`` int64 counts from :func:`confidence_histogram`, summed over images.
+        ratio: the curriculum ratio, in ``(0, 1]``; ``1.0`` keeps every pixel.
+
+    Returns:
+        ``(thresholds, kept_counts, empty_classes)``: ``(C,)`` float32 thresholds (each an exact
+        float16 value; ``+inf`` for classes never predicted), ``(C,)`` int64 number of pixels
+        the thresholds keep, and the classes with no pixel at all, for the caller to report.
+    """
+    _check_ratio(ratio)
+    if hist.dim() != 2 or hist.shape[1] != NUM_FLOAT16_BITS:
+        raise ValueError(f"hist must have shape (C, {NUM_FLOAT16_BITS}), got {tuple(hist.shape)}")
+    if hist.is_floating_point() or hist.dtype == torch.bool:
+        raise ValueError(f"hist must hold integer counts, got {hist.dtype}")
+    hist = hist.to(torch.int64).cpu()
+    if bool((hist < 0).any()) or bool(hist[:, _FLOAT16_INF_BITS + 1 :].any()):
+        raise ValueError("hist has negative counts or counts for negative/NaN float16 values")
+
+    # at_least[c, b] = number of class-c pixels whose confidence is >= the value with pattern b.
+    at_least = hist.flip(1).cumsum(1).flip(1)
+    totals = at_least[:, 0]
+    num_classes = hist.shape[0]
+    k = torch.tensor(
+        [max(1, keep_count(ratio, int(n))) if n > 0 else 1 for n in totals.tolist()], dtype=torch.int64
+    )
+    # at_least is non-increasing in b, so the largest b with at_least >= k (the cut) is the
+    # number of such b minus one: that is the k-th largest value.
+    cut = (at_least >= k[:, None]).sum(1) - 1
+    empty = totals == 0
+    cut_safe = cut.clamp_min(0)
+    kept = at_least.gather(1, cut_safe[:, None]).squeeze(1)
+    thresholds = cut_safe.to(torch.int16).view(torch.float16).to(torch.float32)
+    thresholds[empty] = math.inf
+    kept[empty] = 0
+    empty_classes = [c for c in range(num_classes) if bool(empty[c])]
+    return thresholds, kept, empty_classes
+
+
+def apply_class_thresholds(
+    classes: Tensor, confidence: Tensor, thresholds: Tensor, ignore_index: int = 255
+) -> Tensor:
+    """Pseudo-label map: the predicted class where its confidence reaches the class's threshold.
+
+    Args:
+        classes: ``(H, W)`` predicted classes (uint8 or integer), values in ``[0, C)``.
+        confidence: ``(H, W)`` float16 confidences.
+        thresholds: ``(C,)`` per-class thresholds from :func:`class_balanced_thresholds`.
+        ignore_index: the value written where a pixel is not kept (``0..255``).
+
+    Returns:
+        ``(H, W)`` uint8 map of kept classes, ``ignore_index`` elsewhere.
+    """
+    if classes.shape != confidence.shape:
+        raise ValueError(
+            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
+        )
+    if confidence.dtype != torch.float16:
+        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    if thresholds.dim() != 1:
+        raise ValueError(f"thresholds must be 1-D (C,), got shape {tuple(thresholds.shape)}")
+    if not 0 <= ignore_index <= 255:
+        raise ValueError(f"ignore_index must fit uint8, got {ignore_index}")
+    cls = classes.to(torch.int64)
+    num_classes = thresholds.numel()
+    if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= num_classes):
+        raise ValueError(f"classes must lie in [0, {num_classes}), got {int(cls.min())}..{int(cls.max())}")
+    # float16 -> float32 is exact, and every threshold is a float16 value (or +inf), so this
+    # comparison agrees bit for bit with the histogram's ranking.
+    keep = confidence.to(torch.float32) >= thresholds.to(device=cls.device, dtype=torch.float32)[cls]
+    return torch.where(keep, cls, torch.full_like(cls, ignore_index)).to(torch.uint8)
+
+
+@dataclass
+class ConfidenceHistogram:
+    """A running sum of :func:`confidence_histogram` over the images of one labelling pass.
+
+    Attributes:
+        counts: ``(C, 65536)`` int64 counts.
+    """
+
+    counts: Tensor
+
+    @classmethod
+    def empty(cls, num_classes: int) -> "ConfidenceHistogram":
+        """A histogram with no pixels for ``num_classes`` classes."""
+        return cls(torch.zeros(num_classes, NUM_FLOAT16_BITS, dtype=torch.int64))
+
+    def add(self, classes: Tensor, confidence: Tensor) -> None:
+        """Count one image's (or batch's) pixels."""
+        self.counts += confidence_histogram(classes, confidence, self.counts.shape[0]).to(self.counts.device)
+
+    def thresholds(self, ratio: float) -> tuple[Tensor, Tensor, list[int]]:
+        """:func:`class_balanced_thresholds` of the counts so far."""
+        return class_balanced_thresholds(self.counts, ratio)
