@@ -1,0 +1,34 @@
+"""``dmt eval CHECKPOINT``: evaluate any model file on a dataset's test or val set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dmt.errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model file", description="Evaluate a model file "
+                       "(stages/<stage>/model.safetensors) on a dataset.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a model file written by dmt run")
+    p.add_argument("--data", required=True, help="dataset name (cifar10, digits, voc, cityscapes, folder, digit_scenes)")
+    p.add_argument("--root", default=None, help="dataset folder")
+    p.add_argument("--split", default=None, help="which set: test (classification) / val (segmentation)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted data config overrides, e.g. eval_pad=[505,505]")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from dmt.pipeline.eval_checkpoint import evaluate_checkpoint
+
+    overrides = [o if o.startswith("data.") else f"data.{o}" for o in args.overrides]
+    if any("=" not in o for o in overrides):
+        raise UserError("overrides must look like key=value")
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.root, args.split, args.device,
+                                  args.batch_size, overrides)
+    print(json.dumps(metrics, indent=2))
+    return 0

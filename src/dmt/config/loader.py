@@ -1,0 +1,193 @@
+"""From YAML, presets and ``key=value`` overrides to a validated :class:`ExperimentConfig`.
+
+Precedence: dataclass defaults < preset or YAML file < command-line overrides. Unknown keys and
+wrong types are refused with a :class:`~dmt.errors.UserError` naming the dotted key and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from dmt.config.schema import ExperimentConfig
+from dmt.errors import UserError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Preset names and their one-line descriptions, sorted by name."""
+    out = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        out[path.stem] = str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
+    return out
+
+
+def read_yaml(source: str) -> tuple[dict, str]:
+    """Read a preset name or a YAML file path into a plain dict; returns ``(dict, origin)``."""
+    path = Path(source)
+    if not path.suffix and (PRESET_DIR / f"{source}.yaml").is_file():
+        path = PRESET_DIR / f"{source}.yaml"
+    elif not path.is_file():
+        raise UserError(
+            f"{source!r} is neither a preset nor a YAML file (see `dmt presets` for the presets)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return raw, str(path)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"phases.lr=0.1"`` -> ``(["phases", "lr"], 0.1)``; values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like dotted.key=value")
+    key, value = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"override {text!r} has an empty key")
+    try:
+        parsed = yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set dotted keys in a nested dict (creating sub-dicts); validation happens later."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {} if node.get(part) is None else node[part]
+                if not isinstance(node[part], dict):
+                    raise UserError(f"override {text!r}: {part!r} is not a section")
+            node = node[part]
+        node[path[-1]] = value
+    return raw
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (converting ints to floats where a float is due)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key!r}: expected a section (mapping), got {value!r}")
+        return _build(tp, value, key + ".")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise UserError(f"config key {key!r}: expected one of {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, key)
+            except UserError:
+                continue
+        raise UserError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {key!r}: expected {_type_name(tp)}, got {value!r}")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key!r}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is type(None):
+        if value is not None:
+            raise UserError(f"config key {key!r}: expected null, got {value!r}")
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config key {key!r}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config key {key!r}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config key {key!r}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"config key {key!r}: expected a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} for {key}")  # a bug in schema.py
+
+
+def _build(cls: type, raw: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise UserError(f"unknown config key {prefix + unknown[0]!r} (known keys here: {known})")
+    kwargs = {name: _convert(value, hints[name], prefix + name) for name, value in raw.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict) -> ExperimentConfig:
+    """Validate a nested dict and build the config; unknown keys and wrong types are refused."""
+    return _build(ExperimentConfig, raw)
+
+
+def load_config(source: str | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Preset name or YAML path (or ``None`` for defaults), then overrides, then validation."""
+    raw: dict = {}
+    if source is not None:
+        raw, _ = read_yaml(source)
+    raw = apply_overrides(raw, list(overrides or []))
+    return config_from_dict(raw)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """The config as plain nested dicts (what ``config.yaml`` and checkpoints record)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Any) -> str:
+    """YAML text of the resolved config."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = sorted(set(old) | set(new))
+    out: list[str] = []
+    for k in keys:
+        a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out

@@ -1,0 +1,136 @@
+"""Typed configuration: the single source of truth for every experiment.
+
+Presets (``presets/*.yaml``) and ``key=value`` overrides are translated into these dataclasses
+at the edge (:mod:`dmt.config.loader`); nothing below the command line reads YAML or argparse.
+Every field is documented here; the defaults are the paper's CIFAR-10 settings where one applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Task = Literal["classification", "segmentation"]
+# baseline: supervised only; dmt: dynamic mutual training (gamma1 = gamma2 = 0 is curriculum
+# labelling); dst/cbst/naive/flip/online: the paper's segmentation ablations.
+Method = Literal["baseline", "dmt", "dst", "cbst", "naive", "flip", "online"]
+
+
+@dataclass
+class DataConfig:
+    """Which data, where it lives and how it is split."""
+
+    name: str = "cifar10"  # cifar10 | digits | voc | cityscapes | folder | digit_scenes
+    root: str | None = None  # dataset folder (read-only to dmt); not needed by the built-in demos
+    num_workers: int = 2  # data-loading worker processes (0: load in the main process)
+    # classification
+    labels_per_class: int = 4  # labelled images per class: 4, 25, 100 or 400 on CIFAR-10
+    split_seed: int = 1  # which of the protocol's labelled splits (1..5 on CIFAR-10)
+    valtiny_per_class: int = 20  # held-out "valtiny" images per class, taken from the training set
+    crop_padding: int = 4  # training augmentation: random crop with this padding ...
+    hflip: bool = True  # ... horizontal flips (off for digits, whose mirror images are other glyphs) ...
+    randaugment: bool = True  # ... RandAugment (1 op, random magnitude up to 10) ...
+    cutout: int = 16  # ... and a grey Cutout square of this side (0: none)
+    # segmentation
+    labelled_split: str = "1/8"  # "1/106", "1/50", "1/20", "1/8", "1/4", "1/2", "1/30", "sbd", "all"
+    split_set: int = 0  # which of the protocol's three random split sets (0, 1, 2)
+    labelled_list: str | None = None  # your own list of labelled names (one per line)
+    unlabelled_list: str | None = None  # your own list of unlabelled names
+    val_list: str | None = None  # your own list of evaluation names
+    crop_size: list[int] = field(default_factory=lambda: [321, 321])  # training crop (h, w)
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])  # random scale range
+    eval_pad: list[int] | None = None  # pad evaluation images to (h, w); VOC: 505 x 505
+    # demo data (digits / digit_scenes)
+    test_per_class: int = 50  # held-out test images per class of the digits demo
+    num_scenes: int = 0  # digit_scenes: training scenes to generate (0: the source's default)
+    limit: int = 0  # use at most this many images of each set (0: all); set by --smoke
+
+
+@dataclass
+class ModelConfig:
+    """A model from the registry (``dmt models`` lists them)."""
+
+    name: str = "wrn_28_2"
+    init: str = "none"  # segmentation: none | imagenet | coco
+    weights: str | None = None  # file with the initial weights (imagenet / coco init)
+    kwargs: dict = field(default_factory=dict)  # extra keyword arguments of the model factory
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum and a learning-rate schedule, for one training stage."""
+
+    epochs: float = 2120  # passes over the stage's defining set (labelled set; pseudo set in phases)
+    max_steps: int = 0  # stop after this many steps (0: no limit); --smoke sets it
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: Literal["cosine", "poly", "constant"] = "cosine"
+    poly_power: float = 0.9  # poly schedule: lr * (1 - t/T) ** power
+
+
+@dataclass
+class TrainConfig(OptimConfig):
+    """Supervised training (baseline and oracle)."""
+
+    batch_size: int = 512
+    mixup_alpha: float = 0.75  # Beta(alpha, alpha) mixup on labelled batches; 0 disables
+    ema_decay: float = 0.999  # EMA of weights and buffers, evaluated and used as teacher; 0 disables
+
+
+@dataclass
+class PhaseConfig(OptimConfig):
+    """The DMT phases: one per curriculum ratio."""
+
+    ratios: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
+    epochs: float = 750
+    lr: float = 0.1
+    batch_labelled: int = 16  # labelled images (or crops) per step
+    batch_pseudo: int = 496  # pseudo-labelled images (or crops) per step
+    gamma1: float = 4.0  # exponent where student and teacher agree
+    gamma2: float = 4.0  # exponent where they disagree and the teacher is at least as confident
+    ramp: bool = True  # ramp gamma up over each phase: gamma * exp(-5 (1 - t/T)^2)
+    from_scratch: bool = True  # classification: a new student each phase; segmentation fine-tunes
+    mixup_alpha: float = 0.75
+    ema_decay: float = 0.999
+    online_threshold: float = 0.9  # method "online": confidence above which a pixel is kept
+    naive_gamma: float = 5.0  # method "naive": weight p ** naive_gamma on every pseudo pixel
+
+
+@dataclass
+class OracleConfig(TrainConfig):
+    """Supervised training on every label of the training set (the upper bound)."""
+
+    enabled: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation and model selection."""
+
+    batch_size: int = 256
+    select: Literal["last", "heldout"] = "last"  # keep the last model, or the best on held-out labels
+    heldout: int = 0  # segmentation: labelled images held out for selection when select=heldout
+    every_epochs: float = 0  # also evaluate during training every this many epochs (0: only at the end)
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: the data, the model, the method and its stages."""
+
+    description: str = ""
+    task: Task = "classification"
+    method: Method = "dmt"
+    seed: int = 1  # run seed: every stage's seed derives from it and is recorded
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # mixed precision where the device supports it (CUDA)
+    smoke: bool = False  # a few steps on a few images of every stage (set by --smoke)
+    checkpoint_seconds: float = 300.0  # write a resumable checkpoint at least this often ...
+    checkpoint_min_seconds: float = 10.0  # ... and after each epoch, unless one is younger than this
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    baseline: TrainConfig = field(default_factory=TrainConfig)
+    phases: PhaseConfig = field(default_factory=PhaseConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

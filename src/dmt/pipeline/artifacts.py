@@ -1,0 +1,53 @@
+"""Final model files: weights plus everything needed to rebuild and use the model.
+
+A model file records the registered model name, its factory arguments, the number of classes,
+the task and the input convention, so ``dmt eval`` and the next phase rebuild exactly the
+network that was trained and feed it exactly the inputs it was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
+from dmt.errors import UserError
+from dmt.models import create_model, model_task
+from dmt.models.conventions import InputConvention
+
+
+def save_model(path: str | Path, model: nn.Module, *, name: str, num_classes: int, kwargs: dict,
+               info: dict[str, Any] | None = None) -> None:
+    """Write a model file (atomic, safetensors)."""
+    convention = getattr(model, "input_convention", None)
+    meta = {
+        "model": name,
+        "num_classes": num_classes,
+        "kwargs": kwargs,
+        "task": model_task(name),
+        "input_convention": convention.to_dict() if convention is not None else None,
+        **(info or {}),
+    }
+    save_checkpoint(path, {"kind": "model", "meta": meta, "weights": model.state_dict()})
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a model file; returns ``(model in eval mode, meta)``."""
+    state = load_checkpoint(path)
+    if state.get("kind") != "model":
+        raise UserError(f"{path}: not a dmt model file (a training state? use stages/<name>/model.safetensors)")
+    meta = state["meta"]
+    kwargs = dict(meta.get("kwargs") or {})
+    # never re-read pretrained weights: the file holds the trained ones
+    for key in ("init", "weights_path", "strict_weights"):
+        kwargs.pop(key, None)
+    model = create_model(meta["model"], meta["num_classes"], **kwargs)
+    model.load_state_dict(state["weights"])
+    recorded = meta.get("input_convention")
+    current = getattr(model, "input_convention", None)
+    if recorded is not None and current is not None and InputConvention.from_dict(recorded) != current:
+        raise UserError(f"{path}: input convention {recorded} differs from the model's {current.to_dict()}")
+    return model.to(device).eval(), meta

@@ -1,0 +1,224 @@
+"""Classification DMT: data, baseline, curriculum phases and oracle for one run.
+
+The stages of :mod:`dmt.pipeline.plan` are executed by :class:`ClassificationRunner`; each
+returns its metrics for ``results.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from dmt.config.schema import ExperimentConfig, TrainConfig
+from dmt.data.arrays import ArrayDataset, ArrayImageDataset
+from dmt.data.splits import cifar_valtiny_split, per_class_labelled_split, write_split_file
+from dmt.data.transforms import classification_eval_transform, classification_train_transform
+from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
+from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.errors import UserError
+from dmt.method.thresholds import select_most_confident
+from dmt.models import create_model
+from dmt.pipeline.artifacts import load_model, save_model
+from dmt.pipeline.context import StageContext, total_steps
+from dmt.pipeline.evaluate import classification_accuracy, predict_probabilities
+from dmt.pipeline.plan import Stage
+from dmt.pipeline.steps import DynamicMixupStep, StatTotals, SupervisedMixupStep
+from dmt.pipeline.training import train_stage
+
+log = logging.getLogger("dmt")
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class ClassificationData:
+    """Images and the run's split of them (indices into ``train``)."""
+
+    train: ArrayDataset
+    test: ArrayDataset
+    labelled: np.ndarray
+    unlabelled: np.ndarray
+    valtiny: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.train.classes)
+
+    @property
+    def oracle(self) -> np.ndarray:
+        """Every training image with its true label (labelled and unlabelled, not valtiny)."""
+        return np.sort(np.concatenate([self.labelled, self.unlabelled]))
+
+
+def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> ClassificationData:
+    """Read the dataset, apply the paper's split protocol and record the splits in the run."""
+    d = cfg.data
+    if d.name == "cifar10":
+        from dmt.data.cifar import load_cifar10
+
+        if not d.root:
+            raise UserError("config key 'data.root': the folder holding cifar-10-batches-py is required")
+        train, test = load_cifar10(d.root)
+    elif d.name == "digits":
+        from dmt.data.digits import digits_test_split, load_digits_data
+
+        everything = load_digits_data()
+        pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
+        train, test = everything.subset(pool), everything.subset(test_idx)
+    else:
+        raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, digits)")
+
+    if d.valtiny_per_class > 0:
+        train_idx, valtiny = cifar_valtiny_split(train.labels, d.valtiny_per_class, seed=1)
+    else:
+        train_idx, valtiny = np.arange(len(train)), np.zeros(0, dtype=np.int64)
+    labelled, unlabelled = per_class_labelled_split(train.labels, train_idx, d.labels_per_class, d.split_seed)
+    if d.limit > 0:  # --smoke: a few images of each set, split as usual
+        labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
+        test = test.subset(np.arange(min(d.limit, len(test))))
+    for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
+        write_split_file(splits_dir / f"{name}.txt", idx)
+    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %d test", d.name, len(labelled),
+             len(unlabelled), len(valtiny), len(test))
+    return ClassificationData(train, test, labelled, unlabelled, valtiny)
+
+
+class ClassificationRunner:
+    """Runs the stages of a classification plan."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx, self.cfg = ctx, ctx.cfg
+        self.data = load_classification_data(self.cfg, ctx.run.splits_dir())
+        d = self.cfg.data
+        size = self.data.train.images.shape[1]
+        self.train_tf = classification_train_transform(
+            size, padding=d.crop_padding, fill=128, randaugment=d.randaugment, cutout=d.cutout or None,
+            hflip=d.hflip)
+        self.eval_tf = classification_eval_transform()
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _new_model(self, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)  # the student's initialisation is part of the stage's seed
+        m = self.cfg.model
+        return create_model(m.name, self.data.num_classes, **m.kwargs).to(self.ctx.device)
+
+    def _model_path(self, stage: str) -> Path:
+        return self.ctx.run.stage_dir(stage) / MODEL_FILE
+
+    def _eval_set(self, data: ArrayDataset, idx: np.ndarray | None = None) -> ArrayImageDataset:
+        return ArrayImageDataset(data, idx, self.eval_tf)
+
+    def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        c, dev, amp, nw = self.cfg, self.ctx.device, self.cfg.amp, self.cfg.data.num_workers
+        metrics = {"accuracy": classification_accuracy(
+            model, self._eval_set(self.data.test), torch.as_tensor(self.data.test.labels),
+            c.eval.batch_size, dev, amp, nw, "eval test")}
+        if len(self.data.valtiny):
+            metrics["valtiny_accuracy"] = classification_accuracy(
+                model, self._eval_set(self.data.train, self.data.valtiny),
+                torch.as_tensor(self.data.train.labels[self.data.valtiny]), c.eval.batch_size, dev, amp, nw,
+                "eval valtiny")
+        return metrics
+
+    def _finish(self, stage: Stage, state: TrainState, elapsed: float, extra: dict | None = None) -> dict[str, Any]:
+        final = state.ema.module if state.ema is not None else state.model
+        final.eval()
+        metrics = self._evaluate(final)
+        metrics.update(extra or {})
+        save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
+                   num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
+                   info={"stage": stage.name, "metrics": metrics})
+        log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        return {"metrics": metrics, "train_time_s": elapsed, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
+
+    # ---- stages -----------------------------------------------------------------------------
+    def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
+        if stage.kind == "baseline":
+            return self._supervised(stage, seed, self.data.labelled, self.cfg.baseline)
+        if stage.kind == "oracle":
+            return self._supervised(stage, seed, self.data.oracle, self.cfg.oracle)
+        return self._phase(stage, seed)
+
+    def _supervised(self, stage: Stage, seed: int, indices: np.ndarray, tc: TrainConfig) -> dict[str, Any]:
+        model = self._new_model(seed)
+        optimizer = make_sgd(model, tc.lr, tc.momentum, tc.weight_decay, tc.nesterov)
+        state = TrainState(model, optimizer, make_ema(model, tc.ema_decay))
+        dataset = ArrayImageDataset(self.data.train, indices, self.train_tf)
+        spe = steps_per_epoch(len(dataset), tc.batch_size)
+        total = total_steps(tc, spe)
+
+        def batches(start: int):
+            loader = step_loader(dataset, tc.batch_size, seed, start, total,
+                                 num_workers=self.cfg.data.num_workers)
+            return ((x, y) for x, y, _ in loader)
+
+        elapsed = train_stage(self.ctx, stage.name, state, batches, SupervisedMixupStep(model, tc.mixup_alpha, seed),
+                              total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
+        return self._finish(stage, state, elapsed, {"train_images": len(indices)})
+
+    def _teacher_probabilities(self, stage: Stage) -> torch.Tensor:
+        """The teacher's softmax on every unlabelled image (cached in the stage folder)."""
+        path = self.ctx.run.stage_dir(stage.name) / "teacher_probs.safetensors"
+        if path.exists():
+            return load_file(str(path))["probs"]
+        assert stage.teacher is not None
+        teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
+        probs = predict_probabilities(teacher, self._eval_set(self.data.train, self.data.unlabelled),
+                                      self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
+                                      self.cfg.data.num_workers, f"{stage.name} label")
+        tmp = path.with_name(".teacher_probs.tmp")
+        save_file({"probs": probs.contiguous()}, str(tmp))
+        tmp.replace(path)
+        return probs
+
+    def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
+        pc = self.cfg.phases
+        probs = self._teacher_probabilities(stage)
+        keep = select_most_confident(probs.max(1).values, stage.ratio)
+        pseudo_idx = self.data.unlabelled[keep.numpy()]
+        pseudo_probs = probs[keep]
+        true = torch.as_tensor(self.data.train.labels[pseudo_idx])
+        pseudo = {
+            "pseudo_kept": int(len(keep)),
+            "pseudo_share": len(keep) / max(len(self.data.unlabelled), 1),
+            "pseudo_accuracy": float((pseudo_probs.argmax(1) == true).float().mean()) if len(keep) else float("nan"),
+            "pseudo_min_confidence": float(pseudo_probs.max(1).values.min()) if len(keep) else float("nan"),
+        }
+        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%), %.2f%% correct", stage.name,
+                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"],
+                 100 * pseudo["pseudo_accuracy"])
+
+        if stage.init_from:
+            model, _ = load_model(self._model_path(stage.init_from), self.ctx.device)
+        else:
+            model = self._new_model(seed)
+        optimizer = make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov)
+        state = TrainState(model, optimizer, make_ema(model, pc.ema_decay))
+        labelled = ArrayImageDataset(self.data.train, self.data.labelled, self.train_tf)
+        pseudo_set = ArrayImageDataset(self.data.train, pseudo_idx, self.train_tf, targets=pseudo_probs)
+        spe = steps_per_epoch(len(pseudo_set), pc.batch_pseudo)  # the pseudo-labelled set defines an epoch
+        total = total_steps(pc, spe)
+        totals = StatTotals()
+        step_fn = DynamicMixupStep(model, gamma1=pc.gamma1, gamma2=pc.gamma2, ramp=pc.ramp, total_steps=total,
+                                   alpha=pc.mixup_alpha, seed=seed, totals=totals)
+        nw = self.cfg.data.num_workers
+
+        def batches(start: int):
+            p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw)
+            lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw)
+            for (xp, pp, _), (xl, yl, _) in zip(p, lab):
+                yield {"pseudo_images": xp, "pseudo_probs": pp, "labelled_images": xl, "labels": yl}
+
+        elapsed = train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe,
+                              opt=pc, totals=totals, description=f"{stage.name} train")
+        means = totals.means()
+        pseudo.update({"mean_weight": means.get("mean_weight", float("nan")),
+                       "disagree": means.get("disagree", float("nan")),
+                       "student_wins": means.get("student_wins", float("nan"))})
+        return self._finish(stage, state, elapsed, pseudo)

@@ -1,0 +1,70 @@
+"""What every stage runner is handed: config, run directory, device, scalar logging."""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dmt.config.schema import ExperimentConfig, OptimConfig
+from dmt.engine.batches import mix_seed
+from dmt.errors import UserError
+from dmt.pipeline.rundir import RunDir
+
+log = logging.getLogger("dmt")
+
+
+def stage_seed(run_seed: int, stage_name: str) -> int:
+    """The seed of a stage: a fixed function of the run seed and the stage's name (31 bits)."""
+    return mix_seed(run_seed, zlib.crc32(stage_name.encode())) & 0x7FFFFFFF
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"config key 'device': {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"config key 'device': {name!r} requested but CUDA is not available")
+    return device
+
+
+def total_steps(opt: OptimConfig, steps_per_epoch: int) -> int:
+    """Steps of a stage: ``epochs`` passes of ``steps_per_epoch``, capped by ``max_steps``."""
+    steps = max(int(math.ceil(opt.epochs * steps_per_epoch)), 1)
+    return min(steps, opt.max_steps) if opt.max_steps > 0 else steps
+
+
+@dataclass
+class StageContext:
+    """A stage's surroundings; ``scalars`` writes to TensorBoard and the log."""
+
+    cfg: ExperimentConfig
+    run: RunDir
+    device: torch.device
+    _writers: dict[str, Any] = field(default_factory=dict)
+
+    def writer(self, stage: str) -> Any:
+        if stage not in self._writers:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
+
+            self._writers[stage] = SummaryWriter(str(self.run.tb_dir(stage)))
+        return self._writers[stage]
+
+    def scalars(self, stage: str, step: int, values: dict[str, float]) -> None:
+        w = self.writer(stage)
+        for k, v in values.items():
+            w.add_scalar(k, v, step)
+        log.info("%s step %d: %s", stage, step, " ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+    def close(self) -> None:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()

@@ -1,0 +1,38 @@
+"""Evaluation and labelling passes (no gradients, eval-mode BN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from dmt.engine.batches import eval_loader
+from dmt.engine.loop import amp_settings
+from dmt.engine.progress import Progress
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
+                          amp: bool = False, num_workers: int = 0, description: str = "label") -> torch.Tensor:
+    """Softmax probabilities ``N x C`` (float32, on the CPU) for every item, in dataset order."""
+    model.eval()
+    use_amp, dtype = amp_settings(device, amp)
+    out = []
+    loader = eval_loader(dataset, batch_size, num_workers)
+    with Progress(description, len(loader)) as bar:
+        for images, *_ in loader:
+            with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+                logits = model(images.to(device, non_blocking=True))
+            out.append(logits.float().softmax(dim=1).cpu())
+            bar.advance()
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def classification_accuracy(model: nn.Module, dataset: Dataset, labels: torch.Tensor, batch_size: int,
+                            device: torch.device, amp: bool = False, num_workers: int = 0,
+                            description: str = "eval") -> float:
+    """Top-1 accuracy as a fraction in [0, 1] (``labels`` in dataset order)."""
+    if len(labels) == 0:
+        return float("nan")
+    probs = predict_probabilities(model, dataset, batch_size, device, amp, num_workers, description)
+    return float((probs.argmax(1) == torch.as_tensor(labels)).float().mean())

@@ -1,0 +1,94 @@
+"""Summaries of results.json: the headline numbers, a printed table and a plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def headline_metric(task: str) -> str:
+    """The metric every stage reports: ``accuracy`` (classification) or ``miou`` (segmentation)."""
+    return "accuracy" if task == "classification" else "miou"
+
+
+def gap_closed(baseline: float, final: float, oracle: float) -> float:
+    """Share of the baseline-to-oracle gap that the final model closes."""
+    gap = oracle - baseline
+    return (final - baseline) / gap if gap > 0 else float("nan")
+
+
+def summarize(stages: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    """Baseline, last phase and oracle scores (averaged over models where two train)."""
+    key = headline_metric(task)
+
+    def mean_of(prefix: str) -> float | None:
+        vals = [s["metrics"][key] for s in stages if s["name"].split("-")[0] == prefix and key in s["metrics"]]
+        return sum(vals) / len(vals) if vals else None
+
+    phases = sorted({s["phase"] for s in stages if s["kind"] == "phase"})
+    out: dict[str, Any] = {"metric": key, "baseline": mean_of("baseline"),
+                           "final": mean_of(f"phase{phases[-1]}") if phases else None, "oracle": mean_of("oracle")}
+    if out["final"] is None:
+        out["final"] = out["baseline"]
+    if None not in (out["baseline"], out["final"], out["oracle"]):
+        out["gap_closed"] = gap_closed(out["baseline"], out["final"], out["oracle"])
+    return out
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain-text table of every stage's main numbers."""
+    key = headline_metric(results.get("task", "classification"))
+    cols = [key, "valtiny_accuracy", "pseudo_share", "pseudo_accuracy", "mean_weight", "disagree"]
+    present = [c for c in cols if any(c in s["metrics"] for s in results["stages"])]
+    header = f"{'stage':<12}" + "".join(f"{c:>18}" for c in present) + f"{'wall s':>10}"
+    lines = [header, "-" * len(header)]
+    for s in results["stages"]:
+        cells = []
+        for c in present:
+            v = s["metrics"].get(c)
+            cells.append(f"{'' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.4f}':>18}")
+        lines.append(f"{s['name']:<12}" + "".join(cells) + f"{s.get('wall_time_s', 0):>10.1f}")
+    summary = results.get("summary", {})
+    if summary.get("gap_closed") is not None:
+        lines.append(f"baseline {summary['baseline']:.4f} -> final {summary['final']:.4f} "
+                     f"(oracle {summary['oracle']:.4f}): {100 * summary['gap_closed']:.1f}% of the gap closed")
+    return "\n".join(lines)
+
+
+def plot_results(results: dict[str, Any], path: str | Path) -> None:
+    """Headline metric of every stage, and the pseudo-label share/accuracy of each phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = results["stages"]
+    if not stages:
+        return
+    key = headline_metric(results.get("task", "classification"))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    names = [s["name"] for s in stages]
+    ax1.bar(range(len(stages)), [s["metrics"].get(key, 0) or 0 for s in stages], color="tab:blue")
+    ax1.set_xticks(range(len(stages)), names, rotation=45, ha="right")
+    ax1.set_ylabel(key)
+    ax1.set_title(f"{key} per stage")
+    lo = min((s["metrics"].get(key) or 0) for s in stages)
+    ax1.set_ylim(max(0.0, lo - 0.1), 1.0)
+    phases = [s for s in stages if s["kind"] == "phase"]
+    if phases:
+        for field, style in (("pseudo_share", "o-"), ("pseudo_accuracy", "s--"), ("mean_weight", "^:"),
+                             ("disagree", "x-.")):
+            vals = [s["metrics"].get(field) for s in phases]
+            if any(v is not None for v in vals):
+                ax2.plot([s["name"] for s in phases], [v if v is not None else float("nan") for v in vals],
+                         style, label=field)
+        ax2.set_ylim(0, 1.05)
+        ax2.legend()
+        ax2.set_title("pseudo labels per phase")
+        ax2.tick_params(axis="x", rotation=45)
+    else:
+        ax2.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

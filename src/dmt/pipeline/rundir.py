@@ -1,0 +1,123 @@
+"""The run directory: resolved config, lock, results.json, logs and per-stage folders.
+
+Layout (everything a run writes goes here; datasets are only read)::
+
+    <out>/config.yaml        the resolved config the run started with
+    <out>/results.json       metrics of every finished stage (see docs/results.md)
+    <out>/log.txt            readable log
+    <out>/tb/<stage>/        TensorBoard events
+    <out>/splits/            the index / name lists the run used
+    <out>/stages/<stage>/    state.safetensors (resume), model.safetensors (final), labels ...
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dmt.config.loader import config_diff, config_to_dict, dump_config
+from dmt.config.schema import ExperimentConfig
+from dmt.engine.checkpoint import write_json_atomic
+from dmt.errors import UserError
+
+RESULTS_SCHEMA_VERSION = 1
+# Keys that may change between a run and its resumption without changing its results.
+RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds"}
+
+log = logging.getLogger("dmt")
+
+
+class RunDir:
+    """A run directory; ``open()`` it before use (lock, config check, logging)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_file = None
+        self._log_handler: logging.Handler | None = None
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.json"
+
+    def stage_dir(self, name: str) -> Path:
+        d = self.path / "stages" / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def splits_dir(self) -> Path:
+        d = self.path / "splits"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def tb_dir(self, name: str) -> Path:
+        return self.path / "tb" / name
+
+    # lifecycle
+    def open(self, cfg: ExperimentConfig) -> None:
+        """Create or reopen the directory; refuse a config that differs from the recorded one."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {self.path}: exists and is not a directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        new = config_to_dict(cfg)
+        if self.config_path.exists():
+            old = yaml.safe_load(self.config_path.read_text()) or {}
+            diff = [k for k in config_diff(old, new) if k not in RESUMABLE_KEYS]
+            if diff:
+                raise UserError(
+                    f"{self.config_path}: this run started with a different config (differing keys: "
+                    f"{', '.join(diff)}); use another --out or the original settings"
+                )
+        tmp = self.config_path.with_name(".config.yaml.tmp")
+        tmp.write_text(dump_config(cfg))
+        tmp.replace(self.config_path)
+        self._start_log()
+
+    def close(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger("dmt").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _lock(self) -> None:
+        self._lock_file = open(self.path / ".lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise UserError(f"--out {self.path}: another dmt process is running in this directory") from None
+
+    def _start_log(self) -> None:
+        handler = logging.FileHandler(self.path / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logging.getLogger("dmt").addHandler(handler)
+        self._log_handler = handler
+        log.info("run directory %s (%s)", self.path, " ".join(sys.argv))
+
+    # results
+    def load_results(self) -> dict[str, Any]:
+        if self.results_path.exists():
+            try:
+                return json.loads(self.results_path.read_text())
+            except json.JSONDecodeError:
+                raise UserError(f"{self.results_path}: not valid JSON; move it away to re-run") from None
+        return {"schema_version": RESULTS_SCHEMA_VERSION, "stages": []}
+
+    def save_results(self, results: dict[str, Any]) -> None:
+        write_json_atomic(self.results_path, results)

@@ -1,0 +1,87 @@
+"""Execute a plan in a run directory: skip finished stages, resume the interrupted one.
+
+``results.json`` is rewritten (atomically) after every stage, so it always describes exactly
+the stages that finished; its schema is documented in ``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dmt import __version__
+from dmt.config.schema import ExperimentConfig
+from dmt.pipeline.context import StageContext, resolve_device, stage_seed
+from dmt.pipeline.plan import Stage, make_plan
+from dmt.pipeline.report import plot_results, summarize
+from dmt.pipeline.rundir import RunDir
+from dmt.pipeline.training import STATE_FILE
+
+log = logging.getLogger("dmt")
+
+
+def _task_runner(ctx: StageContext) -> Any:
+    if ctx.cfg.task == "classification":
+        from dmt.pipeline.classification import ClassificationRunner
+
+        return ClassificationRunner(ctx)
+    from dmt.pipeline.segmentation import SegmentationRunner
+
+    return SegmentationRunner(ctx)
+
+
+def _stage_entry(stage: Stage, seed: int, record: dict[str, Any], wall: float) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": stage.name, "kind": stage.kind}
+    if stage.member:
+        entry["model"] = stage.member
+    if stage.kind == "phase":
+        entry.update({"phase": stage.index, "ratio": stage.ratio, "teacher": stage.teacher,
+                      "init_from": stage.init_from})
+    entry["seed"] = seed
+    entry.update(record)
+    entry["wall_time_s"] = round(wall, 3)
+    return entry
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
+    """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results."""
+    run = RunDir(out)
+    run.open(cfg)
+    device = resolve_device(cfg.device)
+    ctx = StageContext(cfg, run, device)
+    try:
+        plan = make_plan(cfg)
+        results = run.load_results()
+        results.update({"dmt_version": __version__, "task": cfg.task, "method": cfg.method, "seed": cfg.seed,
+                        "smoke": cfg.smoke, "plan": [s.name for s in plan]})
+        done = {s["name"] for s in results["stages"]}
+        todo = [s for s in plan if s.name not in done]
+        if not todo:
+            log.info("all %d stages already finished in %s", len(plan), run.path)
+        else:
+            log.info("device %s; stages to run: %s", device, ", ".join(s.name for s in todo))
+            runner = _task_runner(ctx)
+            for stage in todo:
+                seed = stage_seed(cfg.seed, stage.name)
+                log.info("== %s (seed %d)", stage.name, seed)
+                t0 = time.monotonic()
+                record = runner.run_stage(stage, seed)
+                wall = record.pop("train_time_s", 0.0) + (time.monotonic() - t0) - record.pop("_session_train_s", 0.0)
+                results["stages"].append(_stage_entry(stage, seed, record, wall))
+                results["summary"] = summarize(results["stages"], cfg.task)
+                run.save_results(results)
+                # the stage is recorded: its resumable state is no longer needed
+                (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        results["summary"] = summarize(results["stages"], cfg.task)
+        run.save_results(results)
+        plot_results(results, run.path / "results.png")
+        return results
+    finally:
+        ctx.close()
+        run.close()

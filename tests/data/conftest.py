@@ -1,0 +1,62 @@
+"""Fixtures that write tiny official-layout datasets into ``tmp_path``.
+
+``cifar_root``: a ``cifar-10-batches-py`` folder of 300 train images (5 batches of 60, 30 per
+class in shuffled class order) and 20 test images. Every image carries its own id in two
+pixels, so a test can tell which original image a row is after any shuffling:
+``id = image[0, 0, 0] * 256 + image[0, 1, 0]`` (HWC), i.e. ``row[0] * 256 + row[1]`` for a raw
+channel-planar row. The id is the image's position in the stacked train (or test) set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dmt.data.cifar import CIFAR10_FOLDER, write_cifar_folder
+
+TINY_CIFAR_TRAIN_PER_CLASS = 30
+TINY_CIFAR_TEST_PER_CLASS = 2
+
+
+@dataclass
+class TinyCifar:
+    """The arrays written by the ``cifar_root`` fixture."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def _id_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    images = rng.integers(0, 256, size=(len(labels), 32, 32, 3), dtype=np.uint8)
+    ids = np.arange(len(labels))
+    images[:, 0, 0, 0] = ids // 256
+    images[:, 0, 1, 0] = ids % 256
+    return images
+
+
+@pytest.fixture
+def tiny_cifar() -> TinyCifar:
+    """Tiny CIFAR-10 arrays with per-image ids (see module docstring)."""
+    rng = np.random.default_rng(2024)
+    train_labels = rng.permutation(np.repeat(np.arange(10), TINY_CIFAR_TRAIN_PER_CLASS)).astype(np.int64)
+    test_labels = rng.permutation(np.repeat(np.arange(10), TINY_CIFAR_TEST_PER_CLASS)).astype(np.int64)
+    return TinyCifar(_id_images(train_labels, rng), train_labels, _id_images(test_labels, rng), test_labels)
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path, tiny_cifar: TinyCifar) -> Path:
+    """A ``data.root`` folder holding ``cifar-10-batches-py`` written from ``tiny_cifar``."""
+    root = tmp_path / "cifar_root"
+    write_cifar_folder(
+        root / CIFAR10_FOLDER,
+        tiny_cifar.train_images,
+        tiny_cifar.train_labels,
+        tiny_cifar.test_images,
+        tiny_cifar.test_labels,
+    )
+    return root

@@ -1,0 +1,48 @@
+"""Every registered model: builds, takes RGB [0, 1] input, returns logits of the right shape."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dmt.models.conventions import InputConvention, InputNormalization
+from dmt.models.registry import create_model, list_models, model_task
+
+NUM_CLASSES = 5
+# Segmentation models whose logits are not at input resolution: side length for a 65x65 input.
+LOW_RES_SIDE = {"deeplabv2_resnet101": 9, "deeplabv2_tiny": 9}
+
+
+def test_all_modules_register_models() -> None:
+    names = set(list_models())
+    assert {"wrn_28_2", "tiny_cnn", "tiny_unet", "tiny_fcn", "deeplabv2_resnet101", "deeplabv2_tiny"} <= names
+    assert set(list_models("segmentation")) == {n for n in names if model_task(n) == "segmentation"}
+    assert "wrn_28_2" in list_models("classification") and "tiny_unet" not in list_models("classification")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_builds_and_forwards(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=NUM_CLASSES).eval()
+    first = next(iter(model.children()))
+    assert isinstance(first, InputNormalization), "the first layer must normalise the input"
+    assert isinstance(model.input_convention, InputConvention)
+    assert model.input_convention == first.convention
+
+    task = model_task(name)
+    side = 32 if task == "classification" else 65
+    batch = 1 if name == "deeplabv2_resnet101" else 2  # keep the one ResNet-101 forward cheap
+    with torch.no_grad():
+        out = model(torch.rand(batch, 3, side, side))
+    assert isinstance(out, torch.Tensor)
+    assert torch.isfinite(out).all()
+    if task == "classification":
+        assert out.shape == (batch, NUM_CLASSES)
+    else:
+        out_side = LOW_RES_SIDE.get(name, side)
+        assert out.shape == (batch, NUM_CLASSES, out_side, out_side)
+
+
+def test_unknown_model_names_known_ones() -> None:
+    with pytest.raises(KeyError, match="tiny_cnn"):
+        create_model("no_such_model", num_classes=2)
