@@ -109,8 +109,9 @@ def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: 
                 collate_fn: Callable | None = None, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over steps ``start .. stop - 1`` of a deterministic stream (see module doc)."""
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last)  # type: ignore[arg-type]
+    # a private generator: DataLoader would otherwise draw its worker base seed from the global RNG
     return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_fn, pin_memory=pin_memory,
+                      collate_fn=collate_fn, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
                       persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
 
 

@@ -126,7 +126,7 @@ class ClassificationRunner:
                 "eval valtiny")
         return metrics
 
-    def _finish(self, stage: Stage, state: TrainState, elapsed: float, extra: dict | None = None) -> dict[str, Any]:
+    def _finish(self, stage: Stage, state: TrainState, extra: dict | None = None) -> dict[str, Any]:
         final = state.ema.module if state.ema is not None else state.model
         final.eval()
         metrics = self._evaluate(final)
@@ -135,7 +135,7 @@ class ClassificationRunner:
                    num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
                    info={"stage": stage.name, "metrics": metrics})
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        return {"metrics": metrics, "train_time_s": elapsed, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
+        return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -158,9 +158,9 @@ class ClassificationRunner:
                                  num_workers=self.cfg.data.num_workers)
             return ((x, y) for x, y, _ in loader)
 
-        elapsed = train_stage(self.ctx, stage.name, state, batches, SupervisedMixupStep(model, tc.mixup_alpha, seed),
-                              total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
-        return self._finish(stage, state, elapsed, {"train_images": len(indices)})
+        train_stage(self.ctx, stage.name, state, batches, SupervisedMixupStep(model, tc.mixup_alpha, seed),
+                    total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
+        return self._finish(stage, state, {"train_images": len(indices)})
 
     def _teacher_probabilities(self, stage: Stage) -> torch.Tensor:
         """The teacher's softmax on every unlabelled image (cached in the stage folder)."""
@@ -215,10 +215,10 @@ class ClassificationRunner:
             for (xp, pp, _), (xl, yl, _) in zip(p, lab):
                 yield {"pseudo_images": xp, "pseudo_probs": pp, "labelled_images": xl, "labels": yl}
 
-        elapsed = train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe,
-                              opt=pc, totals=totals, description=f"{stage.name} train")
+        train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe,
+                    opt=pc, totals=totals, description=f"{stage.name} train")
         means = totals.means()
         pseudo.update({"mean_weight": means.get("mean_weight", float("nan")),
                        "disagree": means.get("disagree", float("nan")),
                        "student_wins": means.get("student_wins", float("nan"))})
-        return self._finish(stage, state, elapsed, pseudo)
+        return self._finish(stage, state, pseudo)

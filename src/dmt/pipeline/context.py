@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,16 @@ class StageContext:
     cfg: ExperimentConfig
     run: RunDir
     device: torch.device
+    stage_started: float = 0.0  # time.monotonic() when this session started the current stage
+    prior_elapsed: float = 0.0  # seconds the current stage ran in earlier sessions (from its checkpoint)
     _writers: dict[str, Any] = field(default_factory=dict)
+
+    def start_stage(self) -> None:
+        self.stage_started, self.prior_elapsed = time.monotonic(), 0.0
+
+    def stage_elapsed(self) -> float:
+        """Wall time of the current stage over all sessions."""
+        return self.prior_elapsed + time.monotonic() - self.stage_started
 
     def writer(self, stage: str) -> Any:
         if stage not in self._writers:

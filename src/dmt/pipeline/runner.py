@@ -7,7 +7,6 @@ the stages that finished; its schema is documented in ``docs/results.md``.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +67,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
             for stage in todo:
                 seed = stage_seed(cfg.seed, stage.name)
                 log.info("== %s (seed %d)", stage.name, seed)
-                t0 = time.monotonic()
+                ctx.start_stage()
                 record = runner.run_stage(stage, seed)
-                wall = record.pop("train_time_s", 0.0) + (time.monotonic() - t0) - record.pop("_session_train_s", 0.0)
-                results["stages"].append(_stage_entry(stage, seed, record, wall))
+                results["stages"].append(_stage_entry(stage, seed, record, ctx.stage_elapsed()))
                 results["summary"] = summarize(results["stages"], cfg.task)
                 run.save_results(results)
                 # the stage is recorded: its resumable state is no longer needed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,15 +29,15 @@ def train_stage(
     opt: OptimConfig,
     totals: StatTotals | None = None,
     description: str = "train",
-) -> float:
+) -> None:
     """Train ``state`` to ``total`` steps, resuming from the stage's last checkpoint if any.
 
     Args:
         make_batches: ``start_step -> iterable`` of the batches of steps ``start .. total - 1``.
         totals: phase statistics to carry across a resume (restored in place).
 
-    Returns:
-        Seconds spent training this stage, over all sessions.
+    The stage's wall time so far (this session plus, after a resume, the sessions before) is
+    stored with every checkpoint; see :meth:`StageContext.stage_elapsed`.
     """
     path = ctx.run.stage_dir(stage_name) / STATE_FILE
     if path.exists():
@@ -47,11 +46,10 @@ def train_stage(
             restored = StatTotals(state.extra.get("totals"))
             totals.sums, totals.count = restored.sums, restored.count
         log.info("%s: resuming at step %d of %d", stage_name, state.step, total)
-    prior = float(state.extra.get("elapsed", 0.0))
-    t0 = time.monotonic()
+    ctx.prior_elapsed = float(state.extra.get("elapsed", 0.0))
 
     def save(s: TrainState) -> None:
-        s.extra["elapsed"] = prior + time.monotonic() - t0
+        s.extra["elapsed"] = ctx.stage_elapsed()
         if totals is not None:
             s.extra["totals"] = totals.state_dict()
         save_checkpoint(path, s.state_dict())
@@ -65,4 +63,3 @@ def train_stage(
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
             log_scalars=lambda step, values: ctx.scalars(stage_name, step, values))
-    return prior + time.monotonic() - t0

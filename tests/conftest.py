@@ -1,4 +1,4 @@
-"""Fixtures that write tiny official-layout datasets into ``tmp_path``.
+"""Suite-wide settings and fixtures that write tiny official-layout datasets into ``tmp_path``.
 
 ``cifar_root``: a ``cifar-10-batches-py`` folder of 300 train images (5 batches of 60, 30 per
 class in shuffled class order) and 20 test images. Every image carries its own id in two
@@ -14,8 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dmt.data.cifar import CIFAR10_FOLDER, write_cifar_folder
+
+# Tiny models on a 2-core machine: intra-op threads cost more than they give, and two threads
+# competing with another process make tiny loops ~10x slower.
+torch.set_num_threads(1)
 
 TINY_CIFAR_TRAIN_PER_CLASS = 30
 TINY_CIFAR_TEST_PER_CLASS = 2

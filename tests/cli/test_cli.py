@@ -1,0 +1,97 @@
+"""The command line end to end: help, presets, errors, `dmt run --smoke` on a CIFAR-format folder."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from dmt.cli.main import COMMANDS, main
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("run", "demo", "presets", "models", "eval", "convert-coco"):
+        assert cmd in out
+    assert len(COMMANDS) == 6
+
+
+@pytest.mark.parametrize("cmd", ["run", "demo", "presets", "models", "eval", "convert-coco"])
+def test_every_command_has_help_with_defaults(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: dmt " + cmd in capsys.readouterr().out
+
+
+def test_presets_and_models_lists(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10-4-dmt" in out and "demo-digits" in out
+    assert all(len(line.split(None, 1)) == 2 for line in out.strip().splitlines())  # one line each, described
+    assert main(["models"]) == 0
+    assert "wrn_28_2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "cifar10-4-dmt", "phases.gamma=3"], "unknown config key 'phases.gamma'"),
+    (["run", "cifar10-4-dmt", "phases.lr=fast"], "config key 'phases.lr': expected a number"),
+    (["run", "cifar10-4-dmt"], "data.root"),
+    (["run", "nonexistent-preset"], "neither a preset nor a YAML file"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, fragment, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and fragment in err[-1]
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_missing_cifar_folder_names_the_download(capsys, tmp_path):
+    assert main(["run", "cifar10-4-dmt", f"data.root={tmp_path}", "--smoke", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in err
+
+
+def test_cifar_smoke_run_end_to_end(cifar_root, tmp_path, capsys):
+    before = tree_digest(cifar_root)
+    out = tmp_path / "run"
+    args = ["run", "cifar10-4-dmt", f"data.root={cifar_root}", "data.valtiny_per_class=2", "--smoke",
+            "--out", str(out)]
+    assert main(args) == 0
+    assert tree_digest(cifar_root) == before  # the dataset is read-only to us
+
+    results = json.loads((out / "results.json").read_text())
+    names = [s["name"] for s in results["stages"]]
+    assert names == ["baseline", "phase1", "phase2", "phase3", "phase4", "phase5"]
+    for s in results["stages"]:
+        assert 0.0 <= s["metrics"]["accuracy"] <= 1.0
+        assert 0.0 <= s["metrics"]["valtiny_accuracy"] <= 1.0
+        assert isinstance(s["seed"], int) and s["wall_time_s"] >= 0
+        assert (out / s["checkpoint"]).is_file()
+    shares = [s["metrics"]["pseudo_share"] for s in results["stages"][1:]]
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    assert all(0 <= s["metrics"]["mean_weight"] <= 1 and 0 <= s["metrics"]["disagree"] <= 1
+               for s in results["stages"][1:])
+    assert results["smoke"] is True and results["summary"]["metric"] == "accuracy"
+    for f in ("config.yaml", "log.txt", "results.png", "splits/labelled.txt", "splits/unlabelled.txt"):
+        assert (out / f).is_file(), f
+    assert any((out / "tb" / "phase1").iterdir())
+    assert not list(out.rglob("state.safetensors"))  # finished stages drop their resume state
+    assert "phase5" in capsys.readouterr().out
+
+    # the same command again: nothing to do, same results
+    assert main(args) == 0
+    assert json.loads((out / "results.json").read_text())["stages"] == results["stages"]
+
+    # a different config in the same run directory is refused, naming the keys
+    assert main([*args, "phases.lr=0.5", "seed=2"]) == 2
+    err = capsys.readouterr().err
+    assert "phases.lr" in err and "seed" in err

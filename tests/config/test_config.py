@@ -1,0 +1,83 @@
+"""Config loading: presets, overrides, validation errors that name the key."""
+
+import pytest
+import yaml
+
+from dmt.config import config_diff, config_to_dict, dump_config, list_presets, load_config
+from dmt.config.loader import config_from_dict
+from dmt.config.smoke import SMOKE_STEPS, apply_smoke
+from dmt.errors import UserError
+
+
+def test_every_preset_loads_and_has_a_description():
+    presets = list_presets()
+    for n in (4, 25, 100, 400):
+        for m in ("baseline", "dmt", "cl"):
+            assert f"cifar10-{n}-{m}" in presets
+    assert "demo-digits" in presets
+    for name, desc in presets.items():
+        assert desc, f"preset {name} has no description"
+        load_config(name)
+
+
+def test_cifar_presets_match_the_paper():
+    c = load_config("cifar10-400-dmt")
+    assert (c.baseline.batch_size, c.baseline.lr, c.baseline.epochs) == (512, 0.2, 2120)
+    assert (c.baseline.mixup_alpha, c.baseline.weight_decay, c.baseline.schedule) == (0.75, 5e-4, "cosine")
+    assert (c.phases.epochs, c.phases.lr, c.phases.batch_labelled, c.phases.batch_pseudo) == (750, 0.1, 16, 496)
+    assert (c.phases.gamma1, c.phases.gamma2, c.phases.ramp, c.phases.from_scratch) == (4.0, 4.0, True, True)
+    assert c.phases.ratios == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert c.model.name == "wrn_28_2" and c.data.labels_per_class == 400
+    cl = load_config("cifar10-4-cl")
+    assert cl.method == "dmt" and cl.phases.gamma1 == cl.phases.gamma2 == 0.0
+    assert load_config("cifar10-25-baseline").method == "baseline"
+
+
+def test_overrides_take_precedence_and_are_typed():
+    c = load_config("cifar10-4-dmt", ["phases.lr=0.05", "data.root=/x", "phases.ratios=[0.5, 1]", "seed=3"])
+    assert c.phases.lr == 0.05 and c.data.root == "/x" and c.phases.ratios == [0.5, 1.0] and c.seed == 3
+    assert isinstance(load_config(None, ["phases.lr=1"]).phases.lr, float)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("phases.lrr=1", "unknown config key 'phases.lrr'"),
+    ("nosuch=1", "unknown config key 'nosuch'"),
+    ("phases.lr=fast", "config key 'phases.lr': expected a number"),
+    ("seed=1.5", "config key 'seed': expected an integer"),
+    ("task=detection", "config key 'task': expected one of"),
+    ("data.crop_size=3", "config key 'data.crop_size': expected a list"),
+    ("phases.ramp=maybe", "config key 'phases.ramp': expected true or false"),
+    ("phases=3", "config key 'phases': expected a section"),
+    ("noequals", "must look like dotted.key=value"),
+])
+def test_bad_config_is_refused_with_the_key_named(override, fragment):
+    with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_yaml_file_and_unknown_source(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("method: baseline\nphases:\n  lr: 0.3\n")
+    c = load_config(str(p))
+    assert c.method == "baseline" and c.phases.lr == 0.3
+    with pytest.raises(UserError, match="neither a preset nor a YAML file"):
+        load_config("no-such-preset")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(UserError, match="mapping"):
+        load_config(str(bad))
+
+
+def test_dump_round_trip_and_diff():
+    c = load_config("cifar10-4-dmt", ["phases.lr=0.05"])
+    again = config_from_dict(yaml.safe_load(dump_config(c)))
+    assert again == c
+    d = config_to_dict(load_config("cifar10-4-dmt"))
+    assert config_diff(d, config_to_dict(c)) == ["phases.lr"]
+
+
+def test_smoke_cuts_every_stage():
+    c = apply_smoke(load_config("cifar10-4-dmt"))
+    assert c.smoke and c.data.limit > 0
+    assert c.baseline.max_steps == c.phases.max_steps == c.oracle.max_steps == SMOKE_STEPS
+    assert load_config("cifar10-4-dmt").smoke is False  # a copy, the original is untouched
