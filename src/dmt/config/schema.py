@@ -42,7 +42,11 @@ class DataConfig:
     eval_pad: list[int] | None = None  # pad evaluation images to (h, w); VOC: 505 x 505
     # demo data (digits / digit_scenes)
     test_per_class: int = 50  # held-out test images per class of the digits demo
-    num_scenes: int = 0  # digit_scenes: training scenes to generate (0: the source's default)
+    num_scenes: int = 1000  # digit_scenes: training scenes to generate
+    val_scenes: int = 200  # digit_scenes: held-out evaluation scenes (from held-out digit images)
+    scene_size: list[int] = field(default_factory=lambda: [48, 48])  # digit_scenes: (h, w)
+    scene_digits: list[int] = field(default_factory=lambda: list(range(10)))  # digit_scenes: digit classes
+    scale: float = 0.0  # resize factor on reading (0: the dataset's default; Cityscapes 0.5)
     limit: int = 0  # use at most this many images of each set (0: all); set by --smoke
 
 
@@ -106,13 +110,27 @@ class OracleConfig(TrainConfig):
 
 
 @dataclass
+class MutualConfig:
+    """The second model of two-model segmentation methods (dmt, naive, flip).
+
+    Model A is ``model``; model B is the same network with another initialisation, so the two
+    differ and can label data for each other. With ``dms`` both start from ``model``'s
+    initialisation instead, each trained on one of two labelled subsets that share 60 %.
+    """
+
+    init_b: str = "imagenet"  # B's initialisation: none | imagenet | coco
+    weights_b: str | None = None  # B's weights file (None: torchvision's cache for imagenet)
+    dms: bool = False  # Different Model Subsets (paper, Table 6) instead of different inits
+
+
+@dataclass
 class EvalConfig:
     """Evaluation and model selection."""
 
     batch_size: int = 256
     select: Literal["last", "heldout"] = "last"  # keep the last model, or the best on held-out labels
-    heldout: int = 0  # segmentation: labelled images held out for selection when select=heldout
-    every_epochs: float = 0  # also evaluate during training every this many epochs (0: only at the end)
+    heldout: int = 0  # segmentation: labelled images held out for model selection (select: heldout)
+    every_epochs: int = 1  # select: heldout evaluates every this many epochs
 
 
 @dataclass
@@ -133,4 +151,5 @@ class ExperimentConfig:
     baseline: TrainConfig = field(default_factory=TrainConfig)
     phases: PhaseConfig = field(default_factory=PhaseConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    mutual: MutualConfig = field(default_factory=MutualConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

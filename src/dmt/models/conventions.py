@@ -74,3 +74,15 @@ class InputNormalization(nn.Module):
         if self.convention.channel_order == "BGR":
             x = x.flip(1)
         return (x * self.convention.scale - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+def apply_convention(model: nn.Module, convention: InputConvention) -> nn.Module:
+    """Give a built model another input convention (its ``normalize`` layer and attribute).
+
+    Used when a trained model is rebuilt from a checkpoint: the network is built without reading
+    any pretrained file, and the convention recorded with the weights is put back.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.input_convention = convention
+    model.normalize = InputNormalization(convention).to(device)
+    return model

@@ -16,7 +16,7 @@ from torch import nn
 from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
 from dmt.errors import UserError
 from dmt.models import create_model, model_task
-from dmt.models.conventions import InputConvention
+from dmt.models.conventions import InputConvention, apply_convention
 
 
 def save_model(path: str | Path, model: nn.Module, *, name: str, num_classes: int, kwargs: dict,
@@ -41,13 +41,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn
         raise UserError(f"{path}: not a dmt model file (a training state? use stages/<name>/model.safetensors)")
     meta = state["meta"]
     kwargs = dict(meta.get("kwargs") or {})
-    # never re-read pretrained weights: the file holds the trained ones
+    # never re-read pretrained weights: the file holds the trained ones, and the input
+    # convention they were trained with (which the pretrained initialisation had chosen)
     for key in ("init", "weights_path", "strict_weights"):
         kwargs.pop(key, None)
     model = create_model(meta["model"], meta["num_classes"], **kwargs)
     model.load_state_dict(state["weights"])
-    recorded = meta.get("input_convention")
-    current = getattr(model, "input_convention", None)
-    if recorded is not None and current is not None and InputConvention.from_dict(recorded) != current:
-        raise UserError(f"{path}: input convention {recorded} differs from the model's {current.to_dict()}")
+    if meta.get("input_convention") is not None:
+        apply_convention(model, InputConvention.from_dict(meta["input_convention"]))
     return model.to(device).eval(), meta

@@ -56,23 +56,33 @@ class ClassificationData:
         return np.sort(np.concatenate([self.labelled, self.unlabelled]))
 
 
-def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> ClassificationData:
-    """Read the dataset, apply the paper's split protocol and record the splits in the run."""
+def load_train_test(cfg: ExperimentConfig) -> tuple[ArrayDataset, ArrayDataset]:
+    """The training images and the held-out test set of ``data.name``."""
     d = cfg.data
     if d.name == "cifar10":
         from dmt.data.cifar import load_cifar10
 
         if not d.root:
             raise UserError("config key 'data.root': the folder holding cifar-10-batches-py is required")
-        train, test = load_cifar10(d.root)
-    elif d.name == "digits":
+        return load_cifar10(d.root)
+    if d.name == "digits":
         from dmt.data.digits import digits_test_split, load_digits_data
 
         everything = load_digits_data()
         pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
-        train, test = everything.subset(pool), everything.subset(test_idx)
-    else:
-        raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, digits)")
+        return everything.subset(pool), everything.subset(test_idx)
+    raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, digits)")
+
+
+def load_test_set(cfg: ExperimentConfig) -> ArrayDataset:
+    """The test set alone (``dmt eval``)."""
+    return load_train_test(cfg)[1]
+
+
+def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> ClassificationData:
+    """Read the dataset, apply the paper's split protocol and record the splits in the run."""
+    d = cfg.data
+    train, test = load_train_test(cfg)
 
     if d.valtiny_per_class > 0:
         train_idx, valtiny = cifar_valtiny_split(train.labels, d.valtiny_per_class, seed=1)

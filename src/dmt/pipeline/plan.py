@@ -52,7 +52,8 @@ def make_plan(cfg: ExperimentConfig) -> list[Stage]:
                 fine_tune = not cfg.phases.from_scratch
                 stages.append(Stage(
                     name=f"phase{k}{_suffix(m)}", kind="phase", member=m, index=k, ratio=ratio,
-                    teacher=f"{prev}{_suffix(teacher_member)}",
+                    # "online" stores no labels: the student labels each batch itself
+                    teacher=None if cfg.method == "online" else f"{prev}{_suffix(teacher_member)}",
                     init_from=f"{prev}{_suffix(m)}" if fine_tune else None,
                 ))
     if cfg.oracle.enabled:

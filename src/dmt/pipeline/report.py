@@ -50,7 +50,7 @@ def format_table(results: dict[str, Any]) -> str:
             cells.append(f"{'' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{v:.4f}':>18}")
         lines.append(f"{s['name']:<12}" + "".join(cells) + f"{s.get('wall_time_s', 0):>10.1f}")
     summary = results.get("summary", {})
-    if summary.get("gap_closed") is not None:
+    if summary.get("gap_closed") is not None and math.isfinite(summary["gap_closed"]):
         lines.append(f"baseline {summary['baseline']:.4f} -> final {summary['final']:.4f} "
                      f"(oracle {summary['oracle']:.4f}): {100 * summary['gap_closed']:.1f}% of the gap closed")
     return "\n".join(lines)

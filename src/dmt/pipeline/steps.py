@@ -16,9 +16,9 @@ from torch import nn
 from dmt.engine.batches import mix_seed
 from dmt.engine.bn import batch_stats_without_update
 from dmt.method.curriculum import ramped_gamma
-from dmt.method.losses import mixup_cross_entropy
+from dmt.method.losses import mixup_cross_entropy, online_pseudo_targets, weighted_cross_entropy
 from dmt.method.mixup import mix, random_permutation, sample_lambda
-from dmt.method.weights import agreement_stats, dynamic_weights
+from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights, flip_targets_and_weights
 
 
 class StatTotals:
@@ -94,3 +94,70 @@ class DynamicMixupStep:
         logits = self.model(mix(x, lam, perm) if lam < 1 else x)
         loss = mixup_cross_entropy(logits, y, y[perm.to(y.device)], lam, mix(w, lam, perm))
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **stats}
+
+
+def _upsampled(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    logits = model(images)
+    if logits.shape[-2:] != images.shape[-2:]:
+        # DeepLab predicts at 1/8 resolution; the loss is taken at the crop's resolution
+        logits = torch.nn.functional.interpolate(logits, size=images.shape[-2:], mode="bilinear",
+                                                 align_corners=True)
+    return logits
+
+
+class SegmentationStep:
+    """A segmentation step: labelled crops, optionally concatenated with pseudo-labelled ones.
+
+    ``weighting`` selects the method's per-pixel weights for pseudo-labelled pixels (labelled
+    pixels always weigh 1):
+
+    * ``dynamic``: DMT / DST (``gamma1 == gamma2 == 0``: all 1, i.e. CBST);
+    * ``confidence``: ``p ** naive_gamma`` (the "naive" ablation);
+    * ``flip``: the student's class wins where it is more confident (the "flip" ablation);
+    * ``online``: targets are the student's own confident predictions on the batch.
+    """
+
+    def __init__(self, model: nn.Module, *, weighting: str = "dynamic", gamma1: float = 0.0, gamma2: float = 0.0,
+                 ramp: bool = False, total_steps: int = 1, naive_gamma: float = 5.0, online_threshold: float = 0.9,
+                 totals: StatTotals | None = None) -> None:
+        if weighting not in ("dynamic", "confidence", "flip", "online"):
+            raise ValueError(f"unknown weighting {weighting!r}")
+        self.model, self.weighting, self.gamma1, self.gamma2 = model, weighting, gamma1, gamma2
+        self.ramp, self.total_steps, self.naive_gamma = ramp, total_steps, naive_gamma
+        self.online_threshold, self.totals = online_threshold, totals if totals is not None else StatTotals()
+
+    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        if "pseudo_image" not in batch:  # supervised: baseline and oracle
+            logits = _upsampled(self.model, batch["image"])
+            loss = weighted_cross_entropy(logits, batch["mask"], torch.ones_like(batch["mask"], dtype=torch.float32))
+            return {"loss": loss, "sup_loss": loss.detach()}
+
+        n_p = batch["pseudo_image"].shape[0]
+        x = torch.cat([batch["pseudo_image"], batch["image"]])
+        logits = _upsampled(self.model, x)
+        labelled = torch.cat([torch.zeros(n_p, dtype=torch.bool, device=x.device),
+                              torch.ones(batch["image"].shape[0], dtype=torch.bool, device=x.device)])
+        if self.weighting == "online":
+            pseudo = online_pseudo_targets(logits[:n_p], self.online_threshold)
+            target = torch.cat([pseudo, batch["mask"]])
+            loss = weighted_cross_entropy(logits, target, torch.ones_like(target, dtype=torch.float32))
+            kept = float((pseudo != 255).float().mean())
+            self.totals.add({"pseudo_share": kept}, 1)
+            return {"loss": loss, "pseudo_share": kept}
+
+        target = torch.cat([batch["pseudo_mask"], batch["mask"]])
+        teacher_conf = torch.cat([batch["pseudo_confidence"], torch.ones_like(batch["mask"], dtype=torch.float32)])
+        g1 = ramped_gamma(self.gamma1, step, self.total_steps, self.ramp)
+        g2 = ramped_gamma(self.gamma2, step, self.total_steps, self.ramp)
+        if self.weighting == "confidence":
+            w = confidence_weights(logits, target, labelled, self.naive_gamma)
+        elif self.weighting == "flip":
+            target, w = flip_targets_and_weights(logits, target, teacher_conf, labelled, g1, g2)
+        elif self.gamma1 == 0 and self.gamma2 == 0:  # class-balanced curriculum alone (CBST)
+            w = (target != 255).float()
+        else:
+            w = dynamic_weights(logits, target, teacher_conf, labelled, g1, g2)
+        stats = agreement_stats(logits, target, teacher_conf, labelled, w)
+        self.totals.add({k: v for k, v in stats.items() if k != "pseudo_targets"}, stats["pseudo_targets"])
+        loss = weighted_cross_entropy(logits, target, w)
+        return {"loss": loss, "gamma1": g1, "gamma2": g2, **{k: v for k, v in stats.items() if k != "pseudo_targets"}}

@@ -29,12 +29,14 @@ def train_stage(
     opt: OptimConfig,
     totals: StatTotals | None = None,
     description: str = "train",
+    every_epoch: Callable[[int], None] | None = None,
 ) -> None:
     """Train ``state`` to ``total`` steps, resuming from the stage's last checkpoint if any.
 
     Args:
         make_batches: ``start_step -> iterable`` of the batches of steps ``start .. total - 1``.
         totals: phase statistics to carry across a resume (restored in place).
+        every_epoch: called with the epoch number after each epoch's checkpoint (model selection).
 
     The stage's wall time so far (this session plus, after a resume, the sessions before) is
     stored with every checkpoint; see :meth:`StageContext.stage_elapsed`.
@@ -62,4 +64,4 @@ def train_stage(
             description=description, device=ctx.device, amp=ctx.cfg.amp,
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
-            log_scalars=lambda step, values: ctx.scalars(stage_name, step, values))
+            log_scalars=lambda step, values: ctx.scalars(stage_name, step, values), every_epoch=every_epoch)

@@ -1,0 +1,51 @@
+"""``dmt eval``: any model file on a dataset's test (classification) or val (segmentation) set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dmt.config.loader import load_config
+from dmt.data.segmentation import SegmentationDataset
+from dmt.data.transforms import seg_eval_transform
+from dmt.errors import UserError
+from dmt.pipeline.artifacts import load_model
+from dmt.pipeline.context import resolve_device
+
+
+def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str | None, device: str,
+                        batch_size: int, overrides: list[str]) -> dict[str, Any]:
+    """Load a model file and score it; the model's recorded input convention is applied."""
+    dev = resolve_device(device)
+    model, meta = load_model(checkpoint, dev)
+    cfg = load_config(None, [f"data.name={data}", *( [f"data.root={root}"] if root else []), *overrides])
+    if meta["task"] == "classification":
+        from dmt.data.arrays import ArrayImageDataset
+        from dmt.data.transforms import classification_eval_transform
+        from dmt.pipeline.classification import load_test_set
+        from dmt.pipeline.evaluate import classification_accuracy
+
+        test = load_test_set(cfg)
+        if len(test.classes) != meta["num_classes"]:
+            raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
+        acc = classification_accuracy(model, ArrayImageDataset(test, None, classification_eval_transform()),
+                                      torch.as_tensor(test.labels), batch_size, dev)
+        return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
+
+    from dmt.pipeline.seg_data import build_source
+    from dmt.pipeline.seg_eval import evaluate_segmentation
+
+    source = build_source(cfg)
+    if source.num_classes != meta["num_classes"]:
+        raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {source.num_classes}")
+    split = split or "val"
+    items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
+    pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
+    dataset = SegmentationDataset(items, source, seg_eval_transform(pad, fill=source.mean))
+    scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev)
+    per_class = dict(zip(source.class_names, scores["per_class_iou"]))
+    return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
+            "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,
+            "mean_iou_of_present_classes": float(np.nanmean([v for v in per_class.values() if v is not None]))}

@@ -1,0 +1,239 @@
+"""Segmentation DMT: baselines, class-balanced labelling, (mutual) phases and oracle.
+
+Per phase, the teacher labels every unlabelled image once; its class (uint8) and confidence
+(float16) maps go to ``stages/<phase>/labels``. Per-class thresholds then keep the ``ratio``
+most confident pixels of each predicted class, counted exactly from a histogram of the stored
+values, and the student trains on labelled + pseudo-labelled crops with the method's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dmt.config.schema import TrainConfig
+from dmt.data.labels import PseudoLabelStore, histogram_of_store
+from dmt.data.segmentation import SegItem, SegmentationDataset, collate_segmentation
+from dmt.data.transforms import seg_eval_transform, seg_train_transform
+from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
+from dmt.engine.checkpoint import load_checkpoint
+from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.method.thresholds import apply_class_thresholds, class_balanced_thresholds
+from dmt.models import create_model
+from dmt.pipeline.artifacts import load_model, save_model
+from dmt.pipeline.context import StageContext, total_steps
+from dmt.pipeline.plan import Stage, make_plan
+from dmt.pipeline.seg_data import load_segmentation_data
+from dmt.pipeline.seg_eval import evaluate_segmentation, label_images
+from dmt.pipeline.steps import SegmentationStep, StatTotals
+from dmt.pipeline.training import train_stage
+
+log = logging.getLogger("dmt")
+
+MODEL_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"
+WEIGHTING = {"dmt": "dynamic", "dst": "dynamic", "cbst": "dynamic", "naive": "confidence", "flip": "flip",
+             "online": "online", "baseline": "dynamic"}
+
+
+class ThresholdedLabels:
+    """Pseudo targets of one phase: stored class maps with per-class thresholds applied.
+
+    A small picklable callable, so data-loader workers can read the store themselves.
+    """
+
+    def __init__(self, store: PseudoLabelStore, thresholds: torch.Tensor) -> None:
+        self.store, self.thresholds = store, thresholds
+
+    def __call__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        classes, confidence = self.store.read(name)
+        kept = apply_class_thresholds(torch.from_numpy(classes), torch.from_numpy(confidence), self.thresholds)
+        return kept.numpy(), confidence
+
+
+class SegmentationRunner:
+    """Runs the stages of a segmentation plan."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx, self.cfg = ctx, ctx.cfg
+        members = sorted({s.member for s in make_plan(self.cfg) if s.kind == "baseline"})
+        self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members)
+        src, d = self.data.source, self.cfg.data
+        self.num_classes = src.num_classes
+        self.train_tf = seg_train_transform(tuple(d.crop_size), tuple(d.scale_range), fill=src.mean)
+        self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=src.mean)
+
+    # ---- models -----------------------------------------------------------------------------
+    def _model_kwargs(self, member: str) -> dict[str, Any]:
+        m = self.cfg.model
+        init, weights = m.init, m.weights
+        if member == "b" and not self.cfg.mutual.dms:
+            init, weights = self.cfg.mutual.init_b, self.cfg.mutual.weights_b
+        kwargs = dict(m.kwargs)
+        if init != "none" or weights:
+            # --smoke runs anywhere: missing pretrained files become a warning and random init
+            kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
+        return kwargs
+
+    def _new_model(self, member: str, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = create_model(self.cfg.model.name, self.num_classes, **self._model_kwargs(member))
+        for w in caught:
+            log.warning("%s", w.message)
+        return model.to(self.ctx.device)
+
+    def _model_path(self, stage: str) -> Path:
+        return self.ctx.run.stage_dir(stage) / MODEL_FILE
+
+    def _dataset(self, items: list[SegItem], train: bool, **kw: Any) -> SegmentationDataset:
+        return SegmentationDataset(items, self.data.source, self.train_tf if train else self.eval_tf, **kw)
+
+    def _evaluate(self, model: torch.nn.Module, items: list[SegItem], what: str) -> dict[str, Any]:
+        c = self.cfg
+        return evaluate_segmentation(model, self._dataset(items, False), self.num_classes, c.eval.batch_size,
+                                     self.ctx.device, c.amp, c.data.num_workers, f"eval {what}")
+
+    # ---- stages -----------------------------------------------------------------------------
+    def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
+        if stage.kind == "baseline":
+            items = self.data.labelled[stage.member]
+            return self._supervised(stage, seed, items, self.cfg.baseline)
+        if stage.kind == "oracle":
+            return self._supervised(stage, seed, self.data.all_train, self.cfg.oracle)
+        return self._phase(stage, seed)
+
+    def _selection(self, stage: Stage, state: TrainState) -> Any:
+        """Keep the best model on the held-out labelled images (``eval.select: heldout``)."""
+        heldout = self.data.heldout.get(stage.member)
+        if self.cfg.eval.select != "heldout" or not heldout:
+            return None
+        best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
+        every = max(self.cfg.eval.every_epochs, 1)
+
+        def on_epoch(epoch: int) -> None:
+            if epoch % every:
+                return
+            model = state.ema.module if state.ema is not None else state.model
+            score = self._evaluate(model, heldout, "held-out")["miou"]
+            best = load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"] if best_path.exists() else -1.0
+            if score > best:
+                save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
+                           kwargs=self._model_kwargs(stage.member),
+                           info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
+            log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, max(score, best))
+
+        return on_epoch
+
+    def _finish(self, stage: Stage, state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
+        final = state.ema.module if state.ema is not None else state.model
+        best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
+        if best_path.exists():
+            best, meta = load_model(best_path, self.ctx.device)
+            final = best
+            extra = {**extra, "selected_epoch": meta["epoch"], "heldout_miou": meta["metrics"]["heldout_miou"]}
+        final.eval()
+        metrics = self._evaluate(final, self.data.val, "val")
+        metrics.update(extra)
+        save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
+                   kwargs=self._model_kwargs(stage.member), info={"stage": stage.name, "metrics": {
+                       "miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+        log.info("%s: val mIoU %.4f, pixel accuracy %.4f", stage.name, metrics["miou"], metrics["pixel_accuracy"])
+        return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
+
+    def _loader(self, dataset: SegmentationDataset, batch: int, seed: int, start: int, total: int):
+        return step_loader(dataset, batch, seed, start, total, num_workers=self.cfg.data.num_workers,
+                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda")
+
+    def _supervised(self, stage: Stage, seed: int, items: list[SegItem], tc: TrainConfig) -> dict[str, Any]:
+        model = self._new_model(stage.member, seed)
+        state = TrainState(model, make_sgd(model, tc.lr, tc.momentum, tc.weight_decay, tc.nesterov),
+                           make_ema(model, tc.ema_decay))
+        dataset = self._dataset(items, True)
+        spe = steps_per_epoch(len(dataset), tc.batch_size)
+        total = total_steps(tc, spe)
+        train_stage(self.ctx, stage.name, state, lambda start: self._loader(dataset, tc.batch_size, seed, start, total),
+                    SegmentationStep(model), total=total, steps_per_epoch=spe, opt=tc,
+                    description=f"{stage.name} train", every_epoch=self._selection(stage, state))
+        return self._finish(stage, state, {"train_images": len(items)})
+
+    def _pseudo_labels(self, stage: Stage) -> tuple[PseudoLabelStore, dict[str, Any]]:
+        """Label the unlabelled set with the teacher (resumable), then threshold per class."""
+        store = PseudoLabelStore(self.ctx.run.stage_dir(stage.name) / "labels")
+        names = [it.name for it in self.data.unlabelled]
+        if not store.is_complete():
+            todo = set(store.missing(names))
+            if todo:
+                assert stage.teacher is not None
+                teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
+                items = [it for it in self.data.unlabelled if it.name in todo]
+                for name, classes, confidence in label_images(
+                        teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
+                        self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label"):
+                    store.write(name, classes, confidence)
+            store.mark_complete({"teacher": stage.teacher, "images": len(names)})
+        hist = histogram_of_store(store, names, self.num_classes)
+        thresholds, kept, empty = class_balanced_thresholds(hist, stage.ratio)
+        if empty:
+            log.warning("%s: the teacher predicts no pixel as %s", stage.name,
+                        ", ".join(self.data.source.class_names[c] for c in empty))
+        pixels = int(hist.sum())
+        info = {
+            "pseudo_share": int(kept.sum()) / max(pixels, 1),
+            "pseudo_pixels": int(kept.sum()),
+            "thresholds": [None if not np.isfinite(t) else float(t) for t in thresholds.tolist()],
+            "kept_per_class": kept.tolist(),
+            "empty_classes": [self.data.source.class_names[c] for c in empty],
+        }
+        (self.ctx.run.stage_dir(stage.name) / "thresholds.json").write_text(json.dumps(info, indent=1))
+        log.info("%s: teacher %s, ratio %.2f keeps %.1f%% of %d pixels", stage.name, stage.teacher, stage.ratio,
+                 100 * info["pseudo_share"], pixels)
+        return store, {**info, "thresholds_tensor": thresholds}
+
+    def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
+        pc, method = self.cfg.phases, self.cfg.method
+        if method == "online":
+            info: dict[str, Any] = {}
+            pseudo_set = self._dataset(self.data.unlabelled, True, with_mask=False)
+        else:
+            store, info = self._pseudo_labels(stage)
+            pseudo_set = self._dataset(self.data.unlabelled, True,
+                                       targets=ThresholdedLabels(store, info.pop("thresholds_tensor")))
+        if not len(pseudo_set):
+            from dmt.errors import UserError
+
+            raise UserError(f"{stage.name}: no unlabelled images (data.labelled_split {self.cfg.data.labelled_split!r})")
+        if stage.init_from:
+            model, _ = load_model(self._model_path(stage.init_from), self.ctx.device)
+        else:
+            model = self._new_model(stage.member, seed)
+        state = TrainState(model, make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov),
+                           make_ema(model, pc.ema_decay))
+        labelled = self._dataset(self.data.labelled[stage.member], True)
+        spe = steps_per_epoch(len(pseudo_set), pc.batch_pseudo)  # the pseudo-labelled set defines an epoch
+        total = total_steps(pc, spe)
+        totals = StatTotals()
+        step_fn = SegmentationStep(model, weighting=WEIGHTING[method], gamma1=pc.gamma1, gamma2=pc.gamma2,
+                                   ramp=pc.ramp, total_steps=total, naive_gamma=pc.naive_gamma,
+                                   online_threshold=pc.online_threshold, totals=totals)
+
+        def batches(start: int):
+            p = self._loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total)
+            lab = self._loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total)
+            for pb, lb in zip(p, lab):
+                batch = {"pseudo_image": pb["image"], "image": lb["image"], "mask": lb["mask"]}
+                if "mask" in pb:
+                    batch.update(pseudo_mask=pb["mask"], pseudo_confidence=pb["confidence"])
+                yield batch
+
+        train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe, opt=pc,
+                    totals=totals, description=f"{stage.name} train", every_epoch=self._selection(stage, state))
+        info.update({k: v for k, v in totals.means().items()})
+        return self._finish(stage, state, info)

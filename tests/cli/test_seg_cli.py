@@ -1,0 +1,96 @@
+"""`dmt run <voc|cityscapes preset> --smoke` end to end on tiny official-layout trees, and `dmt eval`."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dmt.cli.main import main
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+from seg_fixtures import tree_hashes, write_cityscapes_tree, write_voc_tree  # noqa: E402
+
+TRAIN_AUG = [f"2007_{i:06d}" for i in range(40)]  # 1/20 labels 2 of them
+SMALL = ["model.name=deeplabv2_tiny", "data.crop_size=[33, 33]", "data.num_workers=0"]
+
+
+@pytest.fixture
+def voc_root(tmp_path):
+    return write_voc_tree(tmp_path / "voc", splits={"train_aug": TRAIN_AUG, "train": TRAIN_AUG[:4],
+                                                    "val": ["2008_000001", "2008_000002"]})
+
+
+def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
+    before = tree_hashes(voc_root.parents[1])
+    out = tmp_path / "run"
+    missing = tmp_path / "coco.safetensors"
+    args = ["run", "voc-20-dmt", f"data.root={voc_root}", f"model.weights={missing}", *SMALL,
+            "data.eval_pad=[40, 40]", "--smoke", "--out", str(out)]
+    assert main(args) == 0
+    assert tree_hashes(voc_root.parents[1]) == before  # nothing written into the dataset
+
+    results = json.loads((out / "results.json").read_text())
+    names = [s["name"] for s in results["stages"]]
+    assert names[:4] == ["baseline-a", "baseline-b", "phase1-a", "phase1-b"] and names[-1] == "phase5-b"
+    by_name = {s["name"]: s for s in results["stages"]}
+    assert by_name["phase1-a"]["teacher"] == "baseline-b" and by_name["phase1-b"]["teacher"] == "baseline-a"
+    assert by_name["phase2-a"]["init_from"] == "phase1-a"
+    for s in results["stages"]:
+        m = s["metrics"]
+        assert 0.0 <= m["miou"] <= 1.0 and len(m["per_class_iou"]) == 21
+    p = by_name["phase3-a"]["metrics"]
+    assert len(p["thresholds"]) == 21 and len(p["kept_per_class"]) == 21 and 0 < p["pseudo_share"] <= 1
+    assert by_name["phase5-a"]["metrics"]["pseudo_share"] == 1.0
+    assert (out / "stages" / "phase1-a" / "labels" / "complete.json").is_file()
+    log = (out / "log.txt").read_text()
+    assert "coco.safetensors" in log  # the missing COCO weights were named in a warning
+    assert (out / "splits" / "labelled-a.txt").read_text() == (out / "splits" / "labelled-b.txt").read_text()
+
+    # the same config without --smoke refuses to start without the pretrained weights
+    code = main(["run", "voc-20-dmt", f"data.root={voc_root}", f"model.weights={missing}", *SMALL,
+                 "--out", str(tmp_path / "real")])
+    assert code == 2 and "coco.safetensors" in capsys.readouterr().err
+
+    # dmt eval on a phase checkpoint reproduces the run's val mIoU
+    capsys.readouterr()
+    assert main(["eval", str(out / "stages/phase5-a/model.safetensors"), "--data", "voc", "--root",
+                 str(voc_root), "eval_pad=[40, 40]", "--device", "cpu"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["miou"] == pytest.approx(by_name["phase5-a"]["metrics"]["miou"], abs=1e-6)
+
+
+def test_voc_dms_subsets_differ(voc_root, tmp_path):
+    out = tmp_path / "dms"
+    assert main(["run", "voc-8-dms", f"data.root={voc_root}", *SMALL, "data.eval_pad=[40, 40]",
+                 "model.weights=none.safetensors", "mutual.weights_b=none.safetensors", "--smoke",
+                 "--out", str(out), "phases.ratios=[1.0]"]) == 0
+    a = (out / "splits" / "labelled-a.txt").read_text().split()
+    b = (out / "splits" / "labelled-b.txt").read_text().split()
+    assert a != b and set(a) & set(b)
+
+
+def test_cityscapes_dmt_smoke_end_to_end(tmp_path):
+    root = write_cityscapes_tree(tmp_path / "city", cities={"train": {"aachen": 9, "bremen": 8},
+                                                           "val": {"frankfurt": 2}}, size=(32, 64))
+    before = tree_hashes(root)
+    out = tmp_path / "run"
+    assert main(["run", "cityscapes-8-dmt", f"data.root={root}", *SMALL, "model.weights=missing.safetensors",
+                 "--smoke", "--out", str(out)]) == 0
+    assert tree_hashes(root) == before
+    results = json.loads((out / "results.json").read_text())
+    assert [s["name"] for s in results["stages"]][-1] == "phase5-b"
+    assert all(len(s["metrics"]["per_class_iou"]) == 19 for s in results["stages"])
+    assert results["summary"]["metric"] == "miou"
+
+
+@pytest.mark.parametrize("method", ["dst", "cbst", "naive", "flip", "online"])
+def test_ablation_presets_run(method, voc_root, tmp_path):
+    out = tmp_path / method
+    assert main(["run", f"voc-50-abl-{method}", f"data.root={voc_root}", *SMALL, "data.eval_pad=[40, 40]",
+                 "model.weights=none.safetensors", "mutual.weights_b=none.safetensors", "data.split_set=0",
+                 "data.labelled_split=1/8", "phases.ratios=[0.5, 1.0]", "--smoke", "--out", str(out)]) == 0
+    names = [s["name"] for s in json.loads((out / "results.json").read_text())["stages"]]
+    two = method in ("naive", "flip")
+    assert names[0] == ("baseline-a" if two else "baseline")
+    assert any(n.startswith("phase2" if method != "online" else "phase1") for n in names)
