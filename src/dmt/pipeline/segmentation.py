@@ -24,6 +24,7 @@ from dmt.data.transforms import seg_eval_transform, seg_train_transform
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.errors import UserError
 from dmt.method.thresholds import apply_class_thresholds, class_balanced_thresholds
 from dmt.models import create_model
 from dmt.pipeline.artifacts import load_model, save_model
@@ -207,8 +208,6 @@ class SegmentationRunner:
             pseudo_set = self._dataset(self.data.unlabelled, True,
                                        targets=ThresholdedLabels(store, info.pop("thresholds_tensor")))
         if not len(pseudo_set):
-            from dmt.errors import UserError
-
             raise UserError(f"{stage.name}: no unlabelled images (data.labelled_split {self.cfg.data.labelled_split!r})")
         if stage.init_from:
             model, _ = load_model(self._model_path(stage.init_from), self.ctx.device)
