@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from dmt.engine.batches import StepBatchSampler, mix_seed, step_loader, steps_per_epoch
 from dmt.engine.bn import batch_stats_without_update
-from dmt.engine.loop import FitOptions, TrainState, fit, make_ema, make_sgd
+from dmt.engine.loop import FitOptions, TrainState, amp_settings, fit, make_ema, make_sgd
 from dmt.engine.schedule import learning_rate
 
 
@@ -124,3 +124,7 @@ def test_fit_stops_on_nan():
     with pytest.raises(FloatingPointError):
         fit(lambda b, s: {"loss": torch.tensor(math.nan, requires_grad=True)}, state, iter(data),
             FitOptions(total_steps=2, base_lr=0.1), save=lambda s: None)
+
+
+def test_amp_is_off_on_cpu():
+    assert amp_settings(torch.device("cpu"), True) == (False, torch.float32)
