@@ -94,3 +94,39 @@ def test_ablation_presets_run(method, voc_root, tmp_path):
     two = method in ("naive", "flip")
     assert names[0] == ("baseline-a" if two else "baseline")
     assert any(n.startswith("phase2" if method != "online" else "phase1") for n in names)
+
+
+def test_custom_folder_with_own_lists_and_heldout_selection(tmp_path):
+    import numpy as np
+
+    from seg_fixtures import write_folder_tree
+
+    rng = np.random.default_rng(0)
+    masks = {f"img{i:02d}": rng.integers(0, 3, (16, 20)).astype(np.uint8) for i in range(10)}
+    root = write_folder_tree(tmp_path / "mine", masks, unlabelled=["u0", "u1", "u2"],
+                             splits={"val": ["img08", "img09"]})
+    (tmp_path / "labelled.txt").write_text("img00\nimg01\nimg02\nimg03\n")
+    before = tree_hashes(root)
+    out = tmp_path / "run"
+    assert main(["run", "voc-8-dmt", "data.name=folder", f"data.root={root}", "model.name=tiny_unet",
+                 "model.init=none", "model.kwargs={}", "mutual.init_b=none", "data.crop_size=[16, 16]", "data.eval_pad=null",
+                 f"data.labelled_list={tmp_path / 'labelled.txt'}", "eval.select=heldout", "eval.heldout=1",
+                 "phases.ratios=[1.0]", "--smoke", "--out", str(out)]) == 0
+    assert tree_hashes(root) == before
+    results = json.loads((out / "results.json").read_text())
+    stages = {s["name"]: s for s in results["stages"]}
+    assert all(len(s["metrics"]["per_class_iou"]) == 3 for s in stages.values())
+    assert "selected_epoch" in stages["baseline-a"]["metrics"]  # chosen on the held-out image
+    assert (out / "splits" / "heldout-a.txt").read_text().split() == ["img03"]
+    assert (out / "splits" / "labelled-a.txt").read_text().split() == ["img00", "img01", "img02"]
+    unlabelled = (out / "splits" / "unlabelled.txt").read_text().split()
+    assert {"u0", "u1", "u2"} <= set(unlabelled) and "img00" not in unlabelled
+
+
+def test_unknown_names_in_a_user_list_are_refused(voc_root, tmp_path, capsys):
+    bad = tmp_path / "lab.txt"
+    bad.write_text("2007_000001\nnot_an_image\n")
+    assert main(["run", "voc-8-dmt", f"data.root={voc_root}", f"data.labelled_list={bad}", *SMALL, "--smoke",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "lab.txt" in err and "not_an_image" in err

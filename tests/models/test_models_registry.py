@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from dmt.errors import UserError
 import torch
 
 from dmt.models.conventions import InputConvention, InputNormalization
@@ -44,5 +46,10 @@ def test_model_builds_and_forwards(name: str) -> None:
 
 
 def test_unknown_model_names_known_ones() -> None:
-    with pytest.raises(KeyError, match="tiny_cnn"):
+    with pytest.raises(UserError, match="tiny_cnn"):
         create_model("no_such_model", num_classes=2)
+
+
+def test_unknown_factory_options_are_named() -> None:
+    with pytest.raises(UserError, match="model.kwargs': tiny_unet does not take aspp_legacy"):
+        create_model("tiny_unet", num_classes=2, aspp_legacy=True)

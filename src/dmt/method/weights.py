@@ -79,6 +79,11 @@ def dynamic_weights(
         float32 weights of the target's shape, 0 where the target is ignored.
     """
     view = student_view(student_logits, target, ignore_index)
+    return _weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
+
+
+def _weights_from_view(view: StudentView, target: Tensor, teacher_confidence: Tensor, labelled: Tensor,
+                       gamma1: float, gamma2: float, ignore_index: int) -> Tensor:
     agree = view.prediction == target
     student_wins = ~agree & (view.confidence > teacher_confidence.float())
     w = torch.where(agree, view.p_target.pow(gamma1), view.p_target.pow(gamma2))
@@ -117,7 +122,7 @@ def flip_targets_and_weights(
     view = student_view(student_logits, target, ignore_index)
     pseudo = ~_per_target(labelled, target) & (target != ignore_index)
     student_wins = pseudo & (view.prediction != target) & (view.confidence > teacher_confidence.float())
-    w = dynamic_weights(student_logits, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
+    w = _weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
     flipped_w = (1.0 - teacher_confidence.float()).clamp_min(0).pow(gamma2)
     new_target = torch.where(student_wins, view.prediction.to(target.dtype), target)
     return new_target, torch.where(student_wins, flipped_w, w)

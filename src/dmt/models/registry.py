@@ -6,9 +6,12 @@ config names one by its registered name and passes keyword arguments through.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
+
+from dmt.errors import UserError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
@@ -52,7 +55,7 @@ def model_task(name: str) -> str:
     """The task (classification or segmentation) a registered model solves."""
     _load_all()
     if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise UserError(f"config key 'model.name': unknown model {name!r}; known: {', '.join(list_models())}")
     return _TASKS[name]
 
 
@@ -60,5 +63,12 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Build a registered model by name."""
     _load_all()
     if name not in _MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise UserError(f"config key 'model.name': unknown model {name!r}; known: {', '.join(list_models())}")
+    params = inspect.signature(_MODELS[name]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            accepted = ", ".join(p for p in params if p != "num_classes")
+            raise UserError(f"config key 'model.kwargs': {name} does not take {', '.join(unknown)} "
+                            f"(it takes: {accepted or 'nothing'})")
     return _MODELS[name](num_classes=num_classes, **kwargs)

@@ -1,0 +1,28 @@
+"""Reduced offline demos: the same presets and pipeline as `make demo`, with fewer steps."""
+
+import json
+
+from dmt.cli.main import main
+
+
+def test_reduced_classification_demo(tmp_path, capsys):
+    out = tmp_path / "cls"
+    assert main(["demo", "--out", str(out), "baseline.epochs=5", "phases.epochs=1", "oracle.epochs=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "gap closed" in printed or "oracle" in printed
+    r = json.loads((out / "results.json").read_text())
+    assert [s["name"] for s in r["stages"]] == ["baseline", "phase1", "phase2", "phase3", "phase4", "phase5",
+                                                "oracle"]
+    assert r["summary"]["metric"] == "accuracy" and r["summary"]["oracle"] is not None
+    assert (out / "results.png").stat().st_size > 0
+
+
+def test_reduced_segmentation_demo(tmp_path, capsys):
+    out = tmp_path / "seg"
+    assert main(["demo", "--task", "seg", "--out", str(out), "data.num_scenes=48", "data.val_scenes=16",
+                 "baseline.epochs=1", "phases.epochs=1", "oracle.epochs=1", "phases.ratios=[0.5, 1.0]"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    names = [s["name"] for s in r["stages"]]
+    assert names == ["baseline-a", "baseline-b", "phase1-a", "phase1-b", "phase2-a", "phase2-b", "oracle"]
+    assert all(0 <= s["metrics"]["miou"] <= 1 for s in r["stages"])
+    assert "phase2-b" in capsys.readouterr().out
