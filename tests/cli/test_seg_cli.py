@@ -42,7 +42,8 @@ def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
     p = by_name["phase3-a"]["metrics"]
     assert len(p["thresholds"]) == 21 and len(p["kept_per_class"]) == 21 and 0 < p["pseudo_share"] <= 1
     assert by_name["phase5-a"]["metrics"]["pseudo_share"] == 1.0
-    assert (out / "stages" / "phase1-a" / "labels" / "complete.json").is_file()
+    assert (out / "stages" / "phase1-a" / "thresholds.json").is_file()
+    assert not (out / "stages" / "phase1-a" / "labels").exists()  # dropped once the phase finished
     log = (out / "log.txt").read_text()
     assert "coco.safetensors" in log  # the missing COCO weights were named in a warning
     assert (out / "splits" / "labelled-a.txt").read_text() == (out / "splits" / "labelled-b.txt").read_text()

@@ -100,6 +100,7 @@ class PhaseConfig(OptimConfig):
     ema_decay: float = 0.999
     online_threshold: float = 0.9  # method "online": confidence above which a pixel is kept
     naive_gamma: float = 5.0  # method "naive": weight p ** naive_gamma on every pseudo pixel
+    keep_labels: bool = False  # keep each finished phase's stored pseudo labels (Cityscapes: ~4 GB a phase)
 
 
 @dataclass

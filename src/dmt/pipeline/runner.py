@@ -7,6 +7,7 @@ the stages that finished; its schema is documented in ``docs/results.md``.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     run = RunDir(out)
     run.open(cfg)
     device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
     ctx = StageContext(cfg, run, device)
     try:
         plan = make_plan(cfg)
@@ -72,8 +75,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
                 results["stages"].append(_stage_entry(stage, seed, record, ctx.stage_elapsed()))
                 results["summary"] = summarize(results["stages"], cfg.task)
                 run.save_results(results)
-                # the stage is recorded: its resumable state is no longer needed
+                # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
                 (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
+                if not cfg.phases.keep_labels:
+                    shutil.rmtree(run.stage_dir(stage.name) / "labels", ignore_errors=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
         results["summary"] = summarize(results["stages"], cfg.task)
