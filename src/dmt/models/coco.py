@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from dmt.errors import UserError
 from dmt.models.conventions import COCO_CAFFE
-from dmt.models.deeplabv2 import COCO_WEIGHTS_FORMAT, deeplabv2_resnet101, read_torch_state_dict
+from dmt.models.deeplabv2 import COCO_WEIGHTS_FORMAT, backbone_key_problems, deeplabv2_resnet101, read_torch_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +112,9 @@ def convert_coco_state_dict(src: dict[str, Tensor], num_classes: int | None) -> 
 
 def _check_against(converted: dict[str, Tensor], reference: nn.Module, src_path: Path) -> None:
     """Every backbone tensor of ``reference`` must be produced, nothing else, with the same shapes."""
-    want = reference.state_dict()
-    required = [k for k in want if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
-    missing = [k for k in required if k not in converted]
-    unexpected = [k for k in converted if k not in want]
-    reshaped = [k for k in converted if k in want and converted[k].shape != want[k].shape]
-    if missing or unexpected or reshaped:
-        parts = [
-            f"{len(keys)} {label} ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("with another shape", reshaped))
-            if keys
-        ]
-        raise UserError(f"{src_path}: not a COCO DeepLab-v2 checkpoint for this model: {'; '.join(parts)}")
+    problems = backbone_key_problems(converted, reference.state_dict(), backbone_only=False)
+    if problems:
+        raise UserError(f"{src_path}: not a COCO DeepLab-v2 checkpoint for this model: {'; '.join(problems)}")
 
 
 def convert_coco_checkpoint(

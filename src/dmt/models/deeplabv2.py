@@ -177,6 +177,24 @@ def _preview(keys: Sequence[str], n: int = 4) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
+def backbone_key_problems(state: dict[str, Tensor], own: dict[str, Tensor], backbone_only: bool = True) -> list[str]:
+    """What keeps ``state`` from filling every backbone tensor of a model whose state dict is ``own``.
+
+    Every ``backbone.*`` tensor (counters aside) must be present with its shape; keys ``own`` does
+    not have are unexpected. With ``backbone_only`` the head (``classifier.*``) is not checked.
+
+    Returns:
+        One ``"label: keys"`` entry per kind of problem; empty when the weights fit.
+    """
+    required = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
+    checked = [k for k in state if k.startswith("backbone.") or not backbone_only]
+    missing = [k for k in required if k not in state]
+    unexpected = [k for k in checked if k not in own]
+    reshaped = [k for k in checked if k in own and state[k].shape != own[k].shape]
+    return [f"{label}: {_preview(keys)}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)) if keys]
+
+
 def load_backbone_state(model: DeepLabV2, state: dict[str, Tensor], source: str) -> bool:
     """Copy ``backbone.*`` tensors (all required) and ``classifier.*`` (if they fit) into ``model``.
 
@@ -196,16 +214,8 @@ def load_backbone_state(model: DeepLabV2, state: dict[str, Tensor], source: str)
         UserError: backbone tensors are missing, unexpected or of another shape.
     """
     own = model.state_dict()
-    required = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
-    missing = [k for k in required if k not in state]
-    unexpected = [k for k in state if k.startswith("backbone.") and k not in own]
-    reshaped = [k for k in required if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or reshaped:
-        problems = [
-            f"{label}: {_preview(keys)}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped))
-            if keys
-        ]
+    problems = backbone_key_problems(state, own)
+    if problems:
         raise UserError(f"{source}: weights do not fit this {type(model).__name__} backbone ({'; '.join(problems)})")
     new = {k: v for k, v in state.items() if k.startswith("backbone.")}
     head = [k for k in own if k.startswith("classifier.")]
