@@ -79,11 +79,12 @@ def dynamic_weights(
         float32 weights of the target's shape, 0 where the target is ignored.
     """
     view = student_view(student_logits, target, ignore_index)
-    return _weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
+    return dynamic_weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
 
 
-def _weights_from_view(view: StudentView, target: Tensor, teacher_confidence: Tensor, labelled: Tensor,
-                       gamma1: float, gamma2: float, ignore_index: int) -> Tensor:
+def dynamic_weights_from_view(view: StudentView, target: Tensor, teacher_confidence: Tensor, labelled: Tensor,
+                              gamma1: float, gamma2: float, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """:func:`dynamic_weights` from an already computed :func:`student_view` (one softmax per step)."""
     agree = view.prediction == target
     student_wins = ~agree & (view.confidence > teacher_confidence.float())
     w = torch.where(agree, view.p_target.pow(gamma1), view.p_target.pow(gamma2))
@@ -122,14 +123,14 @@ def flip_targets_and_weights(
     view = student_view(student_logits, target, ignore_index)
     pseudo = ~_per_target(labelled, target) & (target != ignore_index)
     student_wins = pseudo & (view.prediction != target) & (view.confidence > teacher_confidence.float())
-    w = _weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
+    w = dynamic_weights_from_view(view, target, teacher_confidence, labelled, gamma1, gamma2, ignore_index)
     flipped_w = (1.0 - teacher_confidence.float()).clamp_min(0).pow(gamma2)
     new_target = torch.where(student_wins, view.prediction.to(target.dtype), target)
     return new_target, torch.where(student_wins, flipped_w, w)
 
 
 def agreement_stats(
-    student_logits: Tensor,
+    student_logits: Tensor | StudentView,
     target: Tensor,
     teacher_confidence: Tensor,
     labelled: Tensor,
@@ -138,9 +139,11 @@ def agreement_stats(
 ) -> dict[str, float]:
     """Shares over the pseudo-labelled targets: disagreement, student wins, mean weight.
 
-    Returns zeros when the batch holds no pseudo target.
+    ``student_logits`` may be a :class:`StudentView` computed already. Returns zeros when the
+    batch holds no pseudo target.
     """
-    view = student_view(student_logits, target, ignore_index)
+    view = student_logits if isinstance(student_logits, StudentView) else \
+        student_view(student_logits, target, ignore_index)
     pseudo = ~_per_target(labelled, target) & (target != ignore_index)
     n = int(pseudo.sum())
     if n == 0:

@@ -18,7 +18,8 @@ from dmt.engine.bn import batch_stats_without_update
 from dmt.method.curriculum import ramped_gamma
 from dmt.method.losses import mixup_cross_entropy, online_pseudo_targets, weighted_cross_entropy
 from dmt.method.mixup import mix, random_permutation, sample_lambda
-from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights, flip_targets_and_weights
+from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights_from_view, \
+    flip_targets_and_weights, student_view
 
 
 class StatTotals:
@@ -80,12 +81,12 @@ class DynamicMixupStep:
         g2 = ramped_gamma(self.gamma2, step, self.total_steps, self.ramp)
 
         with torch.no_grad(), batch_stats_without_update(self.model):
-            student = self.model(x)
+            view = student_view(self.model(x), y)
         if self.gamma1 == 0 and self.gamma2 == 0:
             w = torch.ones(y.shape, device=x.device)
         else:
-            w = dynamic_weights(student, y, teacher_conf, labelled, g1, g2)
-        stats = agreement_stats(student, y, teacher_conf, labelled, w)
+            w = dynamic_weights_from_view(view, y, teacher_conf, labelled, g1, g2)
+        stats = agreement_stats(view, y, teacher_conf, labelled, w)
         n_pseudo = stats.pop("pseudo_targets")
         self.totals.add(stats, n_pseudo)
 
@@ -153,11 +154,13 @@ class SegmentationStep:
             w = confidence_weights(logits, target, labelled, self.naive_gamma)
         elif self.weighting == "flip":
             target, w = flip_targets_and_weights(logits, target, teacher_conf, labelled, g1, g2)
-        elif self.gamma1 == 0 and self.gamma2 == 0:  # class-balanced curriculum alone (CBST)
-            w = (target != 255).float()
-        else:
-            w = dynamic_weights(logits, target, teacher_conf, labelled, g1, g2)
-        stats = agreement_stats(logits, target, teacher_conf, labelled, w)
+        view = student_view(logits, target)  # one softmax serves the weights and the statistics
+        if self.weighting == "dynamic":
+            if self.gamma1 == 0 and self.gamma2 == 0:  # class-balanced curriculum alone (CBST)
+                w = (target != 255).float()
+            else:
+                w = dynamic_weights_from_view(view, target, teacher_conf, labelled, g1, g2)
+        stats = agreement_stats(view, target, teacher_conf, labelled, w)
         self.totals.add({k: v for k, v in stats.items() if k != "pseudo_targets"}, stats["pseudo_targets"])
         loss = weighted_cross_entropy(logits, target, w)
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **{k: v for k, v in stats.items() if k != "pseudo_targets"}}
