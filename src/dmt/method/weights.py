@@ -55,6 +55,12 @@ def _per_target(labelled: Tensor, like: Tensor) -> Tensor:
     return labelled.view(-1, *([1] * (like.dim() - 1))).expand_as(like)
 
 
+def _labelled_and_ignored(w: Tensor, target: Tensor, labelled: Tensor, ignore_index: int) -> Tensor:
+    """Labelled targets weigh 1 and ignored ones 0, whatever the pseudo-label rule said."""
+    w = torch.where(_per_target(labelled, target), torch.ones_like(w), w)
+    return torch.where(target == ignore_index, torch.zeros_like(w), w)
+
+
 def dynamic_weights(
     student_logits: Tensor,
     target: Tensor,
@@ -89,8 +95,7 @@ def dynamic_weights_from_view(view: StudentView, target: Tensor, teacher_confide
     student_wins = ~agree & (view.confidence > teacher_confidence.float())
     w = torch.where(agree, view.p_target.pow(gamma1), view.p_target.pow(gamma2))
     w = torch.where(student_wins, torch.zeros_like(w), w)
-    w = torch.where(_per_target(labelled, target), torch.ones_like(w), w)
-    return torch.where(target == ignore_index, torch.zeros_like(w), w)
+    return _labelled_and_ignored(w, target, labelled, ignore_index)
 
 
 def confidence_weights(
@@ -98,8 +103,7 @@ def confidence_weights(
 ) -> Tensor:
     """``p ** gamma`` on every pseudo target, no disagreement rule (the paper's "naive" ablation)."""
     view = student_view(student_logits, target, ignore_index)
-    w = torch.where(_per_target(labelled, target), torch.ones_like(view.p_target), view.p_target.pow(gamma))
-    return torch.where(target == ignore_index, torch.zeros_like(w), w)
+    return _labelled_and_ignored(view.p_target.pow(gamma), target, labelled, ignore_index)
 
 
 def flip_targets_and_weights(

@@ -118,18 +118,20 @@ class SegmentationRunner:
             return None
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
         every = max(self.cfg.eval.every_epochs, 1)
+        # the best score so far: read once (a resumed stage continues from its saved best model)
+        best = [load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"] if best_path.exists() else -1.0]
 
         def on_epoch(epoch: int) -> None:
             if epoch % every:
                 return
             model = state.ema.module if state.ema is not None else state.model
             score = self._evaluate(model, heldout, "held-out")["miou"]
-            best = load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"] if best_path.exists() else -1.0
-            if score > best:
+            if score > best[0]:
+                best[0] = score
                 save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
                            kwargs=self._model_kwargs(stage.member),
                            info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
-            log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, max(score, best))
+            log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, best[0])
 
         return on_epoch
 

@@ -20,6 +20,7 @@ from dmt.method.losses import mixup_cross_entropy, online_pseudo_targets, weight
 from dmt.method.mixup import mix, random_permutation, sample_lambda
 from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights_from_view, \
     flip_targets_and_weights, student_view
+from dmt.pipeline.seg_eval import upsampled_logits
 
 
 class StatTotals:
@@ -97,15 +98,6 @@ class DynamicMixupStep:
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **stats}
 
 
-def _upsampled(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    logits = model(images)
-    if logits.shape[-2:] != images.shape[-2:]:
-        # DeepLab predicts at 1/8 resolution; the loss is taken at the crop's resolution
-        logits = torch.nn.functional.interpolate(logits, size=images.shape[-2:], mode="bilinear",
-                                                 align_corners=True)
-    return logits
-
-
 class SegmentationStep:
     """A segmentation step: labelled crops, optionally concatenated with pseudo-labelled ones.
 
@@ -129,13 +121,13 @@ class SegmentationStep:
 
     def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         if "pseudo_image" not in batch:  # supervised: baseline and oracle
-            logits = _upsampled(self.model, batch["image"])
+            logits = upsampled_logits(self.model, batch["image"])
             loss = weighted_cross_entropy(logits, batch["mask"], torch.ones_like(batch["mask"], dtype=torch.float32))
             return {"loss": loss, "sup_loss": loss.detach()}
 
         n_p = batch["pseudo_image"].shape[0]
         x = torch.cat([batch["pseudo_image"], batch["image"]])
-        logits = _upsampled(self.model, x)
+        logits = upsampled_logits(self.model, x)
         labelled = torch.cat([torch.zeros(n_p, dtype=torch.bool, device=x.device),
                               torch.ones(batch["image"].shape[0], dtype=torch.bool, device=x.device)])
         if self.weighting == "online":
