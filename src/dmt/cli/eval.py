@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dmt.engine import distributed as dist
 from dmt.errors import UserError
 
 
@@ -28,7 +29,9 @@ def main(args: argparse.Namespace) -> int:
     overrides = [o if o.startswith("data.") else f"data.{o}" for o in args.overrides]
     if any("=" not in o for o in overrides):
         raise UserError("overrides must look like key=value")
+    dist.init_from_env(args.device)  # under torchrun each process scores its share of the set
     metrics = evaluate_checkpoint(args.checkpoint, args.data, args.root, args.split, args.device,
                                   args.batch_size, overrides)
-    print(json.dumps(metrics, indent=2))
+    if dist.is_main():
+        print(json.dumps(metrics, indent=2))
     return 0

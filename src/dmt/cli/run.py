@@ -1,12 +1,20 @@
-"""``dmt run PRESET_OR_YAML [key=value ...] [--out DIR] [--smoke]``."""
+"""``dmt run PRESET_OR_YAML [key=value ...] [--out DIR] [--smoke] [--nproc N]``.
+
+Under ``torchrun`` every process runs this same command; ``--nproc N`` starts torchrun for one
+machine itself.
+"""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
+from dmt.engine import distributed as dist
+from dmt.errors import UserError
 from dmt.pipeline.report import format_table
 from dmt.pipeline.runner import run_experiment
 
@@ -20,7 +28,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. data.root=/data")
     p.add_argument("--out", default=None, help="run directory (default: runs/<preset name>)")
     p.add_argument("--smoke", action="store_true", help="every stage for a few steps on a few images")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="start N processes on this machine (torchrun --standalone --nproc-per-node N); "
+                        "for several machines call torchrun yourself (see README)")
     p.set_defaults(func=main)
+
+
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """The torchrun command line that runs this same ``dmt run`` on ``args.nproc`` processes."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "dmt", "run", args.config, *args.overrides]
+    if args.out:
+        cmd += ["--out", args.out]
+    if args.smoke:
+        cmd.append("--smoke")
+    return cmd
 
 
 def default_out(config: str, smoke: bool) -> Path:
@@ -31,8 +53,14 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.smoke:
         cfg = apply_smoke(cfg)
+    if args.nproc < 0:
+        raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
+    if args.nproc > 1 and not dist.launched():
+        return subprocess.call(torchrun_command(args))
+    dist.init_from_env(cfg.device)
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_experiment(cfg, out)
-    print(format_table(results))
-    print(f"run directory: {out}")
+    if dist.is_main():
+        print(format_table(results))
+        print(f"run directory: {out}")
     return 0

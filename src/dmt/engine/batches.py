@@ -5,6 +5,11 @@ augmentation of each of them are a pure function of (stage seed, stream, ``s``):
 epoch ``e = s // steps_per_epoch`` is a permutation seeded by ``(seed, e)``, and every sample
 is augmented under its own seed. Resuming at step ``s`` therefore sees exactly the batches an
 uninterrupted run would have seen, whatever the number of workers.
+
+With several processes (:mod:`dmt.engine.distributed`) the *global* batch of step ``s`` is the
+same as with one, and each process reads its own contiguous slice ``[lo, hi)`` of it. An epoch's
+last, incomplete batch is then filled up with that epoch's first items, so every process always
+gets its full share (one process keeps today's short last batch).
 """
 
 from __future__ import annotations
@@ -51,14 +56,22 @@ class StepBatchSampler(Sampler):
         stop: one past the last step.
         shuffle: new permutation every epoch; ``False`` keeps dataset order.
         drop_last: drop an epoch's incomplete last batch (if the set holds at least one batch).
+        take: the slice ``(lo, hi)`` of every global batch this process reads (default: all).
+        fill: complete an epoch's short last batch with the epoch's first items (cyclically),
+            so that every slice is full; set when several processes share each batch.
     """
 
     def __init__(self, num_items: int, batch_size: int, seed: int, start: int, stop: int,
-                 shuffle: bool = True, drop_last: bool = False) -> None:
+                 shuffle: bool = True, drop_last: bool = False, take: tuple[int, int] | None = None,
+                 fill: bool = False) -> None:
         self.n, self.bs, self.seed = num_items, batch_size, seed
         self.start, self.stop, self.shuffle = start, stop, shuffle
         self.drop_last = drop_last and num_items >= batch_size
         self.per_epoch = steps_per_epoch(num_items, batch_size, self.drop_last)
+        self.take = take if take is not None else (0, batch_size)
+        if not 0 <= self.take[0] <= self.take[1] <= batch_size:
+            raise ValueError(f"slice {self.take} is not inside a batch of {batch_size}")
+        self.fill = fill
 
     def __len__(self) -> int:
         return max(self.stop - self.start, 0)
@@ -76,7 +89,10 @@ class StepBatchSampler(Sampler):
             if e != epoch:
                 epoch, order = e, self._order(e)
             idx = order[pos * self.bs:(pos + 1) * self.bs].tolist()
-            yield [(i, mix_seed(self.seed, e, i)) for i in idx]
+            if self.fill and len(idx) < self.bs:
+                idx += [int(order[k % self.n]) for k in range(self.bs - len(idx))]
+            lo, hi = self.take
+            yield [(i, mix_seed(self.seed, e, i)) for i in idx[lo:hi]]
 
 
 class SeededDataset(Dataset):
@@ -106,9 +122,14 @@ class SeededDataset(Dataset):
 
 def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, *,
                 shuffle: bool = True, drop_last: bool = False, num_workers: int = 0,
-                collate_fn: Callable | None = None, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over steps ``start .. stop - 1`` of a deterministic stream (see module doc)."""
-    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last)  # type: ignore[arg-type]
+                collate_fn: Callable | None = None, pin_memory: bool = False,
+                take: tuple[int, int] | None = None, fill: bool = False) -> DataLoader:
+    """A DataLoader over steps ``start .. stop - 1`` of a deterministic stream (see module doc).
+
+    ``take``/``fill``: this process's slice of each global batch (see :class:`StepBatchSampler`).
+    """
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last,  # type: ignore[arg-type]
+                               take=take, fill=fill)
     # a private generator: DataLoader would otherwise draw its worker base seed from the global RNG
     return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
@@ -120,3 +141,28 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0,
     """Plain in-order batches for evaluation and labelling."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=collate_fn)
+
+
+def batch_slices(sizes: list[int], world: int, index: int) -> list[tuple[int, int] | None]:
+    """This process's slice of each stream when one step's global batch is several streams.
+
+    A step concatenates streams (e.g. 7 pseudo-labelled + 1 labelled crops); the concatenated
+    global batch is split into ``world`` equal contiguous parts, and process ``index`` reads
+    the part of each stream that falls into its own. ``None`` marks a stream it reads nothing
+    of (e.g. the single labelled crop lands on the last process only).
+
+    Raises:
+        ValueError: if the global batch does not divide by ``world``.
+    """
+    total = sum(sizes)
+    if total % world:
+        raise ValueError(f"global batch {total} does not divide by {world} processes")
+    per = total // world
+    lo, hi = index * per, (index + 1) * per
+    out: list[tuple[int, int] | None] = []
+    offset = 0
+    for n in sizes:
+        a, b = max(lo, offset), min(hi, offset + n)
+        out.append((a - offset, b - offset) if b > a else None)
+        offset += n
+    return out

@@ -16,12 +16,14 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 log = logging.getLogger("dmt")
+T = TypeVar("T")
 
 _DEFAULT_TIMEOUT_S = 1800.0
 
@@ -97,6 +99,11 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def backend_is_nccl() -> bool:
+    """Whether the job communicates with NCCL (one GPU per process)."""
+    return is_initialized() and dist.get_backend() == "nccl"
+
+
 def _collective_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
@@ -144,6 +151,30 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def on_main(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 alone and hand its result to every process.
+
+    A :class:`~dmt.errors.UserError` raised by ``fn`` is raised on every process, so a mistake
+    found by rank 0 (a locked run directory, a changed config) stops the whole job cleanly.
+    """
+    from dmt.errors import UserError
+
+    if world_size() == 1:
+        return fn()
+    result, error = None, None
+    if is_main():
+        try:
+            result = fn()
+        except UserError as exc:
+            error = str(exc)
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        exc = UserError(error)
+        exc.shared = True  # every process raises it: the command line prints it once
+        raise exc
+    return result
+
+
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every process's ``obj``, in rank order (small values made by our own code)."""
     if world_size() == 1:
@@ -183,5 +214,5 @@ def per_process_batch(global_batch: int, key: str, world: int | None = None) -> 
 
 
 __all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "any_process", "barrier", "broadcast_object",
-           "init_from_env", "is_initialized", "is_main", "launched", "local_rank", "per_process_batch", "rank",
+           "init_from_env", "is_initialized", "is_main", "launched", "local_rank", "on_main", "per_process_batch", "rank",
            "shard", "shutdown", "timeout_seconds", "world_size"]

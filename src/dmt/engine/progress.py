@@ -18,8 +18,10 @@ class Progress:
     """
 
     def __init__(self, description: str, total: int, start: int = 0, enabled: bool = True) -> None:
+        from dmt.engine.distributed import is_main
+
         self.description, self.total, self.done = description, total, start
-        self.enabled = enabled and total > start
+        self.enabled = enabled and total > start and is_main()  # one bar per job: rank 0's
         self._bar = None
         self._task = None
         self._t0 = time.monotonic()

@@ -67,6 +67,8 @@ class ASPPv2(nn.Module):
             raise ValueError("legacy ASPP needs at least two rates")
         self.rates = tuple(rates)
         self.legacy = legacy
+        # the legacy branches 3-4 never reach the output: DDP must be told (find_unused_parameters)
+        self.has_dead_parameters = legacy
         self.convs = nn.ModuleList(
             nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r, bias=True) for r in self.rates
         )

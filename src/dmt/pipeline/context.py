@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from dmt.config.schema import ExperimentConfig, OptimConfig
+from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed
 from dmt.errors import UserError
 from dmt.pipeline.rundir import RunDir
@@ -25,7 +26,17 @@ def stage_seed(run_seed: int, stage_name: str) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
+    """``auto`` picks CUDA when present, else the CPU.
+
+    Under a launcher (torchrun) with CUDA, every process takes the GPU ``LOCAL_RANK``.
+    """
+    if dist.world_size() > 1 and dist.backend_is_nccl():
+        return torch.device("cuda", torch.cuda.current_device())
+    if dist.world_size() > 1:
+        if name.startswith("cuda"):
+            raise UserError(f"config key 'device': {name!r}, but the processes were started on the CPU "
+                            "(CUDA not available or the job joined with gloo)")
+        return torch.device("cpu")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -69,6 +80,8 @@ class StageContext:
         return self._writers[stage]
 
     def scalars(self, stage: str, step: int, values: dict[str, float]) -> None:
+        if not dist.is_main():  # rank 0's scalars stand for the job (one TensorBoard, one log)
+            return
         w = self.writer(stage)
         for k, v in values.items():
             w.add_scalar(k, v, step)

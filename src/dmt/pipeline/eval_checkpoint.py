@@ -13,6 +13,7 @@ from dmt.data.transforms import seg_eval_transform
 from dmt.errors import UserError
 from dmt.pipeline.artifacts import load_model
 from dmt.pipeline.context import resolve_device
+from dmt.pipeline.sharding import shard_items
 
 
 def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str | None, device: str,
@@ -30,8 +31,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
         test = load_test_set(cfg)
         if len(test.classes) != meta["num_classes"]:
             raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
-        acc = classification_accuracy(model, ArrayImageDataset(test, None, classification_eval_transform()),
-                                      torch.as_tensor(test.labels), batch_size, dev)
+        mine = np.asarray(shard_items(np.arange(len(test)), batch_size), dtype=np.int64)
+        acc = classification_accuracy(model, ArrayImageDataset(test, mine, classification_eval_transform()),
+                                      torch.as_tensor(test.labels[mine]), batch_size, dev)
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
     from dmt.pipeline.seg_data import build_source
@@ -43,7 +45,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     split = split or "val"
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
-    dataset = SegmentationDataset(items, source, seg_eval_transform(pad, fill=source.mean))
+    dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=source.mean))
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from dmt.engine import distributed as dist
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.progress import Progress
@@ -31,8 +32,12 @@ def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, d
 def classification_accuracy(model: nn.Module, dataset: Dataset, labels: torch.Tensor, batch_size: int,
                             device: torch.device, amp: bool = False, num_workers: int = 0,
                             description: str = "eval") -> float:
-    """Top-1 accuracy as a fraction in [0, 1] (``labels`` in dataset order)."""
-    if len(labels) == 0:
-        return float("nan")
+    """Top-1 accuracy as a fraction in [0, 1] (``labels`` in dataset order).
+
+    Under several processes each passes its share of the set; the result is the whole set's.
+    """
     probs = predict_probabilities(model, dataset, batch_size, device, amp, num_workers, description)
-    return float((probs.argmax(1) == torch.as_tensor(labels)).float().mean())
+    correct = (probs.argmax(1) == torch.as_tensor(labels)).sum() if len(labels) else torch.tensor(0)
+    # with several processes each scored its share: correct counts and sizes add up exactly
+    counts = dist.all_reduce_sum(torch.tensor([int(correct), len(labels)], dtype=torch.int64))
+    return float(counts[0]) / float(counts[1]) if int(counts[1]) else float("nan")

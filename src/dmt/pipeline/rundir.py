@@ -8,6 +8,11 @@ Layout (everything a run writes goes here; datasets are only read)::
     <out>/tb/<stage>/        TensorBoard events
     <out>/splits/            the index / name lists the run used
     <out>/stages/<stage>/    state.safetensors (resume), model.safetensors (final), labels ...
+
+With several processes (torchrun) rank 0 alone creates, locks and writes the directory; the
+other processes only read it (and write their share of a phase's pseudo labels). An error of
+rank 0 while opening (a locked directory, a changed config) reaches every process.
+Several machines need the run directory on a file system they all see.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import yaml
 
 from dmt.config.loader import config_diff, config_to_dict, dump_config
 from dmt.config.schema import ExperimentConfig
+from dmt.engine import distributed as dist
 from dmt.engine.checkpoint import write_json_atomic
 from dmt.errors import UserError
 
@@ -52,12 +58,14 @@ class RunDir:
 
     def stage_dir(self, name: str) -> Path:
         d = self.path / "stages" / name
-        d.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():
+            d.mkdir(parents=True, exist_ok=True)
         return d
 
     def splits_dir(self) -> Path:
         d = self.path / "splits"
-        d.mkdir(parents=True, exist_ok=True)
+        if dist.is_main():
+            d.mkdir(parents=True, exist_ok=True)
         return d
 
     def tb_dir(self, name: str) -> Path:
@@ -65,7 +73,13 @@ class RunDir:
 
     # lifecycle
     def open(self, cfg: ExperimentConfig) -> None:
-        """Create or reopen the directory; refuse a config that differs from the recorded one."""
+        """Create or reopen the directory; refuse a config that differs from the recorded one.
+
+        Rank 0 does the work; its error, if any, is raised on every process.
+        """
+        dist.on_main(lambda: self._open(cfg))
+
+    def _open(self, cfg: ExperimentConfig) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path}: exists and is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -112,6 +126,10 @@ class RunDir:
 
     # results
     def load_results(self) -> dict[str, Any]:
+        """The results so far (read by rank 0, the same on every process)."""
+        return dist.on_main(self._read_results)
+
+    def _read_results(self) -> dict[str, Any]:
         if self.results_path.exists():
             try:
                 return json.loads(self.results_path.read_text())
@@ -120,4 +138,5 @@ class RunDir:
         return {"schema_version": RESULTS_SCHEMA_VERSION, "stages": []}
 
     def save_results(self, results: dict[str, Any]) -> None:
-        write_json_atomic(self.results_path, results)
+        if dist.is_main():
+            write_json_atomic(self.results_path, results)

@@ -15,6 +15,7 @@ import torch
 
 from dmt import __version__
 from dmt.config.schema import ExperimentConfig
+from dmt.engine import distributed as dist
 from dmt.pipeline.context import StageContext, resolve_device, stage_seed
 from dmt.pipeline.plan import Stage, make_plan
 from dmt.pipeline.report import plot_results, summarize
@@ -52,6 +53,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     run = RunDir(out)
     run.open(cfg)
     device = resolve_device(cfg.device)
+    if dist.world_size() > 1:
+        log.info("%d processes (%s), global batches split between them", dist.world_size(),
+                 "NCCL" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
     ctx = StageContext(cfg, run, device)
@@ -72,18 +76,24 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
                 log.info("== %s (seed %d)", stage.name, seed)
                 ctx.start_stage()
                 record = runner.run_stage(stage, seed)
-                results["stages"].append(_stage_entry(stage, seed, record, ctx.stage_elapsed()))
+                # rank 0's wall time: every process then records exactly the same entry
+                wall = dist.broadcast_object(ctx.stage_elapsed())
+                results["stages"].append(_stage_entry(stage, seed, record, wall))
                 results["summary"] = summarize(results["stages"], cfg.task)
                 run.save_results(results)
-                # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
-                (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
-                if not cfg.phases.keep_labels:
-                    shutil.rmtree(run.stage_dir(stage.name) / "labels", ignore_errors=True)
+                dist.barrier()  # every process is done with the stage's files before they go
+                if dist.is_main():
+                    # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
+                    (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
+                    if not cfg.phases.keep_labels:
+                        shutil.rmtree(run.stage_dir(stage.name) / "labels", ignore_errors=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
         results["summary"] = summarize(results["stages"], cfg.task)
         run.save_results(results)
-        plot_results(results, run.path / "results.png")
+        if dist.is_main():
+            plot_results(results, run.path / "results.png")
+        dist.barrier()
         return results
     finally:
         ctx.close()

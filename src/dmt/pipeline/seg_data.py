@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dmt.config.schema import ExperimentConfig
 from dmt.data.segmentation import SegItem, SegSource
+from dmt.engine import distributed as dist
 from dmt.data.splits import check_names, dms_subsets, read_split_file, sbd_split, segmentation_splits, \
     write_split_file
 from dmt.errors import UserError
@@ -138,12 +139,13 @@ def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: lis
         heldout = {m: v[: d.limit] for m, v in heldout.items()}
         unlabelled, val_names, labelled = unlabelled[: d.limit], val_names[: d.limit], labelled[: d.limit]
 
-    for m, names in per_member.items():
-        write_split_file(splits_dir / f"labelled{'-' + m if m else ''}.txt", names)
-    for m, names in heldout.items():
-        write_split_file(splits_dir / f"heldout{'-' + m if m else ''}.txt", names)
-    write_split_file(splits_dir / "unlabelled.txt", unlabelled)
-    write_split_file(splits_dir / "val.txt", val_names)
+    if dist.is_main():  # one writer; every process computes the same lists
+        for m, names in per_member.items():
+            write_split_file(splits_dir / f"labelled{'-' + m if m else ''}.txt", names)
+        for m, names in heldout.items():
+            write_split_file(splits_dir / f"heldout{'-' + m if m else ''}.txt", names)
+        write_split_file(splits_dir / "unlabelled.txt", unlabelled)
+        write_split_file(splits_dir / "val.txt", val_names)
     log.info("data %s: %s labelled, %d unlabelled, %d val", d.name,
              " / ".join(str(len(v)) for v in per_member.values()), len(unlabelled), len(val_names))
     items = source.items_from_names

@@ -6,7 +6,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dmt.config.schema import OptimConfig
+from torch import nn
+
+from dmt.config.schema import OptimConfig, TrainRuntimeConfig
+from dmt.engine import distributed as dist
+from dmt.engine.accel import apply_channels_last, maybe_compile, use_channels_last
 from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
 from dmt.engine.loop import FitOptions, TrainState, fit
 from dmt.pipeline.context import StageContext
@@ -40,20 +44,29 @@ def train_stage(
 
     The stage's wall time so far (this session plus, after a resume, the sessions before) is
     stored with every checkpoint; see :meth:`StageContext.stage_elapsed`.
+
+    With several processes every one of them restores the same file (rank 0 decides whether it
+    exists), and only rank 0 writes it; the phase statistics of every process are gathered into
+    it, so each process resumes its own running sums.
     """
     path = ctx.run.stage_dir(stage_name) / STATE_FILE
-    if path.exists():
+    if dist.broadcast_object(path.exists()):
         state.load_state_dict(load_checkpoint(path, ctx.device))
         if totals is not None:
-            restored = StatTotals(state.extra.get("totals"))
+            restored = StatTotals(_own_totals(state.extra))
             totals.sums, totals.count = restored.sums, restored.count
         log.info("%s: resuming at step %d of %d", stage_name, state.step, total)
     ctx.prior_elapsed = float(state.extra.get("elapsed", 0.0))
 
     def save(s: TrainState) -> None:
+        # a collective: every process calls save() at the same steps (see engine.loop.fit)
+        gathered = dist.all_gather_objects(totals.state_dict()) if totals is not None else None
+        if not dist.is_main():
+            return
         s.extra["elapsed"] = ctx.stage_elapsed()
-        if totals is not None:
-            s.extra["totals"] = totals.state_dict()
+        if gathered is not None:
+            s.extra["totals"] = gathered[0]
+            s.extra["totals_per_rank"] = gathered
         save_checkpoint(path, s.state_dict())
 
     if state.step < total:
@@ -62,6 +75,84 @@ def train_stage(
             steps_per_epoch=steps_per_epoch, checkpoint_seconds=ctx.cfg.checkpoint_seconds,
             checkpoint_min_seconds=ctx.cfg.checkpoint_min_seconds, log_every=max(1, min(50, total // 20)),
             description=description, device=ctx.device, amp=ctx.cfg.amp,
+            channels_last=accelerate(state, step_fn, ctx.cfg.train, ctx.device),
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
             log_scalars=lambda step, values: ctx.scalars(stage_name, step, values), every_epoch=every_epoch)
+
+
+def accelerate(state: TrainState, step_fn: Any, runtime: TrainRuntimeConfig, device) -> bool:
+    """Apply ``train.channels_last`` and ``train.compile``; returns whether inputs go channels_last.
+
+    The model (and its EMA) change layout in place, so the step, the optimizer and checkpoints
+    keep their references; compilation wraps only the step's forward module (``step_fn.model``),
+    so state dicts keep their keys.
+    """
+    channels_last = use_channels_last(device, runtime.channels_last)
+    if channels_last:
+        apply_channels_last(state.model)
+        if state.ema is not None:
+            apply_channels_last(state.ema.module)
+    if runtime.compile and hasattr(step_fn, "model"):
+        step_fn.model = maybe_compile(step_fn.model, True)
+    return channels_last
+
+
+def _own_totals(extra: dict) -> dict | None:
+    """This process's phase statistics from a checkpoint (all of them on rank 0 if the world changed)."""
+    per_rank = extra.get("totals_per_rank")
+    if not per_rank:
+        return extra.get("totals")
+    if len(per_rank) == dist.world_size():
+        return per_rank[dist.rank()]
+    if not dist.is_main():  # resumed on another number of processes: rank 0 carries the sums
+        return None
+    merged = StatTotals()
+    for t in per_rank:
+        part = StatTotals(t)
+        for k, v in part.sums.items():
+            merged.sums[k] = merged.sums.get(k, 0.0) + v
+        merged.count += part.count
+    return merged.state_dict()
+
+
+def reduce_totals(totals: StatTotals) -> StatTotals:
+    """The phase statistics summed over every process (the same object for one process)."""
+    if dist.world_size() == 1:
+        return totals
+    merged = StatTotals()
+    for t in dist.all_gather_objects(totals.state_dict()):  # rank order: the same sums everywhere
+        part = StatTotals(t)
+        for k, v in part.sums.items():
+            merged.sums[k] = merged.sums.get(k, 0.0) + v
+        merged.count += part.count
+    return merged
+
+
+def training_module(model: nn.Module, device) -> nn.Module:
+    """What a step calls for its forward passes: ``model`` itself, or a DDP wrapper of it.
+
+    With several processes the model is wrapped in DistributedDataParallel (gradients averaged
+    over processes in backward); the optimizer, EMA and checkpoints keep using ``model``, whose
+    parameters the wrapper shares.
+    """
+    if dist.world_size() == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    # models with parameters no forward pass uses (the original's 2-branch ASPP) must say so
+    unused = any(getattr(m, "has_dead_parameters", False) for m in model.modules())
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
+
+
+def convert_sync_bn(model: nn.Module, enabled: bool) -> nn.Module:
+    """BatchNorm -> SyncBatchNorm when ``enabled`` and several processes share each batch.
+
+    SyncBatchNorm normalises with the statistics of the whole global batch, so a step on N
+    processes computes what one process computes on the concatenated batch. Parameters and
+    buffers are carried over, so call it before building the optimizer.
+    """
+    if not enabled or dist.world_size() == 1:
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -1,0 +1,70 @@
+"""How the processes of a job share the work of a stage (one process: all of it).
+
+* Training: a step's *global* batch is the config's batch size, the same on 1 or N processes;
+  its streams (pseudo-labelled and labelled crops) are concatenated and split into N equal
+  contiguous parts (:func:`dmt.engine.batches.batch_slices`).
+* Labelling and evaluation: every process handles a contiguous block of the items
+  (:func:`dmt.engine.distributed.shard`) and the counts are summed, so every item is counted
+  exactly once whatever N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from dmt.engine import distributed as dist
+from dmt.engine.batches import batch_slices
+from dmt.errors import UserError
+
+T = TypeVar("T")
+
+
+def shard_items(items: Sequence[T], unit: int = 1) -> list[T]:
+    """This process's contiguous block of ``items`` (all of them for one process).
+
+    Args:
+        unit: shard whole groups of this many items (the evaluation batch size): every process
+            then sees exactly the batches one process would, padding included, so predictions
+            are bitwise those of a single process.
+    """
+    groups = dist.shard(-(-len(items) // unit))
+    return list(items[groups.start * unit:groups.stop * unit])
+
+
+def stream_slices(global_batches: list[int], keys: list[str]) -> list[tuple[int, int] | None]:
+    """This process's slice of each stream's global batch (see :func:`batch_slices`).
+
+    Args:
+        global_batches: the streams' batch sizes from the config, in the order they are
+            concatenated.
+        keys: the config keys of those sizes, named in the error.
+
+    Raises:
+        UserError: the global batch (their sum) does not divide by the number of processes.
+    """
+    world = dist.world_size()
+    total = sum(global_batches)
+    if total % world:
+        what = " + ".join(keys) if len(keys) > 1 else keys[0]
+        raise UserError(f"config key {what}: the global batch {total} does not divide by the {world} processes; "
+                        f"use a multiple of {world}")
+    return batch_slices(global_batches, world, dist.rank())
+
+
+def zip_streams(*streams: Iterable[Any] | None) -> Iterator[tuple[Any, ...]]:
+    """Zip the streams of one step; a ``None`` stream (this process reads none of it) gives ``None``."""
+    live = [iter(s) for s in streams if s is not None]
+    while True:
+        try:
+            values = [next(it) for it in live]
+        except StopIteration:
+            return
+        out, k = [], 0
+        for s in streams:
+            if s is None:
+                out.append(None)
+            else:
+                out.append(values[k])
+                k += 1
+        yield tuple(out)
