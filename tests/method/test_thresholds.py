@@ -10,10 +10,14 @@ import torch
 from dmt.method.thresholds import (
     ConfidenceHistogram,
     apply_class_thresholds,
+    apply_threshold_keys,
     class_balanced_thresholds,
     confidence_histogram,
+    histogram_keys,
+    histogram_of_keys,
     keep_count,
     select_most_confident,
+    threshold_keys,
 )
 
 # ---------------------------------------------------------------- keep_count
@@ -213,3 +217,69 @@ def test_apply_class_thresholds_rejects_bad_input() -> None:
         apply_class_thresholds(cls, torch.rand(2, 2), torch.zeros(2))
     with pytest.raises(ValueError, match="classes must lie"):
         apply_class_thresholds(cls + 3, torch.zeros(2, 2, dtype=torch.float16), torch.zeros(2))
+
+
+# ---------------------------------------------------------------- thresholds on float16 bit patterns
+
+ALL_FLOAT16 = torch.arange(65536, dtype=torch.int32).to(torch.int16).view(torch.float16)
+EDGE_THRESHOLDS = [0.0, -0.0, 1.0, 0.5, 0.3, 1e-8, 6e-8, 3e-8, -1e-8, -2.0, 0.99999, 1.0001, 65504.0, 65519.0,
+                   65520.0, 7e4, math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("t", EDGE_THRESHOLDS)
+def test_threshold_keys_agree_with_float_comparison_on_every_float16(t: float) -> None:
+    """All 65536 patterns (incl. -0, subnormals, inf, NaN) against thresholds on and between values."""
+    classes = torch.zeros(65536, dtype=torch.uint8)
+    thresholds = torch.tensor([t], dtype=torch.float32)
+    expected = apply_class_thresholds(classes, ALL_FLOAT16, thresholds)
+    got = apply_threshold_keys(classes, ALL_FLOAT16, threshold_keys(thresholds))
+    assert torch.equal(got, expected)
+
+
+def test_apply_threshold_keys_hand_computed() -> None:
+    classes = torch.tensor([[0, 1, 2], [1, 2, 0]], dtype=torch.uint8)
+    confidence = torch.tensor([[0.5, 0.25, 1.0], [0.75, 0.0, -0.0]], dtype=torch.float16)
+    thresholds = torch.tensor([0.5, 0.3, math.inf])  # class 2 never predicted: keeps nothing
+    keys = threshold_keys(thresholds)
+    assert keys.tolist() == [0x3800, 0x34CD, 0x7C00]  # 0.5, the float16 just above 0.3, +inf
+    kept = apply_threshold_keys(classes, confidence, keys, ignore_index=255)
+    assert kept.tolist() == [[0, 255, 255], [1, 255, 255]]
+    assert kept.tolist() == apply_class_thresholds(classes, confidence, thresholds).tolist()
+
+
+def test_apply_threshold_keys_random_maps_equal_float_path() -> None:
+    g = torch.Generator().manual_seed(3)
+    classes = torch.randint(0, 21, (37, 53), dtype=torch.uint8, generator=g)
+    confidence = torch.rand(37, 53, generator=g).half()
+    hist = confidence_histogram(classes, confidence, 21)
+    for ratio in (0.2, 0.6, 1.0):
+        thresholds, _, _ = class_balanced_thresholds(hist, ratio)
+        assert torch.equal(apply_threshold_keys(classes, confidence, threshold_keys(thresholds)),
+                           apply_class_thresholds(classes, confidence, thresholds))
+
+
+def test_apply_threshold_keys_rejects_bad_input() -> None:
+    keys = threshold_keys(torch.tensor([0.5, 0.5]))
+    conf = torch.zeros(2, 2, dtype=torch.float16)
+    with pytest.raises(ValueError, match="uint8"):
+        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.int64), conf, keys)
+    with pytest.raises(ValueError, match="float16"):
+        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.uint8), conf.float(), keys)
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        apply_threshold_keys(torch.full((2, 2), 2, dtype=torch.uint8), conf, keys)
+    with pytest.raises(ValueError, match="int32"):
+        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.uint8), conf, keys.long())
+    with pytest.raises(ValueError, match="1-D float"):
+        threshold_keys(torch.tensor([1, 2]))
+
+
+def test_histogram_keys_of_several_images_add_up() -> None:
+    g = torch.Generator().manual_seed(4)
+    maps = [(torch.randint(0, 5, (9, 11), dtype=torch.uint8, generator=g), torch.rand(9, 11, generator=g).half())
+            for _ in range(3)]
+    keys = [histogram_keys(c, p, 5) for c, p in maps]
+    assert keys[0].dtype == torch.int32
+    c0, p0 = maps[0]
+    assert int(keys[0][0]) == int(c0[0, 0]) * 65536 + int(p0[0, 0:1].view(torch.int16)[0])
+    expected = sum(confidence_histogram(c, p, 5) for c, p in maps)
+    assert torch.equal(histogram_of_keys(keys, 5), expected)

@@ -30,10 +30,13 @@ import torch
 from torch import Tensor
 
 from dmt.errors import UserError
-from dmt.method.thresholds import NUM_FLOAT16_BITS, confidence_histogram
+from dmt.method.thresholds import NUM_FLOAT16_BITS, histogram_keys, histogram_of_keys
 
 _SUFFIX = ".npz"
 _COMPLETE = "complete.json"
+# Pixels per bincount in histogram_of_store: 16 MiB of int32 keys (about 16 VOC images) per
+# (C, 65536) int64 histogram allocated and added (11 MiB for VOC), instead of one per image.
+_KEYS_PER_BINCOUNT = 1 << 22
 _TEMP_PREFIX = ".tmp-"  # hidden and never ends in .npz: names() can never list a partial file
 
 
@@ -211,9 +214,18 @@ def histogram_of_store(store: PseudoLabelStore, names: Iterable[str], num_classe
         UserError: if a stored class is outside ``[0, C)`` (labels from a different dataset).
     """
     total = torch.zeros(num_classes, NUM_FLOAT16_BITS, dtype=torch.int64)
+    pending: list[Tensor] = []  # keys of several images, counted by one bincount
+    size = 0
     for name, cls, conf in iter_store(store, names):
         try:
-            total += confidence_histogram(torch.from_numpy(cls), torch.from_numpy(conf), num_classes)
+            keys = histogram_keys(torch.from_numpy(cls), torch.from_numpy(conf), num_classes)
         except ValueError as e:
             raise UserError(f"pseudo-label file {store.path(name)}: {e}") from None
+        pending.append(keys)
+        size += keys.numel()
+        if size >= _KEYS_PER_BINCOUNT:
+            total += histogram_of_keys(pending, num_classes)
+            pending, size = [], 0
+    if pending:
+        total += histogram_of_keys(pending, num_classes)
     return total

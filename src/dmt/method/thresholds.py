@@ -28,6 +28,9 @@ NUM_FLOAT16_BITS = 65536  # one histogram bin per 16-bit pattern
 # Bit pattern of float16 +inf. Non-negative float16 values (0 .. inf) are exactly the patterns
 # 0x0000 .. 0x7C00, and on them the integer order of the pattern is the order of the value.
 _FLOAT16_INF_BITS = 0x7C00
+_FLOAT16_ONE_BITS = 0x3C00
+_NEGATIVE_ZERO_BITS = 0x8000
+_MAX_HISTOGRAM_CLASSES = 32767  # keys class * 65536 + pattern stay below 2**31
 # Ratios such as 0.29 are meant as the decimal 29/100; recovering the nearest fraction with a
 # denominator up to 10**6 undoes the float error (0.29 * 100 == 28.999999999999996) while two
 # different such fractions are always at least 1e-12 apart, far more than float error (~1e-16).
@@ -96,14 +99,19 @@ def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
 
 
 def _float16_bits(confidence: Tensor) -> Tensor:
-    """Bit patterns (int64 in ``[0, 0x3C00]``) of float16 confidences in ``[0, 1]``."""
+    """Bit patterns (int32 in ``[0, 0x3C00]``) of float16 confidences in ``[0, 1]``.
+
+    Checked on the integers, without converting to float: the patterns of ``[0, 1]`` are
+    ``0x0000 .. 0x3C00``; ``-0.0`` (``0x8000``, which would rank above 1.0) counts as ``+0.0``;
+    negatives, values above 1, infinities and NaN have other patterns and are rejected.
+    """
     if confidence.dtype != torch.float16:
         raise ValueError(f"confidence must be float16, got {confidence.dtype}")
-    # NaN fails both comparisons, so it is rejected here too.
-    if not bool(((confidence >= 0) & (confidence <= 1)).all()):
+    bits = confidence.view(torch.int16).to(torch.int32) & 0xFFFF
+    bits.masked_fill_(bits == _NEGATIVE_ZERO_BITS, 0)
+    if bits.numel() and int(bits.max()) > _FLOAT16_ONE_BITS:
         raise ValueError("confidence must lie in [0, 1] (no NaN)")
-    # -0.0 has the pattern 0x8000, which would rank above 1.0; abs() turns it into +0.0.
-    return confidence.abs().view(torch.int16).to(torch.int64) & 0xFFFF
+    return bits
 
 
 def confidence_histogram(classes: Tensor, confidence: Tensor, num_classes: int) -> Tensor:
@@ -119,19 +127,41 @@ def confidence_histogram(classes: Tensor, confidence: Tensor, num_classes: int) 
         ``(C, 65536)`` int64: entry ``[c, b]`` counts pixels of class ``c`` whose confidence has
         float16 bit pattern ``b``. Histograms of several images add up.
     """
+    return histogram_of_keys([histogram_keys(classes, confidence, num_classes)], num_classes)
+
+
+def histogram_keys(classes: Tensor, confidence: Tensor, num_classes: int) -> Tensor:
+    """The histogram bin of every pixel, ``class * 65536 + bit pattern``, as flat int32 (checked).
+
+    Keys of several images can be concatenated and counted by one :func:`histogram_of_keys`,
+    which is much cheaper than one ``(C, 65536)`` histogram per image.
+
+    Raises:
+        ValueError: shapes differ, classes outside ``[0, num_classes)``, confidence not float16
+            in ``[0, 1]``.
+    """
     if classes.shape != confidence.shape:
         raise ValueError(
             f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
         )
     if classes.is_floating_point() or classes.dtype == torch.bool:
         raise ValueError(f"classes must be an integer tensor, got {classes.dtype}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    cls = classes.reshape(-1).to(torch.int64)
-    if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= num_classes):
-        raise ValueError(f"classes must lie in [0, {num_classes}), got {int(cls.min())}..{int(cls.max())}")
+    if not 1 <= num_classes <= _MAX_HISTOGRAM_CLASSES:
+        raise ValueError(f"num_classes must be in 1..{_MAX_HISTOGRAM_CLASSES}, got {num_classes}")
     bits = _float16_bits(confidence.reshape(-1))
-    counts = torch.bincount(cls * NUM_FLOAT16_BITS + bits, minlength=num_classes * NUM_FLOAT16_BITS)
+    cls = classes.reshape(-1)
+    if cls.numel():
+        lo, hi = torch.aminmax(cls)
+        if int(lo) < 0 or int(hi) >= num_classes:
+            raise ValueError(f"classes must lie in [0, {num_classes}), got {int(lo)}..{int(hi)}")
+    # int32 keys: half the memory traffic of int64; C * 65536 < 2**31
+    return bits.add_(cls.to(torch.int32) * NUM_FLOAT16_BITS)
+
+
+def histogram_of_keys(keys: list[Tensor], num_classes: int) -> Tensor:
+    """``(C, 65536)`` int64 counts of the keys from :func:`histogram_keys`, one ``bincount``."""
+    flat = keys[0] if len(keys) == 1 else torch.cat(keys)
+    counts = torch.bincount(flat, minlength=num_classes * NUM_FLOAT16_BITS)
     return counts.reshape(num_classes, NUM_FLOAT16_BITS)
 
 
@@ -213,6 +243,84 @@ def apply_class_thresholds(
     # comparison agrees bit for bit with the histogram's ranking.
     keep = confidence.to(torch.float32) >= thresholds.to(device=cls.device, dtype=torch.float32)[cls]
     return torch.where(keep, cls, torch.full_like(cls, ignore_index)).to(torch.uint8)
+
+
+def _float16_order_keys() -> Tensor:
+    """``(65536,)`` int32: for each float16 bit pattern, its rank among float16 values.
+
+    Adjacent values get consecutive keys, ``-0.0`` and ``+0.0`` share key 0, negatives are
+    negative, ``+inf`` is ``0x7C00`` and NaN gets a key below every value (NaN passes no test).
+    """
+    bits = torch.arange(NUM_FLOAT16_BITS, dtype=torch.int32)
+    magnitude = bits & 0x7FFF
+    keys = torch.where(bits < 0x8000, magnitude, -magnitude)
+    keys[magnitude > _FLOAT16_INF_BITS] = _NAN_KEY
+    return keys
+
+
+_NAN_KEY = -(1 << 17)  # below every float16 value's key
+_NEVER_KEY = 1 << 17  # above every key: a NaN threshold keeps nothing
+_ORDER_KEYS = _float16_order_keys()
+
+
+def threshold_keys(thresholds: Tensor) -> Tensor:
+    """Per-class thresholds as float16 order keys, for :func:`apply_threshold_keys`.
+
+    A float16 confidence ``x`` satisfies ``x >= t`` exactly when its order key is at least the
+    key of the smallest float16 value ``>= t``, for any float threshold ``t`` (float16 values,
+    like those of :func:`class_balanced_thresholds`, map to their own key; ``+inf`` to
+    ``0x7C00``; NaN to a key no confidence reaches).
+
+    Args:
+        thresholds: ``(C,)`` float thresholds.
+
+    Returns:
+        ``(C,)`` int32 keys.
+    """
+    if thresholds.dim() != 1 or not thresholds.is_floating_point():
+        raise ValueError(f"thresholds must be a 1-D float tensor (C,), got {thresholds.dtype} {tuple(thresholds.shape)}")
+    t = thresholds.detach().cpu().to(torch.float64)
+    half = t.to(torch.float16)  # nearest float16 (may be below t, or +-inf beyond the range)
+    keys = _ORDER_KEYS[half.view(torch.int16).to(torch.int64) & 0xFFFF].clone()
+    keys += (half.to(torch.float64) < t).to(torch.int32)  # rounded down: the next float16 up
+    keys[torch.isnan(t)] = _NEVER_KEY
+    return keys
+
+
+def apply_threshold_keys(classes: Tensor, confidence: Tensor, keys: Tensor, ignore_index: int = 255) -> Tensor:
+    """:func:`apply_class_thresholds` on float16 bit patterns: same result, no float32 maps.
+
+    One table look-up turns each confidence's bit pattern into its order key, which is compared
+    with its class's key from :func:`threshold_keys`; equal to ``apply_class_thresholds`` for
+    every float16 value (tests check all 65536 patterns).
+
+    Args:
+        classes: ``(H, W)`` uint8 predicted classes, values in ``[0, C)``.
+        confidence: ``(H, W)`` float16 confidences.
+        keys: ``(C,)`` int32 from :func:`threshold_keys`.
+        ignore_index: the value written where a pixel is not kept (``0..255``).
+
+    Returns:
+        ``(H, W)`` uint8 map of kept classes, ``ignore_index`` elsewhere.
+    """
+    if classes.shape != confidence.shape:
+        raise ValueError(
+            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
+        )
+    if classes.dtype != torch.uint8:
+        raise ValueError(f"classes must be uint8, got {classes.dtype}")
+    if confidence.dtype != torch.float16:
+        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    if keys.dim() != 1 or keys.dtype != torch.int32:
+        raise ValueError(f"keys must be (C,) int32 from threshold_keys, got {keys.dtype} {tuple(keys.shape)}")
+    if not 0 <= ignore_index <= 255:
+        raise ValueError(f"ignore_index must fit uint8, got {ignore_index}")
+    if classes.numel() and int(classes.max()) >= keys.numel():
+        raise ValueError(f"classes must lie in [0, {keys.numel()}), got up to {int(classes.max())}")
+    table = _ORDER_KEYS.to(confidence.device)
+    conf_keys = table[confidence.view(torch.int16).to(torch.int32) & 0xFFFF]
+    keep = conf_keys >= keys.to(confidence.device)[classes.to(torch.int32)]
+    return classes.masked_fill(~keep, ignore_index)
 
 
 @dataclass
