@@ -15,6 +15,7 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
+from dmt.method.confidence import max_softmax
 
 
 class PadCollate:
@@ -79,13 +80,40 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
             "per_class_iou": scores["per_class_iou"]}
 
 
+@torch.no_grad()
 def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                  amp: bool, num_workers: int = 0, description: str = "label"
                  ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size."""
-    for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description):
-        conf, cls = probs.max(dim=1)
-        for i, name in enumerate(batch["name"]):
-            h, w = batch["size"][i]  # the image's own size: evaluation padding is cropped away
-            yield (name, cls[i, :h, :w].to(torch.uint8).cpu().numpy(),
-                   conf[i, :h, :w].to(torch.float16).cpu().numpy())
+    """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
+
+    Streams: after the model's forward pass, each image is upsampled on its own (when the model
+    predicts at a lower resolution), cropped to its own size and reduced by
+    :func:`~dmt.method.confidence.max_softmax` in cache-sized blocks, so no full-size float32
+    probabilities of the batch exist. Every value is bit-for-bit the one the whole-batch
+    ``upsampled_logits(...).float().softmax(1).max(1)`` gives (tests/pipeline/test_labelling.py).
+    """
+    model.eval()
+    use_amp, dtype = amp_settings(device, amp)
+    loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
+    with Progress(description, len(loader)) as bar:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+                logits = model(images)
+            for i, name in enumerate(batch["name"]):
+                yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
+                                            use_amp))
+            del logits
+            bar.advance()
+
+
+def _image_labels(logits: torch.Tensor, padded: torch.Size, size: tuple[int, int], device: torch.device,
+                  dtype: torch.dtype, use_amp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One image's ``(classes uint8, confidence float16)`` at its own ``size`` from its ``1 x C`` logits."""
+    if logits.shape[-2:] != padded:
+        # the same interpolation as upsampled_logits, per image: every output pixel is the same
+        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+            logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=True)
+    h, w = size  # the image's own size: evaluation padding is cropped away before the softmax
+    confidence, classes = max_softmax(logits[:, :, :h, :w])
+    return classes[0].cpu().numpy(), confidence[0].cpu().numpy()
