@@ -121,10 +121,14 @@ def test_fit_resume_equals_uninterrupted():
 
 def test_fit_stops_on_nan():
     state, data, _ = _toy()
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(FloatingPointError, match="train: non-finite loss between steps 0 and 1"):
         fit(lambda b, s: {"loss": torch.tensor(math.nan, requires_grad=True)}, state, iter(data),
             FitOptions(total_steps=2, base_lr=0.1), save=lambda s: None)
 
 
-def test_amp_is_off_on_cpu():
-    assert amp_settings(torch.device("cpu"), True) == (False, torch.float32)
+def test_amp_settings_per_device():
+    from dmt.engine.accel import cpu_has_native_bf16
+
+    assert amp_settings(torch.device("cpu"), False) == (False, torch.float32)
+    cpu = (True, torch.bfloat16) if cpu_has_native_bf16() else (False, torch.float32)
+    assert amp_settings(torch.device("cpu"), True) == cpu and amp_settings(torch.device("cpu"), "auto") == cpu

@@ -9,7 +9,7 @@ import sys
 from dmt import __version__
 from dmt.errors import UserError
 
-COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco")
+COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench")
 
 
 class _StderrHandler(logging.StreamHandler):

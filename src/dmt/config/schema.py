@@ -137,13 +137,25 @@ class EvalConfig:
 @dataclass
 class ExperimentConfig:
     """One experiment: the data, the model, the method and its stages."""
+@dataclass
+class TrainRuntimeConfig:
+    """How training runs on the device: layout and compilation (same results, other speed)."""
+
+    # NHWC weights and inputs ("auto": on for CUDA and CPU, where oneDNN / cuDNN's fast
+    # convolutions use it; measured in docs/performance.md)
+    channels_last: bool | Literal["auto"] = "auto"
+    compile: bool = False  # torch.compile the training forward pass (minutes of compilation first)
+
+
 
     description: str = ""
     task: Task = "classification"
     method: Method = "dmt"
     seed: int = 1  # run seed: every stage's seed derives from it and is recorded
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # mixed precision where the device supports it (CUDA)
+    # mixed precision: auto (= true) is bf16 autocast on CUDA (fp16 + loss scaling without bf16)
+    # and on CPUs with native bf16 (AMX / AVX512-BF16); false is float32 everywhere
+    amp: bool | Literal["auto"] = "auto"
     smoke: bool = False  # a few steps on a few images of every stage (set by --smoke)
     checkpoint_seconds: float = 300.0  # write a resumable checkpoint at least this often ...
     checkpoint_min_seconds: float = 10.0  # ... and after each epoch, unless one is younger than this
@@ -154,3 +166,4 @@ class ExperimentConfig:
     oracle: OracleConfig = field(default_factory=OracleConfig)
     mutual: MutualConfig = field(default_factory=MutualConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainRuntimeConfig = field(default_factory=TrainRuntimeConfig)

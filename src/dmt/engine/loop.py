@@ -17,17 +17,57 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from dmt.engine.accel import autocast_dtype, to_channels_last
+from dmt.engine.distributed import any_process, world_size
 from dmt.engine.progress import Progress
 from dmt.engine.schedule import learning_rate
 
 log = logging.getLogger("dmt")
 
 
+class EMA(AveragedModel):
+    """:class:`AveragedModel` with the EMA rule, updated without reading the device.
+
+    torch's ``update_parameters`` tests ``n_averaged == 0`` and copies ``n_averaged`` to the
+    device on every call: two host synchronisations per step on CUDA. This keeps the same
+    arithmetic (copy on the first update, then ``lerp`` towards the model for floating tensors,
+    ``p * decay + q * (1 - decay)`` for integer buffers) and the same state dict.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.decay = decay
+        self._started: bool | None = None  # known after the first update or a load
+
+    def update_parameters(self, model: nn.Module) -> None:
+        if self._started is None:
+            self._started = bool(self.n_averaged.item() > 0)  # once per stage (n_averaged may be restored)
+        ema = list(self.module.parameters()) + list(self.module.buffers())
+        cur = [p.detach() for p in list(model.parameters()) + list(model.buffers())]
+        with torch.no_grad():
+            if not self._started:
+                for e, c in zip(ema, cur):
+                    e.detach().copy_(c)
+            else:
+                floats = [(e, c) for e, c in zip(ema, cur) if e.is_floating_point()]
+                if floats:
+                    torch._foreach_lerp_([e for e, _ in floats], [c for _, c in floats], 1 - self.decay)
+                for e, c in zip(ema, cur):
+                    if not e.is_floating_point():
+                        e.copy_(e * self.decay + c * (1 - self.decay))
+        self._started = True
+        self.n_averaged += 1
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._started = None
+        return super().load_state_dict(*args, **kwargs)
+
+
 def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
     """EMA of weights *and* buffers (BN statistics), or ``None`` when ``decay`` is 0."""
     if decay <= 0:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return EMA(model, decay)
 
 
 def make_sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool = False,
@@ -40,11 +80,14 @@ def make_sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, 
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
-def amp_settings(device: torch.device, enabled: bool) -> tuple[bool, torch.dtype]:
-    """Autocast on CUDA only: bfloat16 where supported (no loss scaling needed), else float16."""
-    if not enabled or device.type != "cuda":
-        return False, torch.float32
-    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def amp_settings(device: torch.device, enabled: bool | str) -> tuple[bool, torch.dtype]:
+    """``(autocast on?, dtype)`` for the ``amp`` setting (``True``/``"auto"``/``False``) on ``device``.
+
+    bfloat16 on CUDA where supported (no loss scaling needed), else float16; bfloat16 on CPUs with
+    native bf16 (:func:`dmt.engine.accel.autocast_dtype`); float32 otherwise.
+    """
+    dtype = autocast_dtype(device, enabled)
+    return (False, torch.float32) if dtype is None else (True, dtype)
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -104,7 +147,55 @@ class FitOptions:
     log_every: int = 50
     description: str = "train"
     device: torch.device = torch.device("cpu")
-    amp: bool = False
+    amp: bool | str = False  # True / "auto": mixed precision where fast (see amp_settings)
+    channels_last: bool = False  # move 4-D float inputs to channels_last (the model already is)
+
+
+class _Pending:
+    """What the loop keeps on the device between two reads: scalars and the finite-loss flag.
+
+    Nothing here reads the device until :meth:`means` or :meth:`check_finite` (at log and
+    checkpoint time), so a step never waits for the accelerator. The means are summed in
+    float64 on the host in step order, exactly as a per-step ``float(v)`` would have.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Any]] = {}
+        self.count = 0
+        self.nonfinite: torch.Tensor | None = None  # any non-finite loss since the last check
+        self.first_unchecked: int | None = None
+
+    def add(self, out: dict[str, Any], step: int) -> None:
+        loss = out["loss"].detach()
+        bad = ~torch.isfinite(loss)
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+        if self.first_unchecked is None:
+            self.first_unchecked = step
+        for k, v in out.items():
+            self.values.setdefault(k, []).append(v.detach() if isinstance(v, torch.Tensor) else v)
+        self.count += 1
+
+    def check_finite(self, description: str, last_step: int) -> None:
+        """Raise :class:`FloatingPointError` (on every process) if a loss since the last check was not finite."""
+        if self.nonfinite is None:
+            return
+        bad = any_process(bool(self.nonfinite))
+        first, self.nonfinite, self.first_unchecked = self.first_unchecked, None, None
+        if bad:
+            raise FloatingPointError(f"{description}: non-finite loss between steps {first} and {last_step}")
+
+    def means(self) -> dict[str, float]:
+        """Mean of each scalar since the last call (one device read for all of them)."""
+        tensors = [v.reshape(()).double() for vs in self.values.values() for v in vs if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(tensors).tolist()) if tensors else iter(())
+        out = {}
+        for k, vs in self.values.items():
+            total = 0.0
+            for v in vs:
+                total += next(read) if isinstance(v, torch.Tensor) else float(v)
+            out[k] = total / self.count
+        self.values, self.count = {}, 0
+        return out
 
 
 def fit(
@@ -118,11 +209,17 @@ def fit(
 ) -> None:
     """Run steps ``state.step .. opts.total_steps - 1``, one batch each.
 
+    The step never waits for the device: losses and scalars stay on it until log time (every
+    ``opts.log_every`` steps and the last), when their means are logged and a non-finite loss
+    raises :class:`FloatingPointError` naming the steps. Before every checkpoint the finite check
+    runs too, so a checkpoint never holds weights trained on a non-finite loss.
+
     Args:
-        step_fn: ``(batch, step) -> {"loss": scalar tensor, **floats}``; called under autocast.
+        step_fn: ``(batch, step) -> {"loss": scalar tensor, **scalars}`` (tensors or floats);
+            called under autocast.
         state: model/optimizer/EMA/scaler and the step to resume from (updated in place).
         batches: yields exactly the batches of the remaining steps, in order.
-        opts: schedule, length and checkpoint cadence.
+        opts: schedule, length, checkpoint cadence, AMP and input layout.
         save: writes ``state`` to disk (called after each epoch, every few minutes, at the end).
         log_scalars: receives the mean of each returned scalar every ``opts.log_every`` steps.
         every_epoch: called with the finished epoch number (evaluation during training).
@@ -132,8 +229,7 @@ def fit(
         state.scaler = torch.amp.GradScaler(opts.device.type, enabled=use_amp and amp_dtype == torch.float16)
     model, optimizer = state.model, state.optimizer
     model.train()
-    sums: dict[str, float] = {}
-    count = 0
+    pending = _Pending()
     last_save = time.monotonic()
     with Progress(opts.description, opts.total_steps, start=state.step) as bar:
         for batch in batches:
@@ -144,11 +240,11 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_mult", 1.0)
             batch = move_to(batch, opts.device)
+            if opts.channels_last:
+                batch = to_channels_last(batch)
             with torch.autocast(opts.device.type, dtype=amp_dtype, enabled=use_amp):
                 out = step_fn(batch, step)
             loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{opts.description}: loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss).backward()
             state.scaler.step(optimizer)
@@ -156,24 +252,31 @@ def fit(
             if state.ema is not None:
                 state.ema.update_parameters(model)
             state.step = step + 1
+            pending.add(out, step)
 
-            for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
-            count += 1
-            if count == opts.log_every or state.step == opts.total_steps:
-                means = {k: v / count for k, v in sums.items()}
+            if pending.count == opts.log_every or state.step == opts.total_steps:
+                pending.check_finite(opts.description, step)
+                means = pending.means()
                 means["lr"] = lr
                 if log_scalars is not None:
                     log_scalars(state.step, means)
-                sums, count = {}, 0
-            bar.advance(1, loss=float(loss.detach()))
+                bar.advance(1, loss=means["loss"])
+            else:
+                bar.advance(1)
 
             epoch_end = state.step % opts.steps_per_epoch == 0
             age = time.monotonic() - last_save
-            if state.step == opts.total_steps or age > opts.checkpoint_seconds or \
-                    (epoch_end and age >= opts.checkpoint_min_seconds):
+            due = state.step == opts.total_steps or age > opts.checkpoint_seconds or \
+                (epoch_end and age >= opts.checkpoint_min_seconds)
+            if world_size() > 1 and state.step != opts.total_steps:
+                # every process saves at the same steps (a save gathers their statistics): they
+                # compare clocks only at epoch ends and log points, never inside a stretch of steps
+                due = (epoch_end or pending.count == 0) and any_process(due)
+            if due:
+                pending.check_finite(opts.description, step)
                 save(state)
                 last_save = time.monotonic()
             if epoch_end and every_epoch is not None:
+                pending.check_finite(opts.description, step)
                 every_epoch(state.step // opts.steps_per_epoch)
                 model.train()

@@ -21,7 +21,7 @@ def sample_lambda(alpha: float, rng: np.random.Generator, keep_max: bool = True)
 
 def mix(x: Tensor, lam: float, perm: Tensor) -> Tensor:
     """``lam * x + (1 - lam) * x[perm]`` along the first dimension (images or per-image weights)."""
-    return lam * x + (1.0 - lam) * x[perm.to(x.device)]
+    return lam * x + (1.0 - lam) * x[perm.to(x.device, non_blocking=True)]  # no wait for the device
 
 
 def random_permutation(n: int, generator: torch.Generator) -> Tensor:

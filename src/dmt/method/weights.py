@@ -140,23 +140,24 @@ def agreement_stats(
     labelled: Tensor,
     weights: Tensor,
     ignore_index: int = IGNORE_INDEX,
-) -> dict[str, float]:
+) -> dict[str, Tensor]:
     """Shares over the pseudo-labelled targets: disagreement, student wins, mean weight.
 
-    ``student_logits`` may be a :class:`StudentView` computed already. Returns zeros when the
+    ``student_logits`` may be a :class:`StudentView` computed already. Every value is a 0-dim
+    tensor on the targets' device (float64 shares, int64 ``pseudo_targets``), so a training step
+    never waits for the device to read them; ``float(v)`` reads one. The shares are 0 when the
     batch holds no pseudo target.
     """
     view = student_logits if isinstance(student_logits, StudentView) else \
         student_view(student_logits, target, ignore_index)
     pseudo = ~_per_target(labelled, target) & (target != ignore_index)
-    n = int(pseudo.sum())
-    if n == 0:
-        return {"disagree": 0.0, "student_wins": 0.0, "mean_weight": 0.0, "pseudo_targets": 0}
+    n = pseudo.sum()
+    denominator = n.clamp_min(1).double()
     disagree = pseudo & (view.prediction != target)
     wins = disagree & (view.confidence > teacher_confidence.float())
     return {
-        "disagree": float(disagree.sum()) / n,
-        "student_wins": float(wins.sum()) / n,
-        "mean_weight": float(weights.float()[pseudo].mean()),
+        "disagree": disagree.sum().double() / denominator,
+        "student_wins": wins.sum().double() / denominator,
+        "mean_weight": torch.where(pseudo, weights.float(), 0.0).double().sum() / denominator,
         "pseudo_targets": n,
     }

@@ -24,22 +24,37 @@ from dmt.pipeline.seg_eval import upsampled_logits
 
 
 class StatTotals:
-    """Running sums of per-step statistics, weighted by the number of pseudo targets."""
+    """Running sums of per-step statistics, weighted by the number of pseudo targets.
+
+    :meth:`add` takes floats or 0-dim tensors and keeps tensors on their device (a step never
+    waits to read them); :meth:`means` and :meth:`state_dict` read them once and leave
+    ``sums`` as plain floats and ``count`` as an int.
+    """
 
     def __init__(self, state: dict | None = None) -> None:
-        self.sums: dict[str, float] = dict((state or {}).get("sums", {}))
-        self.count = int((state or {}).get("count", 0))
+        self.sums: dict[str, Any] = dict((state or {}).get("sums", {}))
+        self.count: Any = int((state or {}).get("count", 0))
 
-    def add(self, stats: dict[str, float], n: int) -> None:
+    def add(self, stats: dict[str, Any], n: Any) -> None:
         for k, v in stats.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
-        self.count += n
+            v = v.double() if isinstance(v, torch.Tensor) else float(v)
+            self.sums[k] = self.sums.get(k, 0.0) + v * n
+        self.count = self.count + n
+
+    def _settle(self) -> None:
+        """Read device values back: ``sums`` become floats, ``count`` an int."""
+        keys = list(self.sums)
+        values = [torch.as_tensor(self.sums[k], dtype=torch.float64).cpu() for k in keys]
+        if values:
+            self.sums = dict(zip(keys, torch.stack(values).tolist()))
+        self.count = int(self.count)
 
     def means(self) -> dict[str, float]:
         return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
 
     def state_dict(self) -> dict:
-        return {"sums": self.sums, "count": self.count}
+        self._settle()
+        return {"sums": dict(self.sums), "count": self.count}
 
 
 class SupervisedMixupStep:
@@ -50,11 +65,12 @@ class SupervisedMixupStep:
 
     def __call__(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, Any]:
         x, y = batch
+        self._settle()
         # per-step generators: the same step draws the same lambda and pairing after a resume
         lam = sample_lambda(self.alpha, np.random.default_rng(mix_seed(self.seed, step, 0)))
         perm = random_permutation(x.shape[0], torch.Generator().manual_seed(mix_seed(self.seed, step, 1)))
         logits = self.model(mix(x, lam, perm) if lam < 1 else x)
-        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device)], lam)
+        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device, non_blocking=True)], lam)
         return {"loss": loss, "sup_loss": loss.detach()}
 
 
@@ -94,7 +110,7 @@ class DynamicMixupStep:
         lam = sample_lambda(self.alpha, np.random.default_rng(mix_seed(self.seed, step, 0)))
         perm = random_permutation(x.shape[0], torch.Generator().manual_seed(mix_seed(self.seed, step, 1)))
         logits = self.model(mix(x, lam, perm) if lam < 1 else x)
-        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device)], lam, mix(w, lam, perm))
+        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device, non_blocking=True)], lam, mix(w, lam, perm))
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **stats}
 
 
@@ -134,7 +150,7 @@ class SegmentationStep:
             pseudo = online_pseudo_targets(logits[:n_p], self.online_threshold)
             target = torch.cat([pseudo, batch["mask"]])
             loss = weighted_cross_entropy(logits, target, torch.ones_like(target, dtype=torch.float32))
-            kept = float((pseudo != 255).float().mean())
+            kept = (pseudo != 255).double().mean()
             self.totals.add({"pseudo_share": kept}, 1)
             return {"loss": loss, "pseudo_share": kept}
 

@@ -1,0 +1,396 @@
+"""The benchmark items: each builds its variants (plain first) and measures them in one run.
+
+"plain" is our own code in its reference configuration: float32, contiguous layout, no
+compilation, a host synchronisation per step (finite-loss check and per-step ``float()`` of every
+scalar), and for labelling the original implementation's scheme (two inference passes, thresholds
+from a 1/16 pixel subsample, float32 confidences kept in memory). The other variants switch one
+optimisation on at a time, then all defaults together ("dmt").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dmt.bench.harness import Variant, measure
+from dmt.engine.accel import apply_channels_last, autocast_dtype, to_channels_last
+from dmt.engine.loop import FitOptions, TrainState, fit, make_ema, make_sgd
+from dmt.models import create_model
+
+ItemFn = Callable[[bool, torch.device], dict[str, Any]]
+ITEMS: dict[str, ItemFn] = {}
+
+
+def item(name: str) -> Callable[[ItemFn], ItemFn]:
+    def wrap(fn: ItemFn) -> ItemFn:
+        ITEMS[name] = fn
+        return fn
+    return wrap
+
+
+@contextlib.contextmanager
+def quiet() -> Any:
+    """Silence the engine's progress lines while an item runs."""
+    logger = logging.getLogger("dmt")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# ---- training steps through the real engine ----------------------------------------------------
+def _synced(step_fn: Callable) -> Callable:
+    """The plain loop's behaviour: check the loss and read every scalar on every step."""
+    def run(batch: Any, step: int) -> dict[str, Any]:
+        out = step_fn(batch, step)
+        if not torch.isfinite(out["loss"]):
+            raise FloatingPointError("non-finite loss")
+        for v in out.values():
+            float(v.detach() if isinstance(v, torch.Tensor) else v)
+        return out
+    return run
+
+
+def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
+                 batch: Any, device: torch.device, *, amp: bool, channels_last: bool, sync: bool,
+                 steps: int = 1, plain: bool = False) -> Variant:
+    """A variant that runs ``steps`` training steps of ``fit`` (SGD + EMA, as in a phase)."""
+    model = make_model().to(device)
+    state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
+    if channels_last:
+        apply_channels_last(model)
+        apply_channels_last(state.ema.module)
+    step_fn = make_step(model)
+    if sync:
+        step_fn = _synced(step_fn)
+    opts = FitOptions(total_steps=steps, base_lr=0.01, steps_per_epoch=10**9, checkpoint_seconds=1e12,
+                      log_every=steps, device=device, amp=amp, channels_last=channels_last, description=name)
+
+    def run() -> None:
+        state.step = 0
+        fit(step_fn, state, [batch] * steps, opts, save=lambda s: None)
+    return Variant(name, run, plain=plain)
+
+
+def _step_variants(quick: bool, device: torch.device, make_model, make_step, batch) -> list[Variant]:
+    v = [_fit_variant("plain", make_model, make_step, batch, device, amp=False, channels_last=False, sync=True,
+                      plain=True)]
+    if not quick:
+        v.append(_fit_variant("no host sync", make_model, make_step, batch, device, amp=False,
+                              channels_last=False, sync=False))
+        v.append(_fit_variant("channels_last", make_model, make_step, batch, device, amp=False,
+                              channels_last=True, sync=False))
+        if autocast_dtype(device, "auto") is not None:
+            v.append(_fit_variant("amp", make_model, make_step, batch, device, amp=True, channels_last=False,
+                                  sync=False))
+    v.append(_fit_variant("dmt (defaults)", make_model, make_step, batch, device, amp="auto", channels_last=True,
+                          sync=False))
+    return v
+
+
+@item("cls_dmt_step")
+def cls_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
+    """WRN-28-2 DMT step: batch 64 (56 pseudo + 8 labelled), weight pass on un-mixed images + mixup."""
+    from dmt.pipeline.steps import DynamicMixupStep, StatTotals
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"pseudo_images": torch.randn(56, 3, 32, 32, generator=g),
+             "pseudo_probs": torch.rand(56, 10, generator=g).softmax(1),
+             "labelled_images": torch.randn(8, 3, 32, 32, generator=g),
+             "labels": torch.randint(0, 10, (8,), generator=g)}
+
+    def make_model() -> nn.Module:
+        torch.manual_seed(0)
+        return create_model("wrn_28_2", num_classes=10)
+
+    def make_step(model: nn.Module) -> Callable:
+        return DynamicMixupStep(model, gamma1=4.0, gamma2=4.0, ramp=True, total_steps=100, alpha=0.75, seed=0,
+                                totals=StatTotals())
+    variants = _step_variants(quick, device, make_model, make_step, batch)
+    return {"what": "WRN-28-2 DMT step, batch 64 (56 pseudo + 8 labelled), mixup + weight pass",
+            "rows": measure(variants, 2 if quick else 5, device)}
+
+
+def _seg_batch(side: int, classes: int = 21) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"pseudo_image": torch.randn(1, 3, side, side, generator=g), "image": torch.randn(1, 3, side, side, generator=g),
+            "mask": torch.randint(0, classes, (1, side, side), generator=g),
+            "pseudo_mask": torch.randint(0, classes, (1, side, side), generator=g),
+            "pseudo_confidence": torch.rand(1, side, side, generator=g)}
+
+
+def _deeplab() -> nn.Module:
+    torch.manual_seed(0)
+    return create_model("deeplabv2_resnet101", num_classes=21, init="none")
+
+
+@item("seg_dmt_step")
+def seg_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
+    """DeepLab-v2/ResNet-101 DMT step, 1 pseudo + 1 labelled crop (321x321; --quick: 161x161)."""
+    from dmt.pipeline.steps import SegmentationStep, StatTotals
+
+    side = 161 if quick else 321
+
+    def make_step(model: nn.Module) -> Callable:
+        return SegmentationStep(model, weighting="dynamic", gamma1=5.0, gamma2=5.0, ramp=False, total_steps=100,
+                                totals=StatTotals())
+    variants = _step_variants(True, device, _deeplab, make_step, _seg_batch(side))
+    return {"what": f"DeepLab-v2/ResNet-101 DMT step, 2 x {side}x{side}",
+            "rows": measure(variants, 1 if quick else 3, device)}
+
+
+@item("seg_inference")
+def seg_inference(quick: bool, device: torch.device) -> dict[str, Any]:
+    """DeepLab-v2/ResNet-101 inference on one 505x505 image (--quick: 321x321), logits upsampled."""
+    from dmt.pipeline.seg_eval import upsampled_logits
+
+    side = 321 if quick else 505
+    x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+
+    def variant(name: str, amp: Any, cl: bool, plain: bool = False) -> Variant:
+        model = _deeplab().to(device).eval()
+        inp = to_channels_last(x) if cl else x
+        if cl:
+            apply_channels_last(model)
+        dtype = autocast_dtype(device, amp)
+
+        @torch.no_grad()
+        def run() -> None:
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                upsampled_logits(model, inp).float().softmax(1)
+        return Variant(name, run, plain=plain)
+    variants = [variant("plain", False, False, True), variant("dmt (defaults)", "auto", True)]
+    return {"what": f"DeepLab-v2/ResNet-101 inference, 1 x {side}x{side}",
+            "rows": measure(variants, 2 if quick else 3, device)}
+
+
+# ---- labelling ---------------------------------------------------------------------------------
+def _scene_dataset(n: int, side: int):
+    from dmt.data.segmentation import SegItem, SegmentationDataset, SegSource
+    from dmt.data.voc import VOC_CLASSES, VOC_MEAN
+
+    rng = np.random.default_rng(0)
+    items = [SegItem(f"img{i:03d}", rng.integers(0, 256, (side, side, 3), dtype=np.uint8)) for i in range(n)]
+    source = SegSource(name="bench", class_names=VOC_CLASSES, split_names=(), list_split=lambda s: [],
+                       make_item=lambda name: SegItem(name, np.zeros((1, 1, 3), np.uint8)), root=Path("."),
+                       palette=None, mean=VOC_MEAN)
+    return SegmentationDataset(items, source, None, with_mask=False)
+
+
+def _original_labelling(model: nn.Module, dataset, batch_size: int, ratio: float, classes: int) -> dict:
+    """The original implementation's scheme: pass 1 samples every 16th pixel's confidence for the
+    thresholds (sorted per class), pass 2 runs the model again and keeps thresholded labels with
+    float32 confidences in memory."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=lambda b: b)
+
+    def images(batch: list) -> torch.Tensor:
+        return torch.stack([s["image"] for s in batch])
+    sample_c, sample_p = [], []
+    with torch.no_grad():
+        for batch in loader:
+            p = model(images(batch)).softmax(1)
+            conf, cls = p.max(1)
+            sample_c.append(cls.flatten()[::16])
+            sample_p.append(conf.flatten()[::16])
+        cls_all, conf_all = torch.cat(sample_c).numpy(), torch.cat(sample_p).numpy()
+        thresholds = []
+        for k in range(classes):
+            v = np.sort(conf_all[cls_all == k])
+            thresholds.append(v[-int(len(v) * ratio) - 1] if len(v) * ratio >= 1 else 1e-5)
+        t = torch.tensor(thresholds)
+        stored = {}
+        for batch in loader:
+            p = model(images(batch)).softmax(1)
+            conf, cls = p.max(1)
+            cls = torch.where(conf >= t[cls], cls, torch.full_like(cls, 255))
+            for s, c, q in zip(batch, cls, conf):
+                stored[s["name"]] = (c.to(torch.uint8).numpy(), q.float().numpy())
+    return stored
+
+
+def labelling_variants(quick: bool, tmp: Path) -> tuple[list[Variant], dict[str, float], int]:
+    """The labelling item's variants (also built alone in a subprocess to measure peak memory)."""
+    from dmt.data.labels import PseudoLabelStore, histogram_of_store
+    from dmt.method.thresholds import class_balanced_thresholds
+    from dmt.pipeline.seg_eval import label_images
+
+    n, side, classes, ratio = (16 if quick else 64), 505, 21, 0.2
+    dataset = _scene_dataset(n, side)
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, classes, 1).eval()
+    bytes_per_pixel: dict[str, float] = {}
+
+    def plain() -> None:
+        stored = _original_labelling(model, dataset, 8, ratio, classes)
+        bytes_per_pixel["plain"] = sum(c.nbytes + q.nbytes for c, q in stored.values()) / (n * side * side)
+
+    def ours() -> None:
+        d = tmp / "store"
+        shutil.rmtree(d, ignore_errors=True)
+        store = PseudoLabelStore(d)
+        names = []
+        for name, cls, conf in label_images(model, dataset, 8, torch.device("cpu"), False, 0, "label"):
+            store.write(name, cls, conf)
+            names.append(name)
+        class_balanced_thresholds(histogram_of_store(store, names, classes), ratio)
+        bytes_per_pixel["dmt"] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / (n * side * side)
+    return [Variant("plain", plain, plain=True), Variant("dmt", ours)], bytes_per_pixel, n
+
+
+def _peak_in_child(item_name: str, variant: str, quick: bool) -> int:
+    """Peak RSS increase (bytes) of one run of a variant in a fresh process (no allocator history)."""
+    code = ("import sys, tempfile; from pathlib import Path; from dmt.bench.harness import PeakRSS; "
+            "from dmt.bench import items; "
+            f"vs = items.{item_name}_variants({quick!r}, Path(tempfile.mkdtemp()))[0]; "
+            f"v = next(v for v in vs if v.name == {variant!r}); "
+            "p = PeakRSS(); p.__enter__(); v.run(); p.__exit__(); print(p.increase)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+@item("labelling")
+def labelling(quick: bool, device: torch.device) -> dict[str, Any]:
+    """Class-balanced labelling of 64 images of 505x505 (--quick: 16) with a 1x1-conv stand-in network.
+
+    Times come from interleaved runs in this process; peak memory from one run of each variant
+    in a fresh subprocess (in this process the allocator keeps what an earlier variant freed).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="dmt-bench-labels-"))
+    try:
+        variants, bytes_per_pixel, n = labelling_variants(quick, tmp)
+        rows = measure(variants, 2 if quick else 3, torch.device("cpu"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for row, key in zip(rows, ("plain", "dmt")):
+        row["bytes_per_pixel"] = bytes_per_pixel.get(key)
+        row["peak_mib"] = _peak_in_child("labelling", key, quick) / 2**20
+        row["peak_is"] = "RSS increase in a fresh process"
+    rows[0]["variant"] = "plain (original two-pass, float32)"
+    return {"what": f"labelling {n} images of 505x505, 1x1-conv stand-in, CPU", "rows": rows}
+
+
+# ---- data and whole pipeline -------------------------------------------------------------------
+@item("data")
+def data_pipeline(quick: bool, device: torch.device) -> dict[str, Any]:
+    """Reading + training transform of VOC-sized JPEGs (500x375) in one process: images/s per worker."""
+    from PIL import Image
+
+    from dmt.data.segmentation import SegmentationDataset
+    from dmt.data.transforms import seg_train_transform
+    from dmt.data.voc import VOC_MEAN, voc_source
+
+    n = 16 if quick else 48
+    tmp = Path(tempfile.mkdtemp(prefix="dmt-bench-voc-"))
+    try:
+        base = tmp / "VOC2012"
+        for sub in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
+            (base / sub).mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        names = [f"2007_{i:06d}" for i in range(n)]
+        yy, xx = np.mgrid[0:375, 0:500]
+        for i, name in enumerate(names):  # smooth images compress like photos, unlike noise
+            img = np.stack([(np.sin(xx / (20 + i + 7 * c)) * 100 + yy / 3 + rng.integers(0, 30, (375, 500)))
+                            for c in range(3)], -1).clip(0, 255).astype(np.uint8)
+            Image.fromarray(img).save(base / "JPEGImages" / f"{name}.jpg", quality=90)
+            Image.fromarray(((xx // 50 + yy // 50) % 21).astype(np.uint8)).save(base / "SegmentationClassAug" / f"{name}.png")
+        (base / "ImageSets/Segmentation/train_aug.txt").write_text("\n".join(names) + "\n")
+        source = voc_source(tmp)
+        dataset = SegmentationDataset([source.make_item(nm) for nm in names], source,
+                                      seg_train_transform((321, 321), (0.5, 1.5), VOC_MEAN))
+
+        def run() -> None:
+            for i in range(len(dataset)):
+                dataset[i]
+        rows = measure([Variant("dmt", run)], 2 if quick else 3, torch.device("cpu"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for row in rows:
+        row["images_per_s_per_worker"] = n / row["median_s"]
+    return {"what": f"VOC-sized JPEG decode + crop transform, {n} images, one worker", "rows": rows}
+
+
+def _run_child(args: list[str]) -> tuple[float, int]:
+    """Run a command; returns (seconds, the child's peak RSS in bytes)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+@item("smoke")
+def smoke(quick: bool, device: torch.device) -> dict[str, Any]:
+    """A whole ``dmt run demo-digits --smoke`` in a subprocess (every stage, a few steps each)."""
+    rows = []
+    configs = [("plain", ["amp=false", "train.channels_last=false"]), ("dmt (defaults)", [])]
+    runs: dict[str, list[tuple[float, int]]] = {n: [] for n, _ in configs}
+    for _ in range(1 if quick else 2):
+        for name, overrides in configs:
+            tmp = tempfile.mkdtemp(prefix="dmt-bench-smoke-")
+            try:
+                runs[name].append(_run_child([sys.executable, "-m", "dmt.cli.main", "run", "demo-digits", "--smoke",
+                                              "--out", str(Path(tmp) / "run"), *overrides]))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    plain_med = float(np.median([t for t, _ in runs["plain"]]))
+    for name, _ in configs:
+        times = [t for t, _ in runs[name]]
+        med = float(np.median(times))
+        rows.append({"variant": name, "median_s": med, "min_s": min(times), "times_s": times,
+                     "peak_mib": max(m for _, m in runs[name]) / 2**20, "peak_is": "process peak RSS",
+                     "ratio": plain_med / med})
+    return {"what": "dmt run demo-digits --smoke (subprocess, start-up included)", "rows": rows}
+
+
+@item("thresholds")
+def thresholds(quick: bool, device: torch.device) -> dict[str, Any]:
+    """Class-balanced thresholds over stored maps: exact histogram vs exact sort vs the original's 1/16 sort."""
+    from dmt.method.thresholds import class_balanced_thresholds, confidence_histogram
+
+    images, side, classes, ratio = (16, 256, 21, 0.2) if quick else (64, 512, 21, 0.2)
+    g = torch.Generator().manual_seed(0)
+    maps = [(torch.randint(0, classes, (side, side), generator=g, dtype=torch.uint8),
+             torch.rand(side, side, generator=g).half()) for _ in range(images)]
+
+    def histogram() -> Any:
+        hist = sum(confidence_histogram(c, p, classes) for c, p in maps)
+        return class_balanced_thresholds(hist, ratio)
+
+    def full_sort() -> Any:
+        cls = torch.cat([c.flatten() for c, _ in maps]).long()
+        conf = torch.cat([p.flatten() for _, p in maps]).float()
+        return [conf[cls == k].sort(descending=True).values[max(1, int(ratio * int((cls == k).sum()))) - 1]
+                for k in range(classes)]
+
+    def subsample_sort() -> Any:
+        cls = torch.cat([c.flatten()[::16] for c, _ in maps]).long().numpy()
+        conf = torch.cat([p.flatten()[::16] for _, p in maps]).float().numpy()
+        out = []
+        for k in range(classes):
+            v = np.sort(conf[cls == k])
+            out.append(v[-int(len(v) * ratio) - 1] if len(v) * ratio >= 1 else 1e-5)
+        return out
+    exact = histogram()[0]
+    assert torch.equal(exact, torch.stack(full_sort())), "histogram thresholds must equal the full sort"
+    rows = measure([Variant("plain (original 1/16 subsample sort, approximate)", subsample_sort, plain=True),
+                    Variant("exact full sort", full_sort), Variant("dmt (exact histogram)", histogram)],
+                   3, torch.device("cpu"))
+    return {"what": f"class-balanced thresholds over {images} x {side}x{side} stored maps", "rows": rows}

@@ -1,0 +1,37 @@
+"""``dmt bench``: time our optimised paths against the plain configuration, print a table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dmt.errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from dmt.bench.items import ITEMS
+
+    p = sub.add_parser("bench", help="benchmark the training step, inference, labelling, data and --smoke",
+                       description="Interleaved timings of each item's variants against our plain configuration "
+                                   "(float32, contiguous, per-step host syncs, the original's labelling).")
+    p.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (about a minute)")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results as JSON")
+    p.add_argument("--only", action="append", choices=list(ITEMS), metavar="ITEM",
+                   help=f"run only this item (repeatable): {', '.join(ITEMS)}")
+    p.add_argument("--device", default="cpu", help="device for the model items (cpu, cuda)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from dmt.bench import run_bench
+
+    try:
+        results = run_bench(quick=args.quick, only=args.only, device=args.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"\nwrote {args.out}")
+    return 0 if all("error" not in r for r in results["items"].values()) else 1
