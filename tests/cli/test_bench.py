@@ -1,0 +1,45 @@
+"""`dmt bench`: the harness's arithmetic and a quick end-to-end run of one cheap item."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from dmt.bench.harness import PeakRSS, Variant, measure
+from dmt.cli.main import main
+
+
+def test_measure_interleaves_and_takes_ratios_to_plain():
+    order = []
+    rows = measure([Variant("plain", lambda: (order.append("p"), time.sleep(0.02)), plain=True),
+                    Variant("fast", lambda: order.append("f"))], repeats=3, device=torch.device("cpu"), warmup=1)
+    assert order == ["p", "f"] * 4  # warm-up, then interleaved repeats
+    plain, fast = rows
+    assert plain["ratio"] == 1.0 and fast["ratio"] > 5 and len(fast["times_s"]) == 3
+    assert fast["min_s"] <= fast["median_s"]
+
+
+def test_peak_rss_sees_an_allocation():
+    with PeakRSS() as p:
+        block = bytearray(64 * 2**20)
+        block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page
+        time.sleep(0.05)
+    assert p.increase >= 48 * 2**20
+
+
+def test_bench_command_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "thresholds", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["items"]["thresholds"]["rows"]
+    assert [r["variant"].split(" ")[0] for r in rows] == ["plain", "exact", "dmt"]
+    assert all(r["median_s"] > 0 for r in rows) and rows[0]["ratio"] == 1.0
+    assert "thresholds" in capsys.readouterr().out
+
+
+def test_bench_refuses_unknown_items():
+    with pytest.raises(SystemExit):
+        main(["bench", "--only", "nothing"])
