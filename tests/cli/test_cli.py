@@ -19,12 +19,12 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("run", "demo", "presets", "models", "eval", "convert-coco"):
+    for cmd in ("run", "demo", "presets", "models", "eval", "convert-coco", "bench"):
         assert cmd in out
-    assert len(COMMANDS) == 6
+    assert len(COMMANDS) == 7
 
 
-@pytest.mark.parametrize("cmd", ["run", "demo", "presets", "models", "eval", "convert-coco"])
+@pytest.mark.parametrize("cmd", ["run", "demo", "presets", "models", "eval", "convert-coco", "bench"])
 def test_every_command_has_help_with_defaults(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
+from dmt.engine.distributed import is_main
 from dmt.pipeline.report import format_table
 from dmt.pipeline.runner import run_experiment
 
@@ -32,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = apply_smoke(cfg)
     out = Path(args.out) if args.out else Path("runs") / f"demo-{args.task}"
     results = run_experiment(cfg, out)
-    print(format_table(results))
-    print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")
+    if is_main():  # under torchrun: rank 0 speaks for the job
+        print(format_table(results))
+        print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")
     return 0

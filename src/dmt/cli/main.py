@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from dmt import __version__
@@ -24,12 +25,20 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _launch_rank() -> int:
+    """The rank a launcher (torchrun) gave this process; 0 without one."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("dmt")
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    rank = _launch_rank()
+    # under torchrun rank 0 speaks for the job; the others only warn, and say who they are
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        prefix = f"[rank {rank}] " if rank else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
     logger.propagate = False
 
@@ -59,14 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
+    rank = _launch_rank()
+    who = f" (rank {rank})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # an error every process raised alike (found by rank 0) is printed once
+        if rank == 0 or not getattr(exc, "shared", False):
+            print(f"error{who}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: re-run the same command to resume", file=sys.stderr)
+        if rank == 0:
+            print("interrupted: re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not who:
+            raise
+        # a failing process names itself; torchrun then stops the others
+        print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise
+    finally:
+        from dmt.engine.distributed import shutdown
+
+        shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

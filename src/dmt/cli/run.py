@@ -57,7 +57,6 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1 and not dist.launched():
         return subprocess.call(torchrun_command(args))
-    dist.init_from_env(cfg.device)
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_experiment(cfg, out)
     if dist.is_main():

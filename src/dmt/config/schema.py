@@ -58,6 +58,9 @@ class ModelConfig:
     init: str = "none"  # segmentation: none | imagenet | coco
     weights: str | None = None  # file with the initial weights (imagenet / coco init)
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments of the model factory
+    # BatchNorm -> SyncBatchNorm with several processes (null: on for segmentation, whose
+    # per-GPU batches of 1-2 crops give useless BN statistics; off for classification)
+    sync_bn: bool | None = None
 
 
 @dataclass
@@ -135,9 +138,6 @@ class EvalConfig:
 
 
 @dataclass
-class ExperimentConfig:
-    """One experiment: the data, the model, the method and its stages."""
-@dataclass
 class TrainRuntimeConfig:
     """How training runs on the device: layout and compilation (same results, other speed)."""
 
@@ -147,6 +147,9 @@ class TrainRuntimeConfig:
     compile: bool = False  # torch.compile the training forward pass (minutes of compilation first)
 
 
+@dataclass
+class ExperimentConfig:
+    """One experiment: the data, the model, the method and its stages."""
 
     description: str = ""
     task: Task = "classification"

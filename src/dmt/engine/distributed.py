@@ -126,6 +126,18 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return work.to(tensor.device)
 
 
+def all_reduce_sum_autograd(tensor: torch.Tensor) -> torch.Tensor:
+    """:func:`all_reduce_sum` that gradients flow through (backward sums the gradients too).
+
+    For values every process's loss depends on, such as SyncBatchNorm's batch statistics.
+    """
+    if world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
 def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     """The element-wise maximum over all processes (a new tensor)."""
     if world_size() == 1:
@@ -133,6 +145,19 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     work = tensor.detach().to(_collective_device(), copy=True)
     dist.all_reduce(work, op=dist.ReduceOp.MAX)
     return work.to(tensor.device)
+
+
+def broadcast_tensors_(tensors: list[torch.Tensor], src: int = 0) -> None:
+    """Overwrite ``tensors`` in place with rank ``src``'s values (no-op for one process)."""
+    if world_size() == 1:
+        return
+    for t in tensors:
+        if t.device == _collective_device():
+            dist.broadcast(t, src=src)
+        else:
+            work = t.to(_collective_device())
+            dist.broadcast(work, src=src)
+            t.copy_(work)
 
 
 def any_process(flag: bool) -> bool:
@@ -213,6 +238,6 @@ def per_process_batch(global_batch: int, key: str, world: int | None = None) -> 
     return global_batch // world
 
 
-__all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "any_process", "barrier", "broadcast_object",
+__all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "all_reduce_sum_autograd", "any_process", "barrier", "broadcast_object", "broadcast_tensors_",
            "init_from_env", "is_initialized", "is_main", "launched", "local_rank", "on_main", "per_process_batch", "rank",
            "shard", "shutdown", "timeout_seconds", "world_size"]

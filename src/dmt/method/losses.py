@@ -10,16 +10,22 @@ from dmt.method.weights import IGNORE_INDEX
 
 
 def weighted_cross_entropy(
-    logits: Tensor, target: Tensor, weights: Tensor, ignore_index: int = IGNORE_INDEX
+    logits: Tensor, target: Tensor, weights: Tensor, ignore_index: int = IGNORE_INDEX,
+    normalizer: Tensor | None = None,
 ) -> Tensor:
     """``sum(weight * CE) / number of non-ignored targets``.
 
     Normalising by the count of targets (not by the sum of weights) is the paper's choice: a
     batch of low-confidence pseudo labels contributes a small loss rather than being rescaled.
     Returns 0 (with a gradient path) when every target is ignored.
+
+    Args:
+        normalizer: divide by this instead of the batch's own count. With N processes each
+            holding part of a batch, pass (count of the whole batch) / N: the average of the N
+            gradients is then exactly the gradient of the whole batch's loss.
     """
     ce = F.cross_entropy(logits.float(), target.long(), ignore_index=ignore_index, reduction="none")
-    count = (target != ignore_index).sum().clamp_min(1)
+    count = (target != ignore_index).sum().clamp_min(1) if normalizer is None else normalizer
     return (weights.float() * ce).sum() / count
 
 

@@ -19,6 +19,7 @@ from dmt.config.schema import ExperimentConfig, TrainConfig
 from dmt.data.arrays import ArrayDataset, ArrayImageDataset
 from dmt.data.splits import cifar_valtiny_split, per_class_labelled_split, write_split_file
 from dmt.data.transforms import classification_eval_transform, classification_train_transform
+from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.loop import TrainState, make_ema, make_sgd
 from dmt.errors import UserError
@@ -29,7 +30,8 @@ from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.evaluate import classification_accuracy, predict_probabilities
 from dmt.pipeline.plan import Stage
 from dmt.pipeline.steps import DynamicMixupStep, StatTotals, SupervisedMixupStep
-from dmt.pipeline.training import train_stage
+from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
+from dmt.pipeline.training import convert_sync_bn, reduce_totals, train_stage
 
 log = logging.getLogger("dmt")
 
@@ -92,8 +94,9 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> Classif
     if d.limit > 0:  # --smoke: a few images of each set, split as usual
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
         test = test.subset(np.arange(min(d.limit, len(test))))
-    for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
-        write_split_file(splits_dir / f"{name}.txt", idx)
+    if dist.is_main():  # one writer; every process computes the same split
+        for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
+            write_split_file(splits_dir / f"{name}.txt", idx)
     log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %d test", d.name, len(labelled),
              len(unlabelled), len(valtiny), len(test))
     return ClassificationData(train, test, labelled, unlabelled, valtiny)
@@ -116,7 +119,11 @@ class ClassificationRunner:
     def _new_model(self, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)  # the student's initialisation is part of the stage's seed
         m = self.cfg.model
-        return create_model(m.name, self.data.num_classes, **m.kwargs).to(self.ctx.device)
+        return self._prepared(create_model(m.name, self.data.num_classes, **m.kwargs))
+
+    def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
+        # classification batches are large: per-process BN statistics unless model.sync_bn asks
+        return convert_sync_bn(model, bool(self.cfg.model.sync_bn), self.ctx.device).to(self.ctx.device)
 
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
@@ -124,16 +131,17 @@ class ClassificationRunner:
     def _eval_set(self, data: ArrayDataset, idx: np.ndarray | None = None) -> ArrayImageDataset:
         return ArrayImageDataset(data, idx, self.eval_tf)
 
+    def _accuracy(self, model: torch.nn.Module, data: ArrayDataset, idx: np.ndarray, what: str) -> float:
+        """Accuracy on ``data[idx]``; each process scores its share and the counts add up."""
+        c = self.cfg
+        mine = np.asarray(shard_items(idx, c.eval.batch_size), dtype=np.int64)
+        return classification_accuracy(model, self._eval_set(data, mine), torch.as_tensor(data.labels[mine]),
+                                       c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, what)
+
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        c, dev, amp, nw = self.cfg, self.ctx.device, self.cfg.amp, self.cfg.data.num_workers
-        metrics = {"accuracy": classification_accuracy(
-            model, self._eval_set(self.data.test), torch.as_tensor(self.data.test.labels),
-            c.eval.batch_size, dev, amp, nw, "eval test")}
+        metrics = {"accuracy": self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")}
         if len(self.data.valtiny):
-            metrics["valtiny_accuracy"] = classification_accuracy(
-                model, self._eval_set(self.data.train, self.data.valtiny),
-                torch.as_tensor(self.data.train.labels[self.data.valtiny]), c.eval.batch_size, dev, amp, nw,
-                "eval valtiny")
+            metrics["valtiny_accuracy"] = self._accuracy(model, self.data.train, self.data.valtiny, "eval valtiny")
         return metrics
 
     def _finish(self, stage: Stage, state: TrainState, extra: dict | None = None) -> dict[str, Any]:
@@ -141,9 +149,11 @@ class ClassificationRunner:
         final.eval()
         metrics = self._evaluate(final)
         metrics.update(extra or {})
-        save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
-                   num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
-                   info={"stage": stage.name, "metrics": metrics})
+        if dist.is_main():
+            save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
+                       num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
+                       info={"stage": stage.name, "metrics": metrics})
+        dist.barrier()  # the next stage may read the model file
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
 
@@ -162,29 +172,39 @@ class ClassificationRunner:
         dataset = ArrayImageDataset(self.data.train, indices, self.train_tf)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
+        (take,) = stream_slices([tc.batch_size], [f"{'oracle' if stage.kind == 'oracle' else 'baseline'}.batch_size"])
 
         def batches(start: int):
-            loader = step_loader(dataset, tc.batch_size, seed, start, total,
-                                 num_workers=self.cfg.data.num_workers)
+            loader = step_loader(dataset, tc.batch_size, seed, start, total, num_workers=self.cfg.data.num_workers,
+                                 take=take, fill=dist.world_size() > 1)
             return ((x, y) for x, y, _ in loader)
 
-        train_stage(self.ctx, stage.name, state, batches, SupervisedMixupStep(model, tc.mixup_alpha, seed),
+        # mixup pairs images within each process's share of the batch
+        step = SupervisedMixupStep(model, tc.mixup_alpha, mix_seed(seed, dist.rank())
+                                   if dist.world_size() > 1 else seed)
+        train_stage(self.ctx, stage.name, state, batches, step,
                     total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
         return self._finish(stage, state, {"train_images": len(indices)})
 
     def _teacher_probabilities(self, stage: Stage) -> torch.Tensor:
         """The teacher's softmax on every unlabelled image (cached in the stage folder)."""
         path = self.ctx.run.stage_dir(stage.name) / "teacher_probs.safetensors"
-        if path.exists():
+        if dist.on_main(path.exists):
             return load_file(str(path))["probs"]
         assert stage.teacher is not None
         teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
-        probs = predict_probabilities(teacher, self._eval_set(self.data.train, self.data.unlabelled),
+        # each process labels a block of whole batches; the blocks, in rank order, are the set
+        mine = np.asarray(shard_items(self.data.unlabelled, self.cfg.eval.batch_size), dtype=np.int64)
+        probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
                                       self.cfg.data.num_workers, f"{stage.name} label")
-        tmp = path.with_name(".teacher_probs.tmp")
-        save_file({"probs": probs.contiguous()}, str(tmp))
-        tmp.replace(path)
+        if dist.world_size() > 1:
+            parts = [p for p in dist.all_gather_objects(probs) if p.numel()]
+            probs = torch.cat(parts) if parts else probs
+        if dist.is_main():
+            tmp = path.with_name(".teacher_probs.tmp")
+            save_file({"probs": probs.contiguous()}, str(tmp))
+            tmp.replace(path)
         return probs
 
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -205,7 +225,7 @@ class ClassificationRunner:
                  100 * pseudo["pseudo_accuracy"])
 
         if stage.init_from:
-            model, _ = load_model(self._model_path(stage.init_from), self.ctx.device)
+            model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
         else:
             model = self._new_model(seed)
         optimizer = make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov)
@@ -215,19 +235,28 @@ class ClassificationRunner:
         spe = steps_per_epoch(len(pseudo_set), pc.batch_pseudo)  # the pseudo-labelled set defines an epoch
         total = total_steps(pc, spe)
         totals = StatTotals()
-        step_fn = DynamicMixupStep(model, gamma1=pc.gamma1, gamma2=pc.gamma2, ramp=pc.ramp, total_steps=total,
-                                   alpha=pc.mixup_alpha, seed=seed, totals=totals)
-        nw = self.cfg.data.num_workers
+        # mixup pairs images within each process's share of the batch
+        step_fn = DynamicMixupStep(model, gamma1=pc.gamma1, gamma2=pc.gamma2,
+                                   ramp=pc.ramp, total_steps=total, alpha=pc.mixup_alpha,
+                                   seed=mix_seed(seed, dist.rank()) if dist.world_size() > 1 else seed, totals=totals)
+        nw, fill = self.cfg.data.num_workers, dist.world_size() > 1
+        take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
+                                       ["phases.batch_pseudo", "phases.batch_labelled"])
 
         def batches(start: int):
-            p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw)
-            lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw)
-            for (xp, pp, _), (xl, yl, _) in zip(p, lab):
+            p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw,
+                            take=take_p, fill=fill) if take_p else None
+            lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw,
+                              take=take_l, fill=fill) if take_l else None
+            for pb, lb in zip_streams(p, lab):
+                # a process may hold no image of one stream: an empty batch of the other's shape
+                xp, pp, _ = pb if pb is not None else (lb[0][:0], torch.zeros(0, probs.shape[1]), None)
+                xl, yl, _ = lb if lb is not None else (xp[:0], torch.zeros(0, dtype=torch.int64), None)
                 yield {"pseudo_images": xp, "pseudo_probs": pp, "labelled_images": xl, "labels": yl}
 
         train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe,
                     opt=pc, totals=totals, description=f"{stage.name} train")
-        means = totals.means()
+        means = reduce_totals(totals).means()
         pseudo.update({"mean_weight": means.get("mean_weight", float("nan")),
                        "disagree": means.get("disagree", float("nan")),
                        "student_wins": means.get("student_wins", float("nan"))})

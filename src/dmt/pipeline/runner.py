@@ -49,7 +49,12 @@ def _stage_entry(stage: Stage, seed: int, record: dict[str, Any], wall: float) -
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
-    """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results."""
+    """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results.
+
+    Started by torchrun (or another launcher setting its environment), every process calls
+    this; they join one process group and share each stage's work.
+    """
+    dist.init_from_env(cfg.device)
     run = RunDir(out)
     run.open(cfg)
     device = resolve_device(cfg.device)

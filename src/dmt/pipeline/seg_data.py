@@ -52,7 +52,7 @@ def build_source(cfg: ExperimentConfig) -> SegSource:
     if d.name == "voc":
         from dmt.data.voc import voc_source
 
-        return voc_source(d.root)
+        return voc_source(d.root, scale=d.scale or 1.0)
     if d.name == "cityscapes":
         from dmt.data.cityscapes import cityscapes_source
 
@@ -60,7 +60,7 @@ def build_source(cfg: ExperimentConfig) -> SegSource:
     if d.name == "folder":
         from dmt.data.folder import folder_source
 
-        return folder_source(d.root)
+        return folder_source(d.root, scale=d.scale or 1.0)
     if d.name == "digit_scenes":
         from dmt.data.digit_scenes import digit_scenes_source
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
+from dmt.engine import distributed as dist
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
@@ -75,6 +76,8 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
     cm = ConfusionMatrix(num_classes)
     for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description):
         cm.update(probs.argmax(1).cpu(), batch["mask"])
+    # with several processes each scored its share of the set: the matrices add up exactly
+    cm.matrix = dist.all_reduce_sum(cm.matrix)
     scores = cm.compute()
     return {"miou": scores["miou"], "pixel_accuracy": scores["pixel_accuracy"],
             "per_class_iou": scores["per_class_iou"]}

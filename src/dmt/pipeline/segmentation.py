@@ -21,6 +21,7 @@ from dmt.config.schema import TrainConfig
 from dmt.data.labels import PseudoLabelStore, histogram_of_store
 from dmt.data.segmentation import SegItem, SegmentationDataset, collate_segmentation
 from dmt.data.transforms import seg_eval_transform, seg_train_transform
+from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.loop import TrainState, make_ema, make_sgd
@@ -33,7 +34,8 @@ from dmt.pipeline.plan import Stage, make_plan
 from dmt.pipeline.seg_data import load_segmentation_data
 from dmt.pipeline.seg_eval import evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
-from dmt.pipeline.training import train_stage
+from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
+from dmt.pipeline.training import convert_sync_bn, reduce_totals, sync_from_main, train_stage
 
 log = logging.getLogger("dmt")
 
@@ -91,7 +93,12 @@ class SegmentationRunner:
             model = create_model(self.cfg.model.name, self.num_classes, **self._model_kwargs(member))
         for w in caught:
             log.warning("%s", w.message)
-        return model.to(self.ctx.device)
+        return self._prepared(model)
+
+    def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
+        """On the device, with SyncBatchNorm when several processes share each batch."""
+        sync = self.cfg.model.sync_bn if self.cfg.model.sync_bn is not None else True
+        return convert_sync_bn(model, sync, self.ctx.device).to(self.ctx.device)
 
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
@@ -100,9 +107,10 @@ class SegmentationRunner:
         return SegmentationDataset(items, self.data.source, self.train_tf if train else self.eval_tf, **kw)
 
     def _evaluate(self, model: torch.nn.Module, items: list[SegItem], what: str) -> dict[str, Any]:
+        """Scores over ``items``; each process predicts its share, the confusion matrices add up."""
         c = self.cfg
-        return evaluate_segmentation(model, self._dataset(items, False), self.num_classes, c.eval.batch_size,
-                                     self.ctx.device, c.amp, c.data.num_workers, f"eval {what}")
+        return evaluate_segmentation(model, self._dataset(shard_items(items, c.eval.batch_size), False), self.num_classes,
+                                     c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}")
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -121,18 +129,21 @@ class SegmentationRunner:
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
         every = max(self.cfg.eval.every_epochs, 1)
         # the best score so far: read once (a resumed stage continues from its saved best model)
-        best = [load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"] if best_path.exists() else -1.0]
+        best = [dist.on_main(lambda: load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"]
+                             if best_path.exists() else -1.0)]
 
         def on_epoch(epoch: int) -> None:
             if epoch % every:
                 return
+            sync_from_main(state)  # every process evaluates its share with rank 0's statistics
             model = state.ema.module if state.ema is not None else state.model
-            score = self._evaluate(model, heldout, "held-out")["miou"]
+            score = self._evaluate(model, heldout, "held-out")["miou"]  # the same on every process
             if score > best[0]:
                 best[0] = score
-                save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
-                           kwargs=self._model_kwargs(stage.member),
-                           info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
+                if dist.is_main():
+                        save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
+                               kwargs=self._model_kwargs(stage.member),
+                               info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
             log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, best[0])
 
         return on_epoch
@@ -140,22 +151,30 @@ class SegmentationRunner:
     def _finish(self, stage: Stage, state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
         final = state.ema.module if state.ema is not None else state.model
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
-        if best_path.exists():
+        dist.barrier()  # rank 0 has written the stage's files
+        if dist.on_main(best_path.exists):
             best, meta = load_model(best_path, self.ctx.device)
             final = best
             extra = {**extra, "selected_epoch": meta["epoch"], "heldout_miou": meta["metrics"]["heldout_miou"]}
         final.eval()
         metrics = self._evaluate(final, self.data.val, "val")
         metrics.update(extra)
-        save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
-                   kwargs=self._model_kwargs(stage.member), info={"stage": stage.name, "metrics": {
-                       "miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+        if dist.is_main():
+            save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
+                       kwargs=self._model_kwargs(stage.member), info={"stage": stage.name, "metrics": {
+                           "miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+        dist.barrier()  # the next stage may read the model file
         log.info("%s: val mIoU %.4f, pixel accuracy %.4f", stage.name, metrics["miou"], metrics["pixel_accuracy"])
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
 
-    def _loader(self, dataset: SegmentationDataset, batch: int, seed: int, start: int, total: int):
+    def _loader(self, dataset: SegmentationDataset, batch: int, seed: int, start: int, total: int,
+                take: tuple[int, int] | None):
+        """This process's part (``take``) of a stream's global batches; ``None`` if it reads none."""
+        if take is None:
+            return None
         return step_loader(dataset, batch, seed, start, total, num_workers=self.cfg.data.num_workers,
-                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda")
+                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda",
+                           take=take, fill=dist.world_size() > 1)
 
     def _supervised(self, stage: Stage, seed: int, items: list[SegItem], tc: TrainConfig) -> dict[str, Any]:
         model = self._new_model(stage.member, seed)
@@ -164,27 +183,34 @@ class SegmentationRunner:
         dataset = self._dataset(items, True)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
-        train_stage(self.ctx, stage.name, state, lambda start: self._loader(dataset, tc.batch_size, seed, start, total),
+        key = "oracle" if stage.kind == "oracle" else "baseline"
+        (take,) = stream_slices([tc.batch_size], [f"{key}.batch_size"])
+        train_stage(self.ctx, stage.name, state,
+                    lambda start: self._loader(dataset, tc.batch_size, seed, start, total, take),
                     SegmentationStep(model), total=total, steps_per_epoch=spe, opt=tc,
                     description=f"{stage.name} train", every_epoch=self._selection(stage, state))
         return self._finish(stage, state, {"train_images": len(items)})
 
     def _pseudo_labels(self, stage: Stage) -> tuple[PseudoLabelStore, dict[str, Any]]:
         """Label the unlabelled set with the teacher (resumable), then threshold per class."""
-        store = PseudoLabelStore(self.ctx.run.stage_dir(stage.name) / "labels")
+        store = self._open_store(stage)
         names = [it.name for it in self.data.unlabelled]
-        if not store.is_complete():
-            todo = set(store.missing(names))
+        if not dist.on_main(store.is_complete):
+            # each process labels its share of what is missing, into the one shared store
+            todo = set(dist.on_main(lambda: store.missing(names)))
             if todo:
                 assert stage.teacher is not None
                 teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
-                items = [it for it in self.data.unlabelled if it.name in todo]
+                items = shard_items([it for it in self.data.unlabelled if it.name in todo], self.cfg.eval.batch_size)
                 for name, classes, confidence in label_images(
                         teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
                         self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label"):
                     store.write(name, classes, confidence)
-            store.mark_complete({"teacher": stage.teacher, "images": len(names)})
-        hist = histogram_of_store(store, names, self.num_classes)
+            dist.barrier()
+            if dist.is_main():
+                store.mark_complete({"teacher": stage.teacher, "images": len(names)})
+        # exact: integer histograms of the processes' shares add up to the single-process one
+        hist = dist.all_reduce_sum(histogram_of_store(store, shard_items(names), self.num_classes))
         thresholds, kept, empty = class_balanced_thresholds(hist, stage.ratio)
         if empty:
             log.warning("%s: the teacher predicts no pixel as %s", stage.name,
@@ -197,10 +223,21 @@ class SegmentationRunner:
             "kept_per_class": kept.tolist(),
             "empty_classes": [self.data.source.class_names[c] for c in empty],
         }
-        (self.ctx.run.stage_dir(stage.name) / "thresholds.json").write_text(json.dumps(info, indent=1))
+        if dist.is_main():
+            (self.ctx.run.stage_dir(stage.name) / "thresholds.json").write_text(json.dumps(info, indent=1))
         log.info("%s: teacher %s, ratio %.2f keeps %.1f%% of %d pixels", stage.name, stage.teacher, stage.ratio,
                  100 * info["pseudo_share"], pixels)
         return store, {**info, "thresholds_tensor": thresholds}
+
+    def _open_store(self, stage: Stage) -> PseudoLabelStore:
+        """The phase's pseudo-label store; rank 0 opens it first (it clears partial files)."""
+        path = self.ctx.run.stage_dir(stage.name) / "labels"
+        store = PseudoLabelStore(path) if dist.is_main() else None
+        dist.barrier()
+        if store is None:
+            store = PseudoLabelStore(path)
+        dist.barrier()  # nobody writes before every process has opened the store
+        return store
 
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
         pc, method = self.cfg.phases, self.cfg.method
@@ -214,7 +251,7 @@ class SegmentationRunner:
         if not len(pseudo_set):
             raise UserError(f"{stage.name}: no unlabelled images (data.labelled_split {self.cfg.data.labelled_split!r})")
         if stage.init_from:
-            model, _ = load_model(self._model_path(stage.init_from), self.ctx.device)
+            model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
         else:
             model = self._new_model(stage.member, seed)
         state = TrainState(model, make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov),
@@ -227,16 +264,26 @@ class SegmentationRunner:
                                    ramp=pc.ramp, total_steps=total, naive_gamma=pc.naive_gamma,
                                    online_threshold=pc.online_threshold, totals=totals)
 
+        take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
+                                       ["phases.batch_pseudo", "phases.batch_labelled"])
+        online = method == "online"
+
         def batches(start: int):
-            p = self._loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total)
-            lab = self._loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total)
-            for pb, lb in zip(p, lab):
+            p = self._loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, take_p)
+            lab = self._loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, take_l)
+            for pb, lb in zip_streams(p, lab):
+                # a process may hold no crop of one stream: an empty batch of the other's shape
+                if pb is None:
+                    pb = {"image": lb["image"][:0], "mask": lb["mask"][:0],
+                          "confidence": torch.zeros(lb["mask"][:0].shape, dtype=torch.float32)}
+                if lb is None:
+                    lb = {"image": pb["image"][:0], "mask": torch.zeros(pb["image"][:0, 0].shape, dtype=torch.int64)}
                 batch = {"pseudo_image": pb["image"], "image": lb["image"], "mask": lb["mask"]}
-                if "mask" in pb:
+                if not online:
                     batch.update(pseudo_mask=pb["mask"], pseudo_confidence=pb["confidence"])
                 yield batch
 
         train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe, opt=pc,
                     totals=totals, description=f"{stage.name} train", every_epoch=self._selection(stage, state))
-        info.update({k: v for k, v in totals.means().items()})
+        info.update({k: v for k, v in reduce_totals(totals).means().items()})
         return self._finish(stage, state, info)

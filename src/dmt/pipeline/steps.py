@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed
 from dmt.engine.bn import batch_stats_without_update
 from dmt.method.curriculum import ramped_gamma
@@ -21,6 +22,19 @@ from dmt.method.mixup import mix, random_permutation, sample_lambda
 from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights_from_view, \
     flip_targets_and_weights, student_view
 from dmt.pipeline.seg_eval import upsampled_logits
+
+
+def global_normalizer(target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor | None:
+    """The loss denominator of one process's part of a global batch (``None`` for one process).
+
+    The number of non-ignored targets of the *whole* batch over the number of processes: DDP
+    averages the processes' gradients, so each divides by this to reproduce the gradient of
+    ``sum(w * CE) / count`` over the concatenated batch (one small all-reduce per step).
+    """
+    if dist.world_size() == 1:
+        return None
+    count = dist.all_reduce_sum((target != ignore_index).sum())
+    return count.clamp_min(1).float() / dist.world_size()
 
 
 class StatTotals:
@@ -50,6 +64,7 @@ class StatTotals:
         self.count = int(self.count)
 
     def means(self) -> dict[str, float]:
+        self._settle()
         return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
 
     def state_dict(self) -> dict:
@@ -65,7 +80,6 @@ class SupervisedMixupStep:
 
     def __call__(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, Any]:
         x, y = batch
-        self._settle()
         # per-step generators: the same step draws the same lambda and pairing after a resume
         lam = sample_lambda(self.alpha, np.random.default_rng(mix_seed(self.seed, step, 0)))
         perm = random_permutation(x.shape[0], torch.Generator().manual_seed(mix_seed(self.seed, step, 1)))
@@ -138,7 +152,8 @@ class SegmentationStep:
     def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         if "pseudo_image" not in batch:  # supervised: baseline and oracle
             logits = upsampled_logits(self.model, batch["image"])
-            loss = weighted_cross_entropy(logits, batch["mask"], torch.ones_like(batch["mask"], dtype=torch.float32))
+            loss = weighted_cross_entropy(logits, batch["mask"], torch.ones_like(batch["mask"], dtype=torch.float32),
+                                          normalizer=global_normalizer(batch["mask"]))
             return {"loss": loss, "sup_loss": loss.detach()}
 
         n_p = batch["pseudo_image"].shape[0]
@@ -149,7 +164,8 @@ class SegmentationStep:
         if self.weighting == "online":
             pseudo = online_pseudo_targets(logits[:n_p], self.online_threshold)
             target = torch.cat([pseudo, batch["mask"]])
-            loss = weighted_cross_entropy(logits, target, torch.ones_like(target, dtype=torch.float32))
+            loss = weighted_cross_entropy(logits, target, torch.ones_like(target, dtype=torch.float32),
+                                          normalizer=global_normalizer(target))
             kept = (pseudo != 255).double().mean()
             self.totals.add({"pseudo_share": kept}, 1)
             return {"loss": loss, "pseudo_share": kept}
@@ -170,5 +186,5 @@ class SegmentationStep:
                 w = dynamic_weights_from_view(view, target, teacher_conf, labelled, g1, g2)
         stats = agreement_stats(view, target, teacher_conf, labelled, w)
         self.totals.add({k: v for k, v in stats.items() if k != "pseudo_targets"}, stats["pseudo_targets"])
-        loss = weighted_cross_entropy(logits, target, w)
+        loss = weighted_cross_entropy(logits, target, w, normalizer=global_normalizer(target))
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **{k: v for k, v in stats.items() if k != "pseudo_targets"}}

@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import torch
 from torch import nn
 
 from dmt.config.schema import OptimConfig, TrainRuntimeConfig
 from dmt.engine import distributed as dist
 from dmt.engine.accel import apply_channels_last, maybe_compile, use_channels_last
 from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
+from dmt.engine.sync_bn import convert_sync_batchnorm
 from dmt.engine.loop import FitOptions, TrainState, fit
 from dmt.pipeline.context import StageContext
 from dmt.pipeline.steps import StatTotals
@@ -60,6 +62,7 @@ def train_stage(
 
     def save(s: TrainState) -> None:
         # a collective: every process calls save() at the same steps (see engine.loop.fit)
+        sync_from_main(s)
         gathered = dist.all_gather_objects(totals.state_dict()) if totals is not None else None
         if not dist.is_main():
             return
@@ -82,7 +85,9 @@ def train_stage(
 
 
 def accelerate(state: TrainState, step_fn: Any, runtime: TrainRuntimeConfig, device) -> bool:
-    """Apply ``train.channels_last`` and ``train.compile``; returns whether inputs go channels_last.
+    """Apply ``train.channels_last``, DDP (several processes) and ``train.compile`` to the step's model.
+
+    Returns whether inputs go channels_last.
 
     The model (and its EMA) change layout in place, so the step, the optimizer and checkpoints
     keep their references; compilation wraps only the step's forward module (``step_fn.model``),
@@ -93,9 +98,30 @@ def accelerate(state: TrainState, step_fn: Any, runtime: TrainRuntimeConfig, dev
         apply_channels_last(state.model)
         if state.ema is not None:
             apply_channels_last(state.ema.module)
+    # DDP after the layout change: its gradient buckets follow the parameters' final strides,
+    # so the first step after a resume reduces exactly like every other step
+    if hasattr(step_fn, "model") and step_fn.model is state.model:
+        step_fn.model = training_module(state.model, device)
     if runtime.compile and hasattr(step_fn, "model"):
         step_fn.model = maybe_compile(step_fn.model, True)
     return channels_last
+
+
+def sync_from_main(state: TrainState) -> None:
+    """Give every process rank 0's BatchNorm statistics and EMA (no-op for one process).
+
+    DDP keeps parameters identical, but per-process BatchNorm statistics, and an EMA of them,
+    drift apart. Syncing wherever rank 0 checkpoints (and before evaluating) makes every
+    process continue from exactly what the checkpoint holds, so a resumed run is the
+    uninterrupted one.
+    """
+    if dist.world_size() == 1:
+        return
+    tensors = [b for b in state.model.buffers() if b.is_floating_point()]
+    if state.ema is not None:
+        tensors += [t for t in state.ema.state_dict().values() if t.is_floating_point()]
+    with torch.no_grad():
+        dist.broadcast_tensors_(tensors)
 
 
 def _own_totals(extra: dict) -> dict | None:
@@ -146,7 +172,7 @@ def training_module(model: nn.Module, device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
 
 
-def convert_sync_bn(model: nn.Module, enabled: bool) -> nn.Module:
+def convert_sync_bn(model: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
     """BatchNorm -> SyncBatchNorm when ``enabled`` and several processes share each batch.
 
     SyncBatchNorm normalises with the statistics of the whole global batch, so a step on N
@@ -155,4 +181,4 @@ def convert_sync_bn(model: nn.Module, enabled: bool) -> nn.Module:
     """
     if not enabled or dist.world_size() == 1:
         return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return convert_sync_batchnorm(model, device)
