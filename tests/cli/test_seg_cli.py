@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dmt.cli.main import main
+from dmt.config.smoke import SMOKE_SEG_IMAGES, SMOKE_SHRINK
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from seg_fixtures import tree_hashes, write_cityscapes_tree, write_voc_tree  # noqa: E402
@@ -55,8 +56,9 @@ def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
 
     # dmt eval on a phase checkpoint reproduces the run's val mIoU
     capsys.readouterr()
+    # (at the smoke's sizes: images read at 1/8, evaluation padding 40 shrunk to its floor of 32)
     assert main(["eval", str(out / "stages/phase5-a/model.safetensors"), "--data", "voc", "--root",
-                 str(voc_root), "eval_pad=[40, 40]", "--device", "cpu"]) == 0
+                 str(voc_root), f"scale={1 / SMOKE_SHRINK}", "eval_pad=[32, 32]", "--device", "cpu"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["miou"] == pytest.approx(by_name["phase5-a"]["metrics"]["miou"], abs=1e-6)
 
@@ -121,7 +123,9 @@ def test_custom_folder_with_own_lists_and_heldout_selection(tmp_path):
     assert (out / "splits" / "heldout-a.txt").read_text().split() == ["img03"]
     assert (out / "splits" / "labelled-a.txt").read_text().split() == ["img00", "img01", "img02"]
     unlabelled = (out / "splits" / "unlabelled.txt").read_text().split()
-    assert {"u0", "u1", "u2"} <= set(unlabelled) and "img00" not in unlabelled
+    # everything neither labelled nor val, masked or not, cut to the smoke's image limit
+    pool = {"img04", "img05", "img06", "img07", "u0", "u1", "u2"}
+    assert set(unlabelled) <= pool and len(unlabelled) == min(len(pool), SMOKE_SEG_IMAGES)
 
 
 def test_unknown_names_in_a_user_list_are_refused(voc_root, tmp_path, capsys):

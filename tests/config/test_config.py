@@ -81,3 +81,18 @@ def test_smoke_cuts_every_stage():
     assert c.smoke and c.data.limit > 0
     assert c.baseline.max_steps == c.phases.max_steps == c.oracle.max_steps == SMOKE_STEPS
     assert load_config("cifar10-4-dmt").smoke is False  # a copy, the original is untouched
+
+
+def test_smoke_shrinks_segmentation_sizes_but_keeps_the_model():
+    voc = apply_smoke(load_config("voc-20-dmt"))
+    assert voc.model.name == "deeplabv2_resnet101"  # the real model: only sizes shrink
+    assert voc.data.scale == 1 / 8 and voc.data.crop_size == [41, 41] and voc.data.eval_pad == [64, 64]
+    assert voc.baseline.batch_size == 2 and voc.phases.batch_labelled == voc.phases.batch_pseudo == 1
+    assert voc.data.limit == voc.eval.batch_size == 4 and voc.phases.max_steps == SMOKE_STEPS
+    city = apply_smoke(load_config("cityscapes-8-dmt"))
+    assert city.data.scale == 0.5 / 8 and city.data.crop_size == [32, 64] and city.data.eval_pad is None
+    # small user sizes shrink no further than 32; generated demo scenes keep their size
+    small = apply_smoke(load_config("voc-20-dmt", ["data.crop_size=[33, 20]"]))
+    assert small.data.crop_size == [32, 20]
+    demo = apply_smoke(load_config("demo-digit-scenes"))
+    assert demo.data.scale == 0.0 and demo.data.crop_size == load_config("demo-digit-scenes").data.crop_size

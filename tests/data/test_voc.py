@@ -191,3 +191,16 @@ def test_reading_leaves_the_tree_byte_identical_and_dataset_pickles(voc: Path):
     clone = pickle.loads(pickle.dumps(ds))  # spawn-started DataLoader workers pickle the dataset
     assert torch.equal(clone[0]["mask"], ds[0]["mask"])
     assert tree_hashes(voc) == before
+
+
+def test_scale_resizes_images_and_masks_on_reading(tmp_path: Path):
+    base = write_voc_tree(tmp_path, size=(40, 64))
+    name = voc_source(base).list_split("val")[0]
+    full = SegmentationDataset(voc_source(base).items_from_names([name]), voc_source(base))[0]
+    half_source = voc_source(base, scale=0.5)
+    half = SegmentationDataset(half_source.items_from_names([name]), half_source)[0]
+    h, w = full["size"]
+    assert half["size"] == (h // 2, (w + 1) // 2) and half["image"].shape[1:] == half["mask"].shape == half["size"]
+    assert set(half["mask"].unique().tolist()) <= set(full["mask"].unique().tolist())  # nearest: no new ids
+    with pytest.raises(UserError, match="scale"):
+        voc_source(base, scale=0.0)

@@ -1,30 +1,64 @@
-"""``--smoke``: every stage of a preset for a few steps on a few images.
+"""``--smoke``: every stage of a preset for a few steps on a few small images.
 
-Users check a set-up (data layout, weights, memory, output directory) in about a minute before
-a run of days. The run directory receives everything a real run writes.
+Users check a set-up (data layout, weights, memory, output directory) in a minute or two before
+a run of days. The run directory receives everything a real run writes, and every stage runs
+the code a real run uses: the same model (DeepLab-v2/ResNet-101 stays ResNet-101), the same
+transforms, labelling, thresholds and weights. Only sizes shrink: datasets read from disk are
+resized on reading by ``1 / SMOKE_SHRINK`` (``data.scale``), with crops and evaluation padding
+to match, and each stage sees a few images for a few steps with small batches.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 from dmt.config.schema import ExperimentConfig
 
 SMOKE_STEPS = 2
-SMOKE_IMAGES = 24
+SMOKE_IMAGES = 24  # classification: images of each set
+SMOKE_SEG_IMAGES = 4  # segmentation: images of each set (labelled, unlabelled, val, held-out)
+# Segmentation data on disk is read at 1/8 of its size: VOC's ~500x375 images become ~63x47,
+# Cityscapes' 1024x512 (its default 0.5 of 2048x1024) 128x64. DeepLab's output stride is 8, so
+# crops of 41x41 (VOC) or 32x64 (Cityscapes) still give 6x6 and 4x8 logits.
+SMOKE_SHRINK = 8
+_DEFAULT_SCALE = {"cityscapes": 0.5}  # data.scale 0 means this (see dmt.pipeline.seg_data)
+# Official layouts only: their image sizes are known. Custom folders and the generated demo
+# scenes keep their sizes.
+_SHRUNK_DATASETS = ("voc", "cityscapes")
+_MIN_SIDE = 32  # crops and padding shrink no further than this (or their own size, if smaller)
+
+
+def _shrunk(size: list[int] | None) -> list[int] | None:
+    return None if size is None else [max(math.ceil(s / SMOKE_SHRINK), min(s, _MIN_SIDE)) for s in size]
 
 
 def apply_smoke(cfg: ExperimentConfig) -> ExperimentConfig:
-    """A copy of ``cfg`` cut down to a few steps and images per stage (``smoke: true`` recorded)."""
+    """A copy of ``cfg`` cut down to a few steps and small images per stage (``smoke: true`` recorded)."""
     c = copy.deepcopy(cfg)
     c.smoke = True
-    c.data.limit = SMOKE_IMAGES
     c.data.num_workers = 0
     for section in (c.baseline, c.phases, c.oracle):
         section.max_steps = SMOKE_STEPS
-    c.baseline.batch_size = min(c.baseline.batch_size, 8)
-    c.oracle.batch_size = min(c.oracle.batch_size, 8)
-    c.phases.batch_labelled = min(c.phases.batch_labelled, 4)
-    c.phases.batch_pseudo = min(c.phases.batch_pseudo, 4)
-    c.eval.batch_size = min(c.eval.batch_size, 8)
+    if c.task != "segmentation":
+        c.data.limit = SMOKE_IMAGES
+        c.baseline.batch_size = min(c.baseline.batch_size, 8)
+        c.oracle.batch_size = min(c.oracle.batch_size, 8)
+        c.phases.batch_labelled = min(c.phases.batch_labelled, 4)
+        c.phases.batch_pseudo = min(c.phases.batch_pseudo, 4)
+        c.eval.batch_size = min(c.eval.batch_size, 8)
+        return c
+    c.data.limit = SMOKE_SEG_IMAGES
+    if c.data.name in _SHRUNK_DATASETS:
+        c.data.scale = (c.data.scale or _DEFAULT_SCALE.get(c.data.name, 1.0)) / SMOKE_SHRINK
+        c.data.crop_size = _shrunk(c.data.crop_size)
+        c.data.eval_pad = _shrunk(c.data.eval_pad)
+    # batches of 2 keep BatchNorm in training mode meaningful; the pseudo + labelled split of a
+    # phase batch keeps both parts
+    c.baseline.batch_size = min(c.baseline.batch_size, 2)
+    c.oracle.batch_size = min(c.oracle.batch_size, 2)
+    c.phases.batch_labelled = min(c.phases.batch_labelled, 1)
+    c.phases.batch_pseudo = min(c.phases.batch_pseudo, 1)
+    # one evaluation / labelling batch: at these sizes a forward pass costs its fixed overhead
+    c.eval.batch_size = min(c.eval.batch_size, SMOKE_SEG_IMAGES)
     return c

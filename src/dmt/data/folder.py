@@ -126,6 +126,7 @@ def folder_source(
     root: str | Path,
     split_files: Mapping[str, str | Path] | None = None,
     mean: tuple[float, float, float] = IMAGENET_MEAN,
+    scale: float = 1.0,
 ) -> SegSource:
     """A custom folder (see the module docstring) as a :class:`SegSource`.
 
@@ -134,11 +135,15 @@ def folder_source(
         split_files: Extra named split lists, relative to ``root`` or absolute; they replace
             ``splits/<name>.txt`` and the built-in splits of the same name.
         mean: Mean RGB in [0, 1], the padding colour (defaults to the ImageNet mean).
+        scale: Resize factor applied on reading (``data.scale``; ``--smoke`` shrinks with it).
 
     Raises:
         UserError: Missing ``images/`` or ``classes.txt``, a malformed ``classes.txt`` or
-            ``palette.txt``, a missing split file, or two images with the same stem.
+            ``palette.txt``, a missing split file, two images with the same stem, or a
+            ``scale`` that is not positive.
     """
+    if not scale > 0:
+        raise UserError(f"data.scale must be > 0, got {scale}")
     base = Path(root).expanduser()
     if not (base / "images").is_dir():
         raise UserError(f"data.root {base}: expected an images/ folder (and masks/, classes.txt) in it")
@@ -164,4 +169,5 @@ def folder_source(
         root=base,
         palette=palette,
         mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]
+        scale=float(scale),
     )

@@ -111,18 +111,23 @@ class _VocLayout:
         return SegItem(name, image, mask)
 
 
-def voc_source(root: str | Path, mask_dir: str = "SegmentationClassAug") -> SegSource:
+def voc_source(root: str | Path, mask_dir: str = "SegmentationClassAug", scale: float = 1.0) -> SegSource:
     """PASCAL VOC 2012 (+ SBD) as a :class:`SegSource` with splits ``train_aug``, ``train``, ``val``.
 
     Args:
         root: The VOC2012 folder, or a folder with ``VOC2012/`` or ``VOCdevkit/VOC2012/`` below it.
         mask_dir: Mask folder below VOC2012; ``SegmentationClass`` uses the original VOC masks
             (same format, only the 2,913 train/val images have them).
+        scale: Resize factor applied on reading (``data.scale``); 1 is the paper's setting,
+            ``--smoke`` shrinks the images with it.
 
     Raises:
-        UserError: The layout is not found or the mask folder is missing. Missing list, image
-            or mask files are reported, by path, when a split is asked for.
+        UserError: The layout is not found, the mask folder is missing or ``scale`` is not
+            positive. Missing list, image or mask files are reported, by path, when a split
+            is asked for.
     """
+    if not scale > 0:
+        raise UserError(f"data.scale must be > 0, got {scale}")
     base = find_voc_root(root)
     masks = base / mask_dir
     mask_hint = SBD_HINT if mask_dir == "SegmentationClassAug" else f"check the mask folder name {mask_dir!r}"
@@ -138,4 +143,5 @@ def voc_source(root: str | Path, mask_dir: str = "SegmentationClassAug") -> SegS
         root=base,
         palette=voc_colormap(256)[: len(VOC_CLASSES)],
         mean=VOC_MEAN,
+        scale=float(scale),
     )
