@@ -66,6 +66,8 @@ def test_a_step_on_two_processes_equals_one_process_on_the_whole_batch(tmp_path)
             torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{norm}: {k}")
     one, two = (load_file(str(tmp_path / f"bn-world{w}.safetensors")) for w in (1, 2))
     assert any(not torch.allclose(one[k], two[k], rtol=1e-5, atol=1e-6) for k in one)
+    for rank in (0, 1):  # the weight pass leaves SyncBatchNorm's running statistics alone
+        assert (tmp_path / f"weight-pass-untouched-rank{rank}-world2").read_text() == "True"
 
 
 def test_labelling_on_two_processes_writes_the_same_labels_and_thresholds(one_process_run, tmp_path):

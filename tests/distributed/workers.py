@@ -71,6 +71,14 @@ def case_step(out: Path) -> None:
             tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
                        if v.is_floating_point()}
             save_file(tensors, str(out / f"{norm}-world{dist.world_size()}.safetensors"))
+        if norm == "syncbn":  # the dynamic-weight pass: global batch statistics, running ones untouched
+            from dmt.engine.bn import batch_stats_without_update
+
+            before = [b.clone() for b in model.buffers()]
+            with torch.no_grad(), batch_stats_without_update(step.model):
+                step.model(batch["pseudo_image"] if len(batch["pseudo_image"]) else batch["image"])
+            untouched = all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
+            (out / f"weight-pass-untouched-rank{dist.rank()}-world{dist.world_size()}").write_text(str(untouched))
     dist.shutdown()
 
 

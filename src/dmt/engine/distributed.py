@@ -133,9 +133,23 @@ def all_reduce_sum_autograd(tensor: torch.Tensor) -> torch.Tensor:
     """
     if world_size() == 1:
         return tensor
-    from torch.distributed.nn.functional import all_reduce
+    return _AllReduceSum.apply(tensor)
 
-    return all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the gradient of a sum of every process's input is the summed gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
 
 
 def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
