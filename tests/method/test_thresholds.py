@@ -10,7 +10,7 @@ import torch
 from dmt.method.thresholds import (
     ConfidenceHistogram,
     apply_class_thresholds,
-    apply_threshold_keys,
+    apply_threshold_table,
     class_balanced_thresholds,
     confidence_histogram,
     histogram_keys,
@@ -18,6 +18,7 @@ from dmt.method.thresholds import (
     keep_count,
     select_most_confident,
     threshold_keys,
+    threshold_table,
 )
 
 # ---------------------------------------------------------------- keep_count
@@ -229,48 +230,52 @@ EDGE_THRESHOLDS = [0.0, -0.0, 1.0, 0.5, 0.3, 1e-8, 6e-8, 3e-8, -1e-8, -2.0, 0.99
 @pytest.mark.parametrize("t", EDGE_THRESHOLDS)
 def test_threshold_keys_agree_with_float_comparison_on_every_float16(t: float) -> None:
     """All 65536 patterns (incl. -0, subnormals, inf, NaN) against thresholds on and between values."""
-    classes = torch.zeros(65536, dtype=torch.uint8)
-    thresholds = torch.tensor([t], dtype=torch.float32)
+    classes = (torch.arange(65536) % 2).to(torch.uint8)  # class 1's threshold is 0.25
+    thresholds = torch.tensor([t, 0.25], dtype=torch.float32)
     expected = apply_class_thresholds(classes, ALL_FLOAT16, thresholds)
-    got = apply_threshold_keys(classes, ALL_FLOAT16, threshold_keys(thresholds))
+    got = apply_threshold_table(classes, ALL_FLOAT16, threshold_table(thresholds))
     assert torch.equal(got, expected)
 
 
-def test_apply_threshold_keys_hand_computed() -> None:
+def test_apply_threshold_table_hand_computed() -> None:
     classes = torch.tensor([[0, 1, 2], [1, 2, 0]], dtype=torch.uint8)
     confidence = torch.tensor([[0.5, 0.25, 1.0], [0.75, 0.0, -0.0]], dtype=torch.float16)
     thresholds = torch.tensor([0.5, 0.3, math.inf])  # class 2 never predicted: keeps nothing
     keys = threshold_keys(thresholds)
     assert keys.tolist() == [0x3800, 0x34CD, 0x7C00]  # 0.5, the float16 just above 0.3, +inf
-    kept = apply_threshold_keys(classes, confidence, keys, ignore_index=255)
+    table = threshold_table(thresholds, ignore_index=254)
+    assert table.shape == (3, 65536) and table[0, 0x3800] == 0 and table[0, 0x37FF] == 254
+    kept = apply_threshold_table(classes, confidence, threshold_table(thresholds))
     assert kept.tolist() == [[0, 255, 255], [1, 255, 255]]
     assert kept.tolist() == apply_class_thresholds(classes, confidence, thresholds).tolist()
 
 
-def test_apply_threshold_keys_random_maps_equal_float_path() -> None:
+def test_apply_threshold_table_random_maps_equal_float_path() -> None:
     g = torch.Generator().manual_seed(3)
     classes = torch.randint(0, 21, (37, 53), dtype=torch.uint8, generator=g)
     confidence = torch.rand(37, 53, generator=g).half()
     hist = confidence_histogram(classes, confidence, 21)
     for ratio in (0.2, 0.6, 1.0):
         thresholds, _, _ = class_balanced_thresholds(hist, ratio)
-        assert torch.equal(apply_threshold_keys(classes, confidence, threshold_keys(thresholds)),
+        assert torch.equal(apply_threshold_table(classes, confidence, threshold_table(thresholds)),
                            apply_class_thresholds(classes, confidence, thresholds))
 
 
-def test_apply_threshold_keys_rejects_bad_input() -> None:
-    keys = threshold_keys(torch.tensor([0.5, 0.5]))
+def test_apply_threshold_table_rejects_bad_input() -> None:
+    table = threshold_table(torch.tensor([0.5, 0.5]))
     conf = torch.zeros(2, 2, dtype=torch.float16)
     with pytest.raises(ValueError, match="uint8"):
-        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.int64), conf, keys)
+        apply_threshold_table(torch.zeros(2, 2, dtype=torch.int64), conf, table)
     with pytest.raises(ValueError, match="float16"):
-        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.uint8), conf.float(), keys)
+        apply_threshold_table(torch.zeros(2, 2, dtype=torch.uint8), conf.float(), table)
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
-        apply_threshold_keys(torch.full((2, 2), 2, dtype=torch.uint8), conf, keys)
-    with pytest.raises(ValueError, match="int32"):
-        apply_threshold_keys(torch.zeros(2, 2, dtype=torch.uint8), conf, keys.long())
+        apply_threshold_table(torch.full((2, 2), 2, dtype=torch.uint8), conf, table)
+    with pytest.raises(ValueError, match="table"):
+        apply_threshold_table(torch.zeros(2, 2, dtype=torch.uint8), conf, table.long())
     with pytest.raises(ValueError, match="1-D float"):
         threshold_keys(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="256"):
+        threshold_table(torch.zeros(257))
 
 
 def test_histogram_keys_of_several_images_add_up() -> None:

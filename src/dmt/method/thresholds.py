@@ -287,18 +287,41 @@ def threshold_keys(thresholds: Tensor) -> Tensor:
     return keys
 
 
-def apply_threshold_keys(classes: Tensor, confidence: Tensor, keys: Tensor, ignore_index: int = 255) -> Tensor:
+def threshold_table(thresholds: Tensor, ignore_index: int = 255) -> Tensor:
+    """The pseudo label of every (class, float16 confidence) pair, for :func:`apply_threshold_table`.
+
+    Entry ``[c, b]`` is ``c`` where a confidence with bit pattern ``b`` reaches class ``c``'s
+    threshold (compared as float16 order keys, :func:`threshold_keys`) and ``ignore_index``
+    elsewhere: ``65536`` bytes per class, built once per phase.
+
+    Args:
+        thresholds: ``(C,)`` float thresholds, ``C <= 256``.
+        ignore_index: the label of pixels not kept (``0..255``).
+
+    Returns:
+        ``(C, 65536)`` uint8.
+    """
+    if not 0 <= ignore_index <= 255:
+        raise ValueError(f"ignore_index must fit uint8, got {ignore_index}")
+    keys = threshold_keys(thresholds)
+    if keys.numel() > 256:
+        raise ValueError(f"classes must fit uint8: at most 256 thresholds, got {keys.numel()}")
+    kept = _ORDER_KEYS[None, :] >= keys[:, None]
+    classes = torch.arange(keys.numel(), dtype=torch.uint8)[:, None].expand_as(kept)
+    return torch.where(kept, classes, torch.tensor(ignore_index, dtype=torch.uint8))
+
+
+def apply_threshold_table(classes: Tensor, confidence: Tensor, table: Tensor) -> Tensor:
     """:func:`apply_class_thresholds` on float16 bit patterns: same result, no float32 maps.
 
-    One table look-up turns each confidence's bit pattern into its order key, which is compared
-    with its class's key from :func:`threshold_keys`; equal to ``apply_class_thresholds`` for
-    every float16 value (tests check all 65536 patterns).
+    One look-up per pixel at ``class * 65536 + bit pattern`` in the table of
+    :func:`threshold_table`; equal to ``apply_class_thresholds`` for every float16 value (tests
+    check all 65536 patterns).
 
     Args:
         classes: ``(H, W)`` uint8 predicted classes, values in ``[0, C)``.
         confidence: ``(H, W)`` float16 confidences.
-        keys: ``(C,)`` int32 from :func:`threshold_keys`.
-        ignore_index: the value written where a pixel is not kept (``0..255``).
+        table: ``(C, 65536)`` uint8 from :func:`threshold_table`.
 
     Returns:
         ``(H, W)`` uint8 map of kept classes, ``ignore_index`` elsewhere.
@@ -311,16 +334,14 @@ def apply_threshold_keys(classes: Tensor, confidence: Tensor, keys: Tensor, igno
         raise ValueError(f"classes must be uint8, got {classes.dtype}")
     if confidence.dtype != torch.float16:
         raise ValueError(f"confidence must be float16, got {confidence.dtype}")
-    if keys.dim() != 1 or keys.dtype != torch.int32:
-        raise ValueError(f"keys must be (C,) int32 from threshold_keys, got {keys.dtype} {tuple(keys.shape)}")
-    if not 0 <= ignore_index <= 255:
-        raise ValueError(f"ignore_index must fit uint8, got {ignore_index}")
-    if classes.numel() and int(classes.max()) >= keys.numel():
-        raise ValueError(f"classes must lie in [0, {keys.numel()}), got up to {int(classes.max())}")
-    table = _ORDER_KEYS.to(confidence.device)
-    conf_keys = table[confidence.view(torch.int16).to(torch.int32) & 0xFFFF]
-    keep = conf_keys >= keys.to(confidence.device)[classes.to(torch.int32)]
-    return classes.masked_fill(~keep, ignore_index)
+    if table.dim() != 2 or table.shape[1] != NUM_FLOAT16_BITS or table.dtype != torch.uint8:
+        raise ValueError(f"table must be (C, {NUM_FLOAT16_BITS}) uint8 from threshold_table, "
+                         f"got {table.dtype} {tuple(table.shape)}")
+    if classes.numel() and int(classes.max()) >= table.shape[0]:
+        raise ValueError(f"classes must lie in [0, {table.shape[0]}), got up to {int(classes.max())}")
+    index = confidence.reshape(-1).view(torch.int16).to(torch.int32) & 0xFFFF
+    index += classes.reshape(-1).to(torch.int32) * NUM_FLOAT16_BITS
+    return table.to(confidence.device).reshape(-1).index_select(0, index).reshape(classes.shape)
 
 
 @dataclass
