@@ -26,7 +26,7 @@ from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.loop import TrainState, make_ema, make_sgd
 from dmt.errors import UserError
-from dmt.method.thresholds import apply_threshold_keys, class_balanced_thresholds, threshold_keys
+from dmt.method.thresholds import apply_threshold_table, class_balanced_thresholds, threshold_table
 from dmt.models import create_model
 from dmt.pipeline.artifacts import load_model, save_model
 from dmt.pipeline.context import StageContext, total_steps
@@ -53,12 +53,12 @@ class ThresholdedLabels:
 
     def __init__(self, store: PseudoLabelStore, thresholds: torch.Tensor) -> None:
         self.store, self.thresholds = store, thresholds
-        # compared with the float16 bit patterns as stored: no float32 copy of any map
-        self.keys = threshold_keys(thresholds)
+        # one look-up per pixel on the float16 bit patterns as stored: no float32 copy of any map
+        self.table = threshold_table(thresholds)
 
     def __call__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         classes, confidence = self.store.read(name)
-        kept = apply_threshold_keys(torch.from_numpy(classes), torch.from_numpy(confidence), self.keys)
+        kept = apply_threshold_table(torch.from_numpy(classes), torch.from_numpy(confidence), self.table)
         return kept.numpy(), confidence
 
 
