@@ -65,6 +65,7 @@ class Variant:
     run: Callable[[], Any]
     plain: bool = False  # the reference the ratios are taken against
     info: dict = field(default_factory=dict)  # extra numbers to report (e.g. bytes per pixel)
+    prepare: Callable[[], Any] | None = None  # builds what run() needs (models), untimed, once
 
 
 def measure(variants: list[Variant], repeats: int, device: torch.device, warmup: int = 1) -> list[dict[str, Any]]:
@@ -75,6 +76,9 @@ def measure(variants: list[Variant], repeats: int, device: torch.device, warmup:
     """
     times: dict[str, list[float]] = {v.name: [] for v in variants}
     peaks: dict[str, int] = {v.name: 0 for v in variants}
+    for v in variants:
+        if v.prepare is not None:
+            v.prepare()
     for _ in range(warmup):
         for v in variants:
             v.run()
