@@ -204,3 +204,25 @@ def test_scale_resizes_images_and_masks_on_reading(tmp_path: Path):
     assert set(half["mask"].unique().tolist()) <= set(full["mask"].unique().tolist())  # nearest: no new ids
     with pytest.raises(UserError, match="scale"):
         voc_source(base, scale=0.0)
+
+
+def test_float16_confidence_through_the_transforms_equals_float32(voc: Path):
+    """Stored float16 confidences are converted after the crop: the same values as converting first."""
+    source = voc_source(voc)
+    items = source.items("train_aug")
+    rng = np.random.default_rng(0)
+    maps = {}
+    for it in items:
+        h, w = SegmentationDataset([it], source, with_mask=False)[0]["size"]
+        maps[it.name] = (rng.integers(0, 21, (h, w)).astype(np.uint8), rng.random((h, w)).astype(np.float16))
+    tf = seg_train_transform((20, 20), scale_range=(0.5, 2.0), fill=source.mean)
+    half = SegmentationDataset(items, source, tf, targets=lambda n: maps[n])
+    full = SegmentationDataset(items, source, tf, targets=lambda n: (maps[n][0], maps[n][1].astype(np.float32)))
+    for seed in range(6):
+        torch.manual_seed(seed)
+        a = half[seed % len(items)]
+        torch.manual_seed(seed)
+        b = full[seed % len(items)]
+        assert a["confidence"].dtype == torch.float32
+        for key in ("image", "mask", "confidence"):
+            assert torch.equal(a[key], b[key]), key

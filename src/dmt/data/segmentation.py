@@ -231,7 +231,10 @@ class SegmentationDataset(Dataset):
                     f"pseudo labels for {item.name!r} are {classes.shape}/{confidence.shape} but the image is {size}"
                 )
             sample["mask"] = tv_tensors.Mask(torch.from_numpy(np.asarray(classes, dtype=np.uint8)))
-            sample["confidence"] = ConfidenceMap(torch.from_numpy(np.asarray(confidence, dtype=np.float32)))
+            # kept float16 (as stored) through the transforms: nearest resizing, padding with 0,
+            # cropping and flipping move values without arithmetic, so converting after the
+            # crop gives the same float32 values for a fraction of the work
+            sample["confidence"] = ConfidenceMap(torch.from_numpy(np.asarray(confidence)))
         elif mask is not None:
             sample["mask"] = tv_tensors.Mask(mask)
         if self.transform is not None:
