@@ -28,9 +28,18 @@ def test_hand_computed() -> None:
     assert conf.flatten().tolist() == [0.75, 0.5, 0.625]
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Both thread counts: the kernels split work (and vector tails) by thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("scale", [0.001, 1.0, 8.0, 40.0])
-@pytest.mark.parametrize("block", [1, 37, 1 << 20])
-def test_bitwise_equal_to_whole_batch(scale: float, block: int) -> None:
+@pytest.mark.parametrize("block", [37, 5000, 1 << 20])  # 1 row, 3 rows, whole images
+def test_bitwise_equal_to_whole_batch(scale: float, block: int, threads: int) -> None:
     g = torch.Generator().manual_seed(int(scale * 1000) + block)
     logits = torch.randn(3, 21, 29, 67, generator=g) * scale  # odd sizes: partial vectors and blocks
     logits[0, 3:5, :4] = logits[0, 7, :4]  # exact ties between classes
@@ -48,7 +57,7 @@ def test_other_logit_dtypes_match_plain(dtype: torch.dtype) -> None:
     assert torch.equal(cls, ref_cls) and torch.equal(conf.view(torch.int16), ref_conf.view(torch.int16))
 
 
-def test_non_contiguous_crop_matches_plain() -> None:
+def test_non_contiguous_crop_matches_plain(threads: int) -> None:
     logits = torch.randn(2, 4, 20, 30, generator=torch.Generator().manual_seed(2))
     crop = logits[:, :, :11, :17]
     conf, cls = max_softmax(crop, block_elements=64)
@@ -63,3 +72,11 @@ def test_rejects_bad_input() -> None:
         max_softmax(torch.zeros(1, 3, 4, 5, dtype=torch.int64))
     with pytest.raises(ValueError, match="uint8"):
         max_softmax(torch.zeros(1, 257, 1, 1))
+
+
+def test_voc_sized_image_matches_plain(threads: int) -> None:
+    """One 505x505 image, 21 classes, in 1 MiB blocks: the sizes of a real labelling pass."""
+    logits = torch.randn(1, 21, 505, 505, generator=torch.Generator().manual_seed(5)) * 3
+    conf, cls = max_softmax(logits, block_elements=1 << 18)
+    ref_conf, ref_cls = plain(logits)
+    assert torch.equal(cls, ref_cls) and torch.equal(conf.view(torch.int16), ref_conf.view(torch.int16))
