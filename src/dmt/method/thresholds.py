@@ -11,6 +11,10 @@ In phase ``i`` of the curriculum DMT trains on the ``ratio`` most confident pseu
   distinct value, and :func:`class_balanced_thresholds` reads off the exact value a full sort
   would put at the cut. No pixel sampling, no approximation.
 
+When the training stage reads the labels back, the thresholds are applied to the float16 bit
+patterns as stored (:func:`threshold_table`, one table look-up per pixel), never to float32
+copies of the maps; the result equals :func:`apply_class_thresholds` for every float16 value.
+
 Everything here is a pure function on tensors (plus one tiny accumulator); reading the stored
 labels from disk lives in :mod:`dmt.data.labels`.
 """
@@ -245,6 +249,10 @@ def apply_class_thresholds(
     return torch.where(keep, cls, torch.full_like(cls, ignore_index)).to(torch.uint8)
 
 
+_NAN_KEY = -(1 << 17)  # below every float16 value's key
+_NEVER_KEY = 1 << 17  # above every key: a NaN threshold keeps nothing
+
+
 def _float16_order_keys() -> Tensor:
     """``(65536,)`` int32: for each float16 bit pattern, its rank among float16 values.
 
@@ -258,13 +266,11 @@ def _float16_order_keys() -> Tensor:
     return keys
 
 
-_NAN_KEY = -(1 << 17)  # below every float16 value's key
-_NEVER_KEY = 1 << 17  # above every key: a NaN threshold keeps nothing
 _ORDER_KEYS = _float16_order_keys()
 
 
 def threshold_keys(thresholds: Tensor) -> Tensor:
-    """Per-class thresholds as float16 order keys, for :func:`apply_threshold_keys`.
+    """Per-class thresholds as float16 order keys (the comparison behind :func:`threshold_table`).
 
     A float16 confidence ``x`` satisfies ``x >= t`` exactly when its order key is at least the
     key of the smallest float16 value ``>= t``, for any float threshold ``t`` (float16 values,
