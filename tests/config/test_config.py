@@ -96,3 +96,18 @@ def test_smoke_shrinks_segmentation_sizes_but_keeps_the_model():
     assert small.data.crop_size == [32, 20]
     demo = apply_smoke(load_config("demo-digit-scenes"))
     assert demo.data.scale == 0.0 and demo.data.crop_size == load_config("demo-digit-scenes").data.crop_size
+
+
+@pytest.mark.parametrize("name", sorted(list_presets()))
+def test_smoke_of_every_preset_is_small(name):
+    """What keeps `--smoke` within minutes on a CPU, for every shipped preset."""
+    c = apply_smoke(load_config(name))
+    assert c.smoke and c.data.num_workers == 0
+    assert c.baseline.max_steps == c.phases.max_steps == c.oracle.max_steps == SMOKE_STEPS
+    assert c.baseline.batch_size <= 8 and c.oracle.batch_size <= 8 and c.eval.batch_size <= 8
+    assert c.phases.batch_labelled + c.phases.batch_pseudo <= 8
+    if c.task == "segmentation":
+        assert c.data.limit <= 4 and c.baseline.batch_size <= 2
+        if c.data.name in ("voc", "cityscapes"):
+            assert c.data.scale <= 1 / 8  # VOC ~63x47, Cityscapes 128x64
+            assert max(c.data.crop_size) <= 64 and (c.data.eval_pad is None or max(c.data.eval_pad) <= 64)
