@@ -20,12 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", action="append", choices=list(ITEMS), metavar="ITEM",
                    help=f"run only this item (repeatable): {', '.join(ITEMS)}")
     p.add_argument("--device", default="cpu", help="device for the model items (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from dmt.bench import run_bench
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     try:
         results = run_bench(quick=args.quick, only=args.only, device=args.device)
     except ValueError as exc:
