@@ -34,9 +34,19 @@ from dmt.errors import UserError
 
 RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
-RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds"}
+RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
+                  "train.compile"}
 
 log = logging.getLogger("dmt")
+
+
+def _lookup(tree: dict, dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "<absent>"
+        node = node[part]
+    return node
 
 
 class RunDir:
@@ -87,7 +97,10 @@ class RunDir:
         new = config_to_dict(cfg)
         if self.config_path.exists():
             old = yaml.safe_load(self.config_path.read_text()) or {}
-            diff = [k for k in config_diff(old, new) if k not in RESUMABLE_KEYS]
+            # keys added to dmt after the run started are fine at their defaults
+            defaults = config_to_dict(ExperimentConfig())
+            diff = [k for k in config_diff(old, new) if k not in RESUMABLE_KEYS
+                    and not (_lookup(old, k) == "<absent>" and _lookup(new, k) == _lookup(defaults, k))]
             if diff:
                 raise UserError(
                     f"{self.config_path}: this run started with a different config (differing keys: "
