@@ -61,3 +61,17 @@ def test_sampler_slices_add_up_to_the_single_process_batches():
             assert (x + y)[len(f)][0] == epoch_first
     # resuming at a later step gives the same slices
     assert list(StepBatchSampler(10, 4, seed=3, start=4, stop=6, take=(2, 4), fill=True)) == b[4:]
+
+
+@pytest.mark.parametrize("world", [2, 3, 4, 8])
+def test_smoke_batches_divide_by_any_number_of_processes(world):
+    from dmt.config import load_config
+    from dmt.config.loader import list_presets
+    from dmt.config.smoke import apply_smoke
+
+    for name in list_presets():
+        one, many = apply_smoke(load_config(name)), apply_smoke(load_config(name), world_size=world)
+        for c in (many.baseline.batch_size, many.oracle.batch_size, many.phases.batch_pseudo + many.phases.batch_labelled):
+            assert c % world == 0, name
+        assert many.phases.batch_labelled == one.phases.batch_labelled  # the labelled part is kept
+        assert many.baseline.batch_size - one.baseline.batch_size < world  # rounded up, no more

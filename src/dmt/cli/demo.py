@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine.distributed import is_main
+from dmt.engine.distributed import is_main, launch_world_size
 from dmt.pipeline.report import format_table
 from dmt.pipeline.runner import run_experiment
 
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(DEMO_PRESETS[args.task], [f"seed={args.seed}", *args.overrides])
     if args.smoke:
-        cfg = apply_smoke(cfg)
+        cfg = apply_smoke(cfg, world_size=launch_world_size())
     out = Path(args.out) if args.out else Path("runs") / f"demo-{args.task}"
     results = run_experiment(cfg, out)
     if is_main():  # under torchrun: rank 0 speaks for the job

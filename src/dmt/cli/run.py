@@ -52,7 +52,7 @@ def default_out(config: str, smoke: bool) -> Path:
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.smoke:
-        cfg = apply_smoke(cfg)
+        cfg = apply_smoke(cfg, world_size=dist.launch_world_size())
     if args.nproc < 0:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1 and not dist.launched():

@@ -33,9 +33,32 @@ def _shrunk(size: list[int] | None) -> list[int] | None:
     return None if size is None else [max(math.ceil(s / SMOKE_SHRINK), min(s, _MIN_SIDE)) for s in size]
 
 
-def apply_smoke(cfg: ExperimentConfig) -> ExperimentConfig:
-    """A copy of ``cfg`` cut down to a few steps and small images per stage (``smoke: true`` recorded)."""
-    c = copy.deepcopy(cfg)
+def apply_smoke(cfg: ExperimentConfig, world_size: int = 1) -> ExperimentConfig:
+    """A copy of ``cfg`` cut down to a few steps and small images per stage (``smoke: true`` recorded).
+
+    Args:
+        world_size: processes that will share each batch (torchrun): the small global batches
+            are rounded up to a multiple of it, so a smoke run works on any number of GPUs.
+    """
+    c = _small(copy.deepcopy(cfg))
+    if world_size > 1:
+        _divisible(c, world_size)
+    return c
+
+
+def _divisible(c: ExperimentConfig, world: int) -> None:
+    """Round the global batches up to multiples of ``world`` (phases: the pseudo-labelled part grows)."""
+    def up(n: int) -> int:
+        return -(-n // world) * world
+
+    c.baseline.batch_size = up(c.baseline.batch_size)
+    c.oracle.batch_size = up(c.oracle.batch_size)
+    total = c.phases.batch_pseudo + c.phases.batch_labelled
+    c.phases.batch_pseudo += up(total) - total
+
+
+def _small(c: ExperimentConfig) -> ExperimentConfig:
+    """Few steps, few and small images, small batches (what one process needs)."""
     c.smoke = True
     c.data.num_workers = 0
     for section in (c.baseline, c.phases, c.oracle):

@@ -33,6 +33,11 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launch_world_size() -> int:
+    """Processes the launcher started (``WORLD_SIZE``), readable before the group is joined."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -253,5 +258,5 @@ def per_process_batch(global_batch: int, key: str, world: int | None = None) -> 
 
 
 __all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "all_reduce_sum_autograd", "any_process", "barrier", "broadcast_object", "broadcast_tensors_",
-           "init_from_env", "is_initialized", "is_main", "launched", "local_rank", "on_main", "per_process_batch", "rank",
+           "init_from_env", "is_initialized", "is_main", "launch_world_size", "launched", "local_rank", "on_main", "per_process_batch", "rank",
            "shard", "shutdown", "timeout_seconds", "world_size"]
