@@ -136,8 +136,9 @@ def test_two_process_cifar_smoke_via_nproc(cifar_root, tmp_path):
 
 
 def test_a_batch_that_does_not_divide_is_refused(cifar_root, tmp_path):
-    proc = torchrun(["-m", "dmt", "run", "cifar10-4-dmt", f"data.root={cifar_root}", "--smoke",
-                     "baseline.batch_size=3", "--out", str(tmp_path / "run")])
+    # (not --smoke: it rounds its own small batches up to a multiple of the processes)
+    proc = torchrun(["-m", "dmt", "run", "cifar10-4-dmt", f"data.root={cifar_root}", "data.num_workers=0",
+                     "baseline.batch_size=3", "baseline.max_steps=1", "--out", str(tmp_path / "run")])
     assert proc.returncode != 0
     assert "baseline.batch_size: the global batch 3 does not divide by the 2 processes" in proc.stderr
     assert "Traceback" not in proc.stderr.split("error (rank")[0]
