@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from dmt import __version__
+from dmt.engine.distributed import launch_rank, launched, shutdown
 from dmt.errors import UserError
 
 COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench")
@@ -25,14 +25,9 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _launch_rank() -> int:
-    """The rank a launcher (torchrun) gave this process; 0 without one."""
-    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
-
-
 def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("dmt")
-    rank = _launch_rank()
+    rank = launch_rank()
     # under torchrun rank 0 speaks for the job; the others only warn, and say who they are
     logger.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
@@ -68,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
-    rank = _launch_rank()
-    who = f" (rank {rank})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+    rank = launch_rank()
+    who = f" (rank {rank})" if launched() else ""
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -88,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise
     finally:
-        from dmt.engine.distributed import shutdown
-
         shutdown()
 
 

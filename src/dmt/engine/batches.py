@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dmt.engine.distributed import world_size
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -123,13 +125,14 @@ class SeededDataset(Dataset):
 def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, *,
                 shuffle: bool = True, drop_last: bool = False, num_workers: int = 0,
                 collate_fn: Callable | None = None, pin_memory: bool = False,
-                take: tuple[int, int] | None = None, fill: bool = False) -> DataLoader:
+                take: tuple[int, int] | None = None) -> DataLoader:
     """A DataLoader over steps ``start .. stop - 1`` of a deterministic stream (see module doc).
 
-    ``take``/``fill``: this process's slice of each global batch (see :class:`StepBatchSampler`).
+    ``take``: this process's slice of each global batch (see :class:`StepBatchSampler`); with
+    several processes short batches are filled up, so every slice is full.
     """
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last,  # type: ignore[arg-type]
-                               take=take, fill=fill)
+                               take=take, fill=world_size() > 1)
     # a private generator: DataLoader would otherwise draw its worker base seed from the global RNG
     return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),

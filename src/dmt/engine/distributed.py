@@ -28,14 +28,19 @@ T = TypeVar("T")
 _DEFAULT_TIMEOUT_S = 1800.0
 
 
-def launched() -> bool:
-    """Whether this process was started by a launcher with more than one process in the job."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def launch_world_size() -> int:
     """Processes the launcher started (``WORLD_SIZE``), readable before the group is joined."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launch_rank() -> int:
+    """The rank the launcher gave this process (``RANK``; 0 without a launcher), before joining."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
+def launched() -> bool:
+    """Whether this process was started by a launcher with more than one process in the job."""
+    return launch_world_size() > 1
 
 
 def is_initialized() -> bool:
@@ -50,11 +55,6 @@ def world_size() -> int:
 def rank() -> int:
     """This process's rank, 0 .. world_size - 1 (0 without a launcher)."""
     return dist.get_rank() if is_initialized() else 0
-
-
-def local_rank() -> int:
-    """This process's index on its machine (``LOCAL_RANK``), which picks its GPU."""
-    return int(os.environ.get("LOCAL_RANK", "0")) if is_initialized() else 0
 
 
 def is_main() -> bool:
@@ -79,7 +79,7 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     """
     if not launched() or is_initialized():
         return None
-    use_cuda = device != "cpu" and torch.cuda.is_available() and not device.startswith("cpu")
+    use_cuda = not device.startswith("cpu") and torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
         if local >= torch.cuda.device_count():
@@ -110,7 +110,7 @@ def backend_is_nccl() -> bool:
 
 
 def _collective_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if backend_is_nccl() else torch.device("cpu")
 
 
 def barrier() -> None:
@@ -191,7 +191,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     if world_size() == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src, device=_collective_device() if dist.get_backend() == "nccl" else None)
+    dist.broadcast_object_list(box, src=src, device=_collective_device() if backend_is_nccl() else None)
     return box[0]
 
 
@@ -252,11 +252,11 @@ def per_process_batch(global_batch: int, key: str, world: int | None = None) -> 
     if global_batch % world:
         from dmt.errors import UserError
 
-        raise UserError(f"config key {key!r}: the global batch {global_batch} does not divide by the "
+        raise UserError(f"config key {key}: the global batch {global_batch} does not divide by the "
                         f"{world} processes; use a multiple of {world}")
     return global_batch // world
 
 
 __all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "all_reduce_sum_autograd", "any_process", "barrier", "broadcast_object", "broadcast_tensors_",
-           "init_from_env", "is_initialized", "is_main", "launch_world_size", "launched", "local_rank", "on_main", "per_process_batch", "rank",
+           "init_from_env", "is_initialized", "is_main", "launch_rank", "launch_world_size", "launched", "on_main", "per_process_batch", "rank",
            "shard", "shutdown", "timeout_seconds", "world_size"]

@@ -102,6 +102,18 @@ def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
     return torch.sort(order[:k]).values.to(torch.int64)
 
 
+def _check_same_shape(classes: Tensor, confidence: Tensor) -> None:
+    if classes.shape != confidence.shape:
+        raise ValueError(
+            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
+        )
+
+
+def _check_float16(confidence: Tensor) -> None:
+    if confidence.dtype != torch.float16:
+        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+
+
 def _float16_bits(confidence: Tensor) -> Tensor:
     """Bit patterns (int32 in ``[0, 0x3C00]``) of float16 confidences in ``[0, 1]``.
 
@@ -109,8 +121,7 @@ def _float16_bits(confidence: Tensor) -> Tensor:
     ``0x0000 .. 0x3C00``; ``-0.0`` (``0x8000``, which would rank above 1.0) counts as ``+0.0``;
     negatives, values above 1, infinities and NaN have other patterns and are rejected.
     """
-    if confidence.dtype != torch.float16:
-        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    _check_float16(confidence)
     bits = confidence.view(torch.int16).to(torch.int32) & 0xFFFF
     bits.masked_fill_(bits == _NEGATIVE_ZERO_BITS, 0)
     if bits.numel() and int(bits.max()) > _FLOAT16_ONE_BITS:
@@ -144,10 +155,7 @@ def histogram_keys(classes: Tensor, confidence: Tensor, num_classes: int) -> Ten
         ValueError: shapes differ, classes outside ``[0, num_classes)``, confidence not float16
             in ``[0, 1]``.
     """
-    if classes.shape != confidence.shape:
-        raise ValueError(
-            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
-        )
+    _check_same_shape(classes, confidence)
     if classes.is_floating_point() or classes.dtype == torch.bool:
         raise ValueError(f"classes must be an integer tensor, got {classes.dtype}")
     if not 1 <= num_classes <= _MAX_HISTOGRAM_CLASSES:
@@ -229,12 +237,8 @@ def apply_class_thresholds(
     Returns:
         ``(H, W)`` uint8 map of kept classes, ``ignore_index`` elsewhere.
     """
-    if classes.shape != confidence.shape:
-        raise ValueError(
-            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
-        )
-    if confidence.dtype != torch.float16:
-        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    _check_same_shape(classes, confidence)
+    _check_float16(confidence)
     if thresholds.dim() != 1:
         raise ValueError(f"thresholds must be 1-D (C,), got shape {tuple(thresholds.shape)}")
     if not 0 <= ignore_index <= 255:
@@ -332,14 +336,10 @@ def apply_threshold_table(classes: Tensor, confidence: Tensor, table: Tensor) ->
     Returns:
         ``(H, W)`` uint8 map of kept classes, ``ignore_index`` elsewhere.
     """
-    if classes.shape != confidence.shape:
-        raise ValueError(
-            f"classes {tuple(classes.shape)} and confidence {tuple(confidence.shape)} differ in shape"
-        )
+    _check_same_shape(classes, confidence)
     if classes.dtype != torch.uint8:
         raise ValueError(f"classes must be uint8, got {classes.dtype}")
-    if confidence.dtype != torch.float16:
-        raise ValueError(f"confidence must be float16, got {confidence.dtype}")
+    _check_float16(confidence)
     if table.dim() != 2 or table.shape[1] != NUM_FLOAT16_BITS or table.dtype != torch.uint8:
         raise ValueError(f"table must be (C, {NUM_FLOAT16_BITS}) uint8 from threshold_table, "
                          f"got {table.dtype} {tuple(table.shape)}")

@@ -30,7 +30,7 @@ from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.evaluate import classification_accuracy, predict_probabilities
 from dmt.pipeline.plan import Stage
 from dmt.pipeline.steps import DynamicMixupStep, StatTotals, SupervisedMixupStep
-from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
+from dmt.pipeline.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.pipeline.training import convert_sync_bn, reduce_totals, train_stage
 
 log = logging.getLogger("dmt")
@@ -176,12 +176,11 @@ class ClassificationRunner:
 
         def batches(start: int):
             loader = step_loader(dataset, tc.batch_size, seed, start, total, num_workers=self.cfg.data.num_workers,
-                                 take=take, fill=dist.world_size() > 1)
+                                 take=take)
             return ((x, y) for x, y, _ in loader)
 
         # mixup pairs images within each process's share of the batch
-        step = SupervisedMixupStep(model, tc.mixup_alpha, mix_seed(seed, dist.rank())
-                                   if dist.world_size() > 1 else seed)
+        step = SupervisedMixupStep(model, tc.mixup_alpha, process_seed(seed))
         train_stage(self.ctx, stage.name, state, batches, step,
                     total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
         return self._finish(stage, state, {"train_images": len(indices)})
@@ -238,16 +237,16 @@ class ClassificationRunner:
         # mixup pairs images within each process's share of the batch
         step_fn = DynamicMixupStep(model, gamma1=pc.gamma1, gamma2=pc.gamma2,
                                    ramp=pc.ramp, total_steps=total, alpha=pc.mixup_alpha,
-                                   seed=mix_seed(seed, dist.rank()) if dist.world_size() > 1 else seed, totals=totals)
-        nw, fill = self.cfg.data.num_workers, dist.world_size() > 1
+                                   seed=process_seed(seed), totals=totals)
+        nw = self.cfg.data.num_workers
         take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
                                        ["phases.batch_pseudo", "phases.batch_labelled"])
 
         def batches(start: int):
             p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw,
-                            take=take_p, fill=fill) if take_p else None
+                            take=take_p) if take_p else None
             lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw,
-                              take=take_l, fill=fill) if take_l else None
+                              take=take_l) if take_l else None
             for pb, lb in zip_streams(p, lab):
                 # a process may hold no image of one stream: an empty batch of the other's shape
                 xp, pp, _ = pb if pb is not None else (lb[0][:0], torch.zeros(0, probs.shape[1]), None)

@@ -141,7 +141,7 @@ class SegmentationRunner:
             if score > best[0]:
                 best[0] = score
                 if dist.is_main():
-                        save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
+                    save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
                                kwargs=self._model_kwargs(stage.member),
                                info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
             log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, best[0])
@@ -173,8 +173,7 @@ class SegmentationRunner:
         if take is None:
             return None
         return step_loader(dataset, batch, seed, start, total, num_workers=self.cfg.data.num_workers,
-                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda",
-                           take=take, fill=dist.world_size() > 1)
+                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda", take=take)
 
     def _supervised(self, stage: Stage, seed: int, items: list[SegItem], tc: TrainConfig) -> dict[str, Any]:
         model = self._new_model(stage.member, seed)

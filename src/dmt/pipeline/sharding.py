@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from dmt.engine import distributed as dist
-from dmt.engine.batches import batch_slices
-from dmt.errors import UserError
+from dmt.engine.batches import batch_slices, mix_seed
 
 T = TypeVar("T")
 
@@ -43,13 +42,13 @@ def stream_slices(global_batches: list[int], keys: list[str]) -> list[tuple[int,
     Raises:
         UserError: the global batch (their sum) does not divide by the number of processes.
     """
-    world = dist.world_size()
-    total = sum(global_batches)
-    if total % world:
-        what = " + ".join(keys) if len(keys) > 1 else keys[0]
-        raise UserError(f"config key {what}: the global batch {total} does not divide by the {world} processes; "
-                        f"use a multiple of {world}")
-    return batch_slices(global_batches, world, dist.rank())
+    dist.per_process_batch(sum(global_batches), " + ".join(keys))
+    return batch_slices(global_batches, dist.world_size(), dist.rank())
+
+
+def process_seed(seed: int) -> int:
+    """A step's random draws (mixup) on this process: ``seed`` itself when there is one process."""
+    return mix_seed(seed, dist.rank()) if dist.world_size() > 1 else seed
 
 
 def zip_streams(*streams: Iterable[Any] | None) -> Iterator[tuple[Any, ...]]:

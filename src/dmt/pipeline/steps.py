@@ -67,6 +67,17 @@ class StatTotals:
         self._settle()
         return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
 
+    @classmethod
+    def summed(cls, states: list[dict]) -> "StatTotals":
+        """The totals of several processes' :meth:`state_dict`, added in the given order."""
+        merged = cls()
+        for state in states:
+            part = cls(state)
+            for k, v in part.sums.items():
+                merged.sums[k] = merged.sums.get(k, 0.0) + v
+            merged.count += part.count
+        return merged
+
     def state_dict(self) -> dict:
         self._settle()
         return {"sums": dict(self.sums), "count": self.count}

@@ -133,26 +133,15 @@ def _own_totals(extra: dict) -> dict | None:
         return per_rank[dist.rank()]
     if not dist.is_main():  # resumed on another number of processes: rank 0 carries the sums
         return None
-    merged = StatTotals()
-    for t in per_rank:
-        part = StatTotals(t)
-        for k, v in part.sums.items():
-            merged.sums[k] = merged.sums.get(k, 0.0) + v
-        merged.count += part.count
-    return merged.state_dict()
+    return StatTotals.summed(per_rank).state_dict()
 
 
 def reduce_totals(totals: StatTotals) -> StatTotals:
     """The phase statistics summed over every process (the same object for one process)."""
     if dist.world_size() == 1:
         return totals
-    merged = StatTotals()
-    for t in dist.all_gather_objects(totals.state_dict()):  # rank order: the same sums everywhere
-        part = StatTotals(t)
-        for k, v in part.sums.items():
-            merged.sums[k] = merged.sums.get(k, 0.0) + v
-        merged.count += part.count
-    return merged
+    # rank order: the same sums on every process
+    return StatTotals.summed(dist.all_gather_objects(totals.state_dict()))
 
 
 def training_module(model: nn.Module, device) -> nn.Module:
