@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ import torch
 from dmt.config.schema import ExperimentConfig, OptimConfig
 from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed
+from dmt.engine.progress import RunClock, set_run_clock
 from dmt.errors import UserError
 from dmt.pipeline.rundir import RunDir
 
@@ -66,7 +68,27 @@ class StageContext:
     _writers: dict[str, Any] = field(default_factory=dict)
 
     def start_stage(self) -> None:
+        """Called by the runner before each stage (the first of the plan not yet in results.json)."""
         self.stage_started, self.prior_elapsed = time.monotonic(), 0.0
+        if dist.is_main():  # only rank 0 shows progress
+            set_run_clock(self._run_clock())
+
+    def _run_clock(self) -> RunClock | None:
+        """The estimates' inputs: finished stages' kinds and wall times, and the stages still to run."""
+        from dmt.pipeline.plan import make_plan
+
+        try:
+            plan = make_plan(self.cfg)
+            recorded = json.loads(self.run.results_path.read_text()).get("stages", []) \
+                if self.run.results_path.exists() else []
+        except (UserError, ValueError, OSError):
+            return None  # progress without run-level estimates; the runner reports the real problem
+        done = {s.get("name") for s in recorded}
+        todo = [s for s in plan if s.name not in done]
+        if not todo:
+            return None
+        finished = [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in recorded]
+        return RunClock(todo[0].kind, [s.kind for s in todo[1:]], finished, self.stage_elapsed)
 
     def stage_elapsed(self) -> float:
         """Wall time of the current stage over all sessions."""
@@ -88,6 +110,7 @@ class StageContext:
         log.info("%s step %d: %s", stage, step, " ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
     def close(self) -> None:
+        set_run_clock(None)
         for w in self._writers.values():
             w.close()
         self._writers.clear()
