@@ -231,7 +231,7 @@ def fit(
     model.train()
     pending = _Pending()
     last_save = time.monotonic()
-    with Progress(opts.description, opts.total_steps, start=state.step) as bar:
+    with Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch) as bar:
         for batch in batches:
             step = state.step
             if step >= opts.total_steps:
