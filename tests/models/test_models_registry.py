@@ -12,12 +12,13 @@ from dmt.models.registry import create_model, list_models, model_task
 
 NUM_CLASSES = 5
 # Segmentation models whose logits are not at input resolution: side length for a 65x65 input.
-LOW_RES_SIDE = {"deeplabv2_resnet101": 9, "deeplabv2_tiny": 9}
+LOW_RES_SIDE = {"deeplabv2_resnet101": 9, "deeplabv2_tiny": 9, "deeplabv3plus_resnet101": 17, "deeplabv3plus_tiny": 17}
 
 
 def test_all_modules_register_models() -> None:
     names = set(list_models())
-    assert {"wrn_28_2", "tiny_cnn", "tiny_unet", "tiny_fcn", "deeplabv2_resnet101", "deeplabv2_tiny"} <= names
+    assert {"wrn_28_2", "tiny_cnn", "tiny_unet", "tiny_fcn", "deeplabv2_resnet101", "deeplabv2_tiny",
+            "deeplabv3plus_resnet101", "deeplabv3plus_tiny"} <= names
     assert set(list_models("segmentation")) == {n for n in names if model_task(n) == "segmentation"}
     assert "wrn_28_2" in list_models("classification") and "tiny_unet" not in list_models("classification")
 
@@ -33,7 +34,7 @@ def test_model_builds_and_forwards(name: str) -> None:
 
     task = model_task(name)
     side = 32 if task == "classification" else 65
-    batch = 1 if name == "deeplabv2_resnet101" else 2  # keep the one ResNet-101 forward cheap
+    batch = 1 if name.endswith("resnet101") else 2  # keep the ResNet-101 forwards cheap
     with torch.no_grad():
         out = model(torch.rand(batch, 3, side, side))
     assert isinstance(out, torch.Tensor)

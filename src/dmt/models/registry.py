@@ -40,7 +40,7 @@ def _load_all() -> None:
     from dmt.models import small, wrn  # noqa: F401
 
     try:  # segmentation models live in their own modules
-        from dmt.models import deeplabv2, small_seg  # noqa: F401
+        from dmt.models import deeplabv2, deeplabv3plus, small_seg  # noqa: F401
     except ImportError:  # pragma: no cover - during incremental development
         pass
 

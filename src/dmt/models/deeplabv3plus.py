@@ -1,0 +1,280 @@
+"""DeepLab-v3+ (Chen et al., 2018) with a dilated ResNet-101: the model of the field's common benchmark.
+
+Current semi-supervised segmentation work (UniMatch, U2PL, CorrMatch, AugSeg ...) reports on
+PASCAL VOC 2012 and Cityscapes with this network, so DMT needs it to be compared with them.
+
+``InputNormalization -> ResNet body -> ASPP (1x1, three dilated 3x3, image pooling) on the last
+stage, decoder (48-channel projection of layer1 + ASPP features, two 3x3 convs) -> 1x1 classifier``.
+Logits come out at the decoder's resolution, 1/4 of the input (``(H - 1) // 4 + 1``); the
+pipeline upsamples them, bilinear with aligned corners, as it does DeepLab-v2's.
+
+* Output stride 16 (``layer4`` dilated) with ASPP rates 6/12/18, or 8 (``layer3`` too) with the
+  rates doubled to 12/24/36. ``eval_output_stride=8`` trains at 16 and predicts at 8: the same
+  weights, only strides and dilations change when the model is put in ``eval()`` mode. The
+  geometry of either stride is taken from torchvision's own ``replace_stride_with_dilation``, so
+  it is exactly the network torchvision would build.
+* The body is torchvision's ResNet-101 (V1.5, plain 7x7 stem; some papers use a deep-stem
+  variant), so ``init="imagenet"`` reads torchvision's IMAGENET1K_V1 file: every body tensor must
+  be filled, ``fc`` is dropped, ASPP, decoder and classifier keep their random initialisation.
+* No dropout in the head (as in UniMatch's implementation).
+
+State-dict names: ``backbone.<torchvision ResNet name>``, ``aspp.*``, ``decoder.*``, ``classifier.*``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import resnet101
+from torchvision.models.resnet import ResNet
+
+from dmt.errors import UserError
+from dmt.models.conventions import IMAGENET, InputConvention, InputNormalization
+from dmt.models.deeplabv2 import (
+    IMAGENET_WEIGHTS,
+    _find_weights,
+    _SlimBottleneck,
+    imagenet_cache_path,
+    load_imagenet_weights,
+    resnet_body,
+)
+from dmt.models.registry import register
+
+ASPP_RATES = (6, 12, 18)  # at output stride 16; doubled at 8
+OUTPUT_STRIDES = (8, 16)
+INITS = ("none", "imagenet")
+SKIP_CHANNELS = 48  # the low-level projection of the paper: few channels, so the ASPP features dominate
+
+BodyFactory = Callable[[int], nn.Sequential]
+
+
+def dilation_plan(output_stride: int) -> list[bool]:
+    """torchvision's ``replace_stride_with_dilation`` for ``layer2..4`` at an output stride of 8 or 16."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise UserError(f"model option output_stride: expected 8 or 16, got {output_stride}")
+    return [False, output_stride == 8, True]
+
+
+def aspp_rates(output_stride: int) -> tuple[int, ...]:
+    """ASPP dilation rates: 6/12/18 at output stride 16, twice that at 8 (same field of view in pixels)."""
+    return tuple(r * 16 // output_stride for r in ASPP_RATES)
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (kernel // 2)
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling of DeepLab-v3: five branches concatenated and projected.
+
+    Branches: a 1x1 conv, one dilated 3x3 conv per rate, and image pooling (global average ->
+    1x1 conv, broadcast back to the feature size); each conv is followed by BN and ReLU.
+
+    Args:
+        in_channels: channels of the backbone's last stage (2048 for ResNet-101).
+        channels: channels of every branch and of the output (256 in the paper).
+        rates: dilation rates of the 3x3 branches.
+    """
+
+    def __init__(self, in_channels: int, channels: int, rates: Sequence[int]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [_conv_bn_relu(in_channels, channels)] + [_conv_bn_relu(in_channels, channels, 3, r) for r in rates]
+        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), *_conv_bn_relu(in_channels, channels))
+        self.project = _conv_bn_relu(channels * (len(rates) + 2), channels)
+
+    @property
+    def rates(self) -> tuple[int, ...]:
+        return tuple(b[0].dilation[0] for b in self.branches[1:])
+
+    def set_rates(self, rates: Sequence[int]) -> None:
+        """Change the dilation (and padding) of the 3x3 branches; the weights stay."""
+        if len(rates) != len(self.branches) - 1:
+            raise ValueError(f"expected {len(self.branches) - 1} rates, got {len(rates)}")
+        for branch, r in zip(self.branches[1:], rates):
+            branch[0].dilation, branch[0].padding = (r, r), (r, r)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = [b(x) for b in self.branches]
+        # bilinear upsampling of a 1x1 map is a broadcast: expand is exact and allocates nothing
+        feats.append(self.pool(x).expand(-1, -1, *x.shape[-2:]))
+        return self.project(torch.cat(feats, dim=1))
+
+
+class Decoder(nn.Module):
+    """DeepLab-v3+ decoder: ASPP features upsampled to ``layer1``'s size, joined with its projection.
+
+    Args:
+        low_channels: channels of ``layer1`` (256 for ResNet-101).
+        high_channels: channels of the ASPP output.
+        channels: channels of the two 3x3 convs.
+        skip_channels: channels of the 1x1 projection of ``layer1``.
+    """
+
+    def __init__(self, low_channels: int, high_channels: int, channels: int = 256,
+                 skip_channels: int = SKIP_CHANNELS) -> None:
+        super().__init__()
+        self.reduce = _conv_bn_relu(low_channels, skip_channels)
+        self.fuse = nn.Sequential(_conv_bn_relu(high_channels + skip_channels, channels, 3),
+                                  _conv_bn_relu(channels, channels, 3))
+
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=True)
+        return self.fuse(torch.cat([self.reduce(low), high], dim=1))
+
+
+def _conv_geometry(body: nn.Module) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """``name -> (stride, padding, dilation)`` of every convolution of a body."""
+    return {n: (m.stride, m.padding, m.dilation) for n, m in body.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+class DeepLabV3Plus(nn.Module):
+    """Input normalisation, a ResNet body, :class:`ASPP`, :class:`Decoder` and a 1x1 classifier.
+
+    Args:
+        make_body: ``output_stride -> ResNet body`` (torchvision names ``conv1 .. layer4``).
+        low_channels: channels of the body's ``layer1``.
+        high_channels: channels of the body's ``layer4``.
+        num_classes: output logits per pixel.
+        output_stride: 16 or 8, used in training.
+        eval_output_stride: 16 or 8, used in ``eval()`` mode (None: the training one).
+        aspp_channels: channels of the ASPP branches and output.
+        decoder_channels: channels of the decoder convs.
+        skip_channels: channels of the projection of ``layer1``.
+        convention: the input convention the body's weights expect.
+    """
+
+    def __init__(self, make_body: BodyFactory, low_channels: int, high_channels: int, num_classes: int,
+                 output_stride: int = 16, eval_output_stride: int | None = None, aspp_channels: int = 256,
+                 decoder_channels: int = 256, skip_channels: int = SKIP_CHANNELS,
+                 convention: InputConvention = IMAGENET) -> None:
+        super().__init__()
+        eval_output_stride = eval_output_stride or output_stride
+        for stride in (output_stride, eval_output_stride):
+            dilation_plan(stride)  # refuses anything but 8 and 16
+        self.input_convention = convention
+        self.normalize = InputNormalization(convention)
+        self.backbone = make_body(output_stride)
+        self.aspp = ASPP(high_channels, aspp_channels, aspp_rates(output_stride))
+        self.decoder = Decoder(low_channels, aspp_channels, decoder_channels, skip_channels)
+        self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
+        self.train_output_stride, self.eval_output_stride = output_stride, eval_output_stride
+        self._geometry = {output_stride: _conv_geometry(self.backbone)}
+        if eval_output_stride != output_stride:
+            with torch.device("meta"):  # only the strides and dilations torchvision would choose
+                self._geometry[eval_output_stride] = _conv_geometry(make_body(eval_output_stride))
+        self.output_stride = output_stride
+
+    def set_output_stride(self, output_stride: int) -> None:
+        """Re-dilate the body and the ASPP for output stride 8 or 16 (one of the two built for)."""
+        if output_stride not in self._geometry:
+            raise ValueError(f"built for output strides {sorted(self._geometry)}, not {output_stride}")
+        convs = dict(self.backbone.named_modules())
+        for name, (stride, padding, dilation) in self._geometry[output_stride].items():
+            conv = convs[name]
+            conv.stride, conv.padding, conv.dilation = stride, padding, dilation
+        self.aspp.set_rates(aspp_rates(output_stride))
+        self.output_stride = output_stride
+
+    def train(self, mode: bool = True) -> "DeepLabV3Plus":
+        """Set the mode, and with it the output stride (``eval_output_stride`` in eval mode)."""
+        super().train(mode)
+        wanted = self.train_output_stride if mode else self.eval_output_stride
+        if wanted != self.output_stride:
+            self.set_output_stride(wanted)
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map RGB images in [0, 1] (``N x 3 x H x W``) to logits ``N x C x ((H-1)//4+1) x ((W-1)//4+1)``."""
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(self.normalize(x)))))
+        low = b.layer1(x)
+        high = b.layer4(b.layer3(b.layer2(low)))
+        return self.classifier(self.decoder(low, self.aspp(high)))
+
+
+def _resnet101_body(output_stride: int) -> nn.Sequential:
+    return resnet_body(resnet101(weights=None, replace_stride_with_dilation=dilation_plan(output_stride)))
+
+
+def _tiny_body(width: int) -> BodyFactory:
+    def make(output_stride: int) -> nn.Sequential:
+        return resnet_body(ResNet(_SlimBottleneck, [1, 1, 2, 2], width_per_group=width,
+                                  replace_stride_with_dilation=dilation_plan(output_stride)))
+
+    return make
+
+
+def _deeplabv3plus(make_body: BodyFactory, channels: tuple[int, int, int, int, int], num_classes: int, init: str,
+                   weights_path: str | Path | None, strict_weights: bool, output_stride: int,
+                   eval_output_stride: int | None, imagenet_default: Path | None) -> DeepLabV3Plus:
+    if init not in INITS:
+        raise UserError(f"model option init: expected one of {', '.join(INITS)}, got {init!r}"
+                        + (" (no COCO-pretrained DeepLab-v3+ is published)" if init == "coco" else ""))
+    path = None
+    if init == "imagenet":  # find the file before building the network, so a missing file fails fast
+        how = (f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE"
+               if imagenet_default is not None else "pass weights_path=FILE (a torchvision-named ResNet state dict)")
+        path = _find_weights(init, weights_path, imagenet_default, how, strict_weights)
+    low, high, aspp, decoder, skip = channels
+    model = DeepLabV3Plus(make_body, low, high, num_classes, output_stride, eval_output_stride, aspp, decoder, skip)
+    if path is not None:
+        load_imagenet_weights(model, path)
+    return model
+
+
+@register(task="segmentation")
+def deeplabv3plus_resnet101(
+    num_classes: int,
+    init: str = "none",
+    weights_path: str | Path | None = None,
+    strict_weights: bool = True,
+    output_stride: int = 16,
+    eval_output_stride: int | None = None,
+) -> DeepLabV3Plus:
+    """DeepLab-v3+ with a dilated ResNet-101 (about 59.3 M parameters for 21 classes).
+
+    Args:
+        num_classes: output logits per pixel.
+        init: ``"none"`` (random) or ``"imagenet"`` (torchvision ResNet-101 IMAGENET1K_V1 in the body,
+            read from ``weights_path`` or torchvision's cache, never downloaded).
+        weights_path: the ImageNet weights file (default: torchvision's cache).
+        strict_weights: a missing file is an error (True) or a warning and random init (False).
+        output_stride: 16 (the benchmark's setting) or 8, in training.
+        eval_output_stride: 16 or 8 in ``eval()`` mode (evaluation, pseudo-labelling); None: as training.
+
+    Raises:
+        UserError: bad ``init`` or stride, missing (with ``strict_weights``) or unfitting weights file.
+    """
+    return _deeplabv3plus(_resnet101_body, (256, 2048, 256, 256, SKIP_CHANNELS), num_classes, init, weights_path,
+                          strict_weights, output_stride, eval_output_stride, imagenet_cache_path())
+
+
+@register(task="segmentation")
+def deeplabv3plus_tiny(
+    num_classes: int,
+    init: str = "none",
+    weights_path: str | Path | None = None,
+    strict_weights: bool = True,
+    output_stride: int = 16,
+    eval_output_stride: int | None = None,
+    width: int = 8,
+) -> DeepLabV3Plus:
+    """The same DeepLab-v3+ with a slim ResNet body and narrow head, for tests and smoke runs.
+
+    The body is built by torchvision's ResNet code (blocks ``[1, 1, 2, 2]``, slim bottlenecks: 64
+    channels after ``layer1``, 512 after ``layer4``), so strides, dilations and state-dict names
+    follow the ResNet-101 model; the head has 32 channels and an 8-channel skip projection.
+    Arguments as for :func:`deeplabv3plus_resnet101`; ``init="imagenet"`` needs ``weights_path``.
+    """
+    if width < 1:
+        raise UserError(f"model option width: expected a positive integer, got {width}")
+    return _deeplabv3plus(_tiny_body(width), (64, 512, 32, 32, 8), num_classes, init, weights_path, strict_weights,
+                          output_stride, eval_output_stride, None)
