@@ -1,6 +1,7 @@
 """From YAML, presets and ``key=value`` overrides to a validated :class:`ExperimentConfig`.
 
-Precedence: dataclass defaults < preset or YAML file < command-line overrides. Unknown keys and
+Precedence: dataclass defaults < preset or YAML file (its ``base:`` parents first, see
+:mod:`dmt.config.inherit`) < command-line overrides. Unknown keys and
 wrong types are refused with a :class:`~dmt.errors.UserError` naming the dotted key and what was
 expected.
 """
@@ -10,44 +11,41 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 
+from dmt.config.inherit import PRESET_DIR, Origins, locate, mark_overrides, resolve
 from dmt.config.schema import ExperimentConfig
 from dmt.errors import UserError
 
-PRESET_DIR = Path(__file__).parent / "presets"
-
-
 def list_presets() -> dict[str, str]:
-    """Preset names and their one-line descriptions, sorted by name."""
+    """Preset names and their one-line descriptions, sorted by name.
+
+    Files whose name starts with ``_`` are abstract bases (parents named by ``base:``) and are
+    not listed.
+    """
     out = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text()) or {}
+        if path.stem.startswith("_"):
+            continue
+        raw, _ = resolve(path)
         out[path.stem] = str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
     return out
 
 
 def read_yaml(source: str) -> tuple[dict, str]:
-    """Read a preset name or a YAML file path into a plain dict; returns ``(dict, origin)``."""
-    path = Path(source)
-    if not path.suffix and (PRESET_DIR / f"{source}.yaml").is_file():
-        path = PRESET_DIR / f"{source}.yaml"
-    elif not path.is_file():
-        raise UserError(
-            f"{source!r} is neither a preset nor a YAML file (see `dmt presets` for the presets)"
-        )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of config keys at the top level")
-    return raw, str(path)
+    """Read a preset name or a YAML file path into a plain dict, its ``base:`` parents merged in;
+    returns ``(dict, origin)``."""
+    raw, _, path = read_yaml_with_origins(source)
+    return raw, path
+
+
+def read_yaml_with_origins(source: str) -> tuple[dict, Origins, str]:
+    """As :func:`read_yaml`, plus the file each dotted key came from (see :mod:`dmt.config.inherit`)."""
+    path = locate(source)
+    raw, origins = resolve(path)
+    return raw, origins, str(path)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -163,11 +161,21 @@ def config_from_dict(raw: dict) -> ExperimentConfig:
 
 def load_config(source: str | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Preset name or YAML path (or ``None`` for defaults), then overrides, then validation."""
+    return load_config_with_origins(source, overrides)[0]
+
+
+def load_config_with_origins(
+    source: str | None, overrides: list[str] | None = None
+) -> tuple[ExperimentConfig, Origins]:
+    """As :func:`load_config`, plus where each dotted key came from (file, ``override``; absent: default)."""
     raw: dict = {}
+    origins: Origins = {}
     if source is not None:
-        raw, _ = read_yaml(source)
-    raw = apply_overrides(raw, list(overrides or []))
-    return config_from_dict(raw)
+        raw, origins, _ = read_yaml_with_origins(source)
+    overrides = list(overrides or [])
+    raw = apply_overrides(raw, overrides)
+    mark_overrides(origins, [parse_override(text)[0] for text in overrides])
+    return config_from_dict(raw), origins
 
 
 def config_to_dict(cfg: Any) -> dict:
