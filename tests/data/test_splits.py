@@ -22,8 +22,10 @@ from dmt.data.splits import (
     check_names,
     cifar_valtiny_split,
     dms_subsets,
+    entry_name,
     labelled_count,
     per_class_labelled_split,
+    protocol_names,
     read_index_file,
     read_split_file,
     sbd_split,
@@ -260,6 +262,33 @@ def test_sbd_split_keeps_train_aug_order():
     labelled, unlabelled = sbd_split(train_aug, ["b", "e"])
     assert labelled == ["b", "e"]
     assert unlabelled == ["a", "d", "c", "f"]
+
+
+def test_entry_name_reads_both_list_formats():
+    assert entry_name("2007_000032") == "2007_000032"
+    assert entry_name("/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png") == "2007_000032"
+    assert entry_name("  JPEGImages/2011_003276.JPG\t x.png ") == "2011_003276"
+    assert entry_name("aachen/aachen_000000_000019") == "aachen/aachen_000000_000019"  # Cityscapes names pass
+
+
+def test_sbd_split_compares_names_across_list_formats():
+    def deeplab(n):
+        return f"/JPEGImages/{n}.jpg /SegmentationClassAug/{n}.png"
+
+    train_aug = [deeplab(n) for n in ["e", "a", "d", "b", "c", "f"]]
+    labelled, unlabelled = sbd_split(train_aug, ["b", "e"])  # plain train.txt
+    assert labelled == ["b", "e"] and unlabelled == ["a", "d", "c", "f"]
+    assert sbd_split(["e", "a", "b"], [deeplab("b")]) == (["b"], ["e", "a"])
+
+
+def test_protocol_names_make_membership_independent_of_list_order_and_format():
+    names = [f"2008_{k:06d}" for k in range(50)]
+    shuffled = names[::-1]
+    deeplab = [f"/JPEGImages/{n}.jpg /SegmentationClassAug/{n}.png" for n in names[7:] + names[:7]]
+    expected = segmentation_splits(names, VOC_RATIOS)
+    assert protocol_names(shuffled) == protocol_names(deeplab) == names
+    assert segmentation_splits(protocol_names(shuffled), VOC_RATIOS) == expected
+    assert segmentation_splits(shuffled, VOC_RATIOS) != expected  # without sorting, order decides
 
 
 # ---------------------------------------------------------------- split files

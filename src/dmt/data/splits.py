@@ -19,7 +19,7 @@ import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -247,19 +247,53 @@ def dms_subsets(
     return result
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def entry_name(entry: str) -> str:
+    """The item name a list line stands for, in the plain or the DeepLab list format.
+
+    Plain VOC lists hold one name per line (``2007_000032``); lists shipped with DeepLab ports
+    hold an image and a mask path (``/JPEGImages/2007_000032.jpg /SegmentationClassAug/...png``).
+    Both give ``2007_000032``. A line whose first token has no image suffix is returned as it
+    is, so names with folders (Cityscapes' ``aachen/aachen_000000_000019``) pass unchanged.
+    """
+    tokens = entry.split()
+    if not tokens:
+        raise ValueError("an empty list entry names no item")
+    token = tokens[0]
+    if token.lower().endswith(IMAGE_SUFFIXES):
+        return PurePosixPath(token).stem
+    return token
+
+
+def protocol_names(entries: Sequence[str]) -> list[str]:
+    """A dataset's training list as the split protocol takes it: names, sorted.
+
+    The protocol's shuffles start from the list's order, so the order decides membership.
+    The published VOC and Cityscapes splits come from name-sorted lists; sorting first gives
+    them back from any copy of the list, in either list format (:func:`entry_name`).
+    """
+    return sorted(entry_name(e) for e in entries)
+
+
 def sbd_split(train_aug: Sequence[str], train: Sequence[str]) -> tuple[list[str], list[str]]:
     """The SBD experiment: VOC ``train`` is labelled, the rest of ``train_aug`` unlabelled.
 
+    Lines are compared by the names they stand for (:func:`entry_name`), so a DeepLab-format
+    ``train_aug.txt`` works with the plain ``train.txt`` of the VOC download.
+
     Args:
-        train_aug: The 10,582-image augmented training list, in file order.
-        train: The 1,464-image VOC 2012 ``train`` list.
+        train_aug: The 10,582-image augmented training list, in file order (either format).
+        train: The 1,464-image VOC 2012 ``train`` list (either format).
 
     Returns:
-        ``(labelled, unlabelled)``: ``train`` as given, and ``train_aug`` minus ``train`` in
-        ``train_aug`` order (9,118 names for the real lists).
+        ``(labelled, unlabelled)`` names: ``train`` in its order, and ``train_aug`` minus
+        ``train`` in ``train_aug`` order (9,118 names for the real lists).
     """
-    in_train = set(train)
-    return list(train), [name for name in train_aug if name not in in_train]
+    labelled = [entry_name(e) for e in train]
+    in_train = set(labelled)
+    return labelled, [n for n in (entry_name(e) for e in train_aug) if n not in in_train]
 
 
 def check_names(names: Sequence[str], known: Sequence[str] | set[str], source: str) -> None:

@@ -35,6 +35,7 @@ from dmt.pipeline.seg_data import load_segmentation_data
 from dmt.pipeline.seg_eval import evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
 from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
+from dmt.pipeline.stage_panels import segmentation_stage_end
 from dmt.pipeline.training import convert_sync_bn, reduce_totals, sync_from_main, train_stage
 
 log = logging.getLogger("dmt")
@@ -73,6 +74,7 @@ class SegmentationRunner:
         self.num_classes = src.num_classes
         self.train_tf = seg_train_transform(tuple(d.crop_size), tuple(d.scale_range), fill=src.mean)
         self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=src.mean)
+        self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
     # ---- models -----------------------------------------------------------------------------
     def _model_kwargs(self, member: str) -> dict[str, Any]:
@@ -115,7 +117,7 @@ class SegmentationRunner:
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
         if stage.kind == "baseline":
-            items = self.data.labelled[stage.member]
+            items = self.data.labelled_for(stage)
             return self._supervised(stage, seed, items, self.cfg.baseline)
         if stage.kind == "oracle":
             return self._supervised(stage, seed, self.data.all_train, self.cfg.oracle)
@@ -163,6 +165,9 @@ class SegmentationRunner:
             save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
                        kwargs=self._model_kwargs(stage.member), info={"stage": stage.name, "metrics": {
                            "miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+        # per-class IoU and a few sample pictures for TensorBoard and `dmt report` (rank 0, a few images)
+        segmentation_stage_end(self.ctx, stage, state.step, final, metrics, self.data.unlabelled, self.data.source,
+                               self.eval_tf, self._pseudo_targets if stage.kind == "phase" else None)
         dist.barrier()  # the next stage may read the model file
         log.info("%s: val mIoU %.4f, pixel accuracy %.4f", stage.name, metrics["miou"], metrics["pixel_accuracy"])
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
@@ -220,6 +225,7 @@ class SegmentationRunner:
             "pseudo_pixels": int(kept.sum()),
             "thresholds": [None if not np.isfinite(t) else float(t) for t in thresholds.tolist()],
             "kept_per_class": kept.tolist(),
+            "predicted_per_class": hist.sum(1).tolist(),  # pixels the teacher gives each class, kept or not
             "empty_classes": [self.data.source.class_names[c] for c in empty],
         }
         if dist.is_main():
@@ -240,13 +246,14 @@ class SegmentationRunner:
 
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
         pc, method = self.cfg.phases, self.cfg.method
+        self._pseudo_targets = None
         if method == "online":
             info: dict[str, Any] = {}
             pseudo_set = self._dataset(self.data.unlabelled, True, with_mask=False)
         else:
             store, info = self._pseudo_labels(stage)
-            pseudo_set = self._dataset(self.data.unlabelled, True,
-                                       targets=ThresholdedLabels(store, info.pop("thresholds_tensor")))
+            self._pseudo_targets = ThresholdedLabels(store, info.pop("thresholds_tensor"))
+            pseudo_set = self._dataset(self.data.unlabelled, True, targets=self._pseudo_targets)
         if not len(pseudo_set):
             raise UserError(f"{stage.name}: no unlabelled images (data.labelled_split {self.cfg.data.labelled_split!r})")
         if stage.init_from:
@@ -255,7 +262,9 @@ class SegmentationRunner:
             model = self._new_model(stage.member, seed)
         state = TrainState(model, make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov),
                            make_ema(model, pc.ema_decay))
-        labelled = self._dataset(self.data.labelled[stage.member], True)
+        # DMS: both models' phases train on the whole labelled list (their subsets were the baselines')
+        labelled = self._dataset(self.data.labelled_for(stage), True)
+        info["labelled_images"] = len(labelled)
         spe = steps_per_epoch(len(pseudo_set), pc.batch_pseudo)  # the pseudo-labelled set defines an epoch
         total = total_steps(pc, spe)
         totals = StatTotals()
