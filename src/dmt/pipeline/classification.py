@@ -31,6 +31,7 @@ from dmt.pipeline.evaluate import classification_accuracy, predict_probabilities
 from dmt.pipeline.plan import Stage
 from dmt.pipeline.steps import DynamicMixupStep, StatTotals, SupervisedMixupStep
 from dmt.pipeline.sharding import process_seed, shard_items, stream_slices, zip_streams
+from dmt.pipeline.stage_panels import NUM_CLS_SAMPLES, classification_stage_end
 from dmt.pipeline.training import convert_sync_bn, reduce_totals, train_stage
 
 log = logging.getLogger("dmt")
@@ -259,4 +260,13 @@ class ClassificationRunner:
         pseudo.update({"mean_weight": means.get("mean_weight", float("nan")),
                        "disagree": means.get("disagree", float("nan")),
                        "student_wins": means.get("student_wins", float("nan"))})
-        return self._finish(stage, state, pseudo)
+        result = self._finish(stage, state, pseudo)
+        # per class of the teacher's prediction: images it gives the class, and those kept (for `dmt report`)
+        result["metrics"].update(
+            predicted_per_class=torch.bincount(probs.argmax(1), minlength=self.data.num_classes).tolist(),
+            kept_per_class=torch.bincount(pseudo_probs.argmax(1), minlength=self.data.num_classes).tolist())
+        final = state.ema.module if state.ema is not None else state.model
+        classification_stage_end(self.ctx, stage, state.step, final, result["metrics"],
+                                 self.data.train.images[pseudo_idx[:NUM_CLS_SAMPLES]], pseudo_probs,
+                                 self.data.train.classes, self.eval_tf)
+        return result

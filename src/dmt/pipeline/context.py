@@ -7,8 +7,9 @@ import logging
 import math
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +19,9 @@ from dmt.engine.batches import mix_seed
 from dmt.engine.progress import RunClock, set_run_clock
 from dmt.errors import UserError
 from dmt.pipeline.rundir import RunDir
+
+if TYPE_CHECKING:
+    from dmt.pipeline.plan import Stage
 
 log = logging.getLogger("dmt")
 
@@ -108,6 +112,36 @@ class StageContext:
         for k, v in values.items():
             w.add_scalar(k, v, step)
         log.info("%s step %d: %s", stage, step, " ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+    def stage_scores(self, stage: Stage, step: int, metrics: dict[str, Any], class_names: Sequence[str]) -> None:
+        """A finished stage's scores in TensorBoard (rank 0): in the stage's own run at its last step,
+        and in the ``per-phase`` run at x = phase (baseline 0, oracle one after the last phase), so
+        per-class IoU can be followed from phase to phase."""
+        if not dist.is_main():
+            return
+        suffix = f"-{stage.member}" if stage.member else ""
+        x = stage.index if stage.kind == "phase" else 0 if stage.kind == "baseline" else len(self.cfg.phases.ratios) + 1
+        own, across = self.writer(stage.name), self.writer("per-phase")
+        for key in ("miou", "pixel_accuracy", "accuracy", "valtiny_accuracy", "pseudo_share"):
+            if isinstance(metrics.get(key), (int, float)):
+                own.add_scalar(f"val/{key}", metrics[key], step)
+                across.add_scalar(f"{key}{suffix}", metrics[key], x)
+        for name, iou in zip(class_names, metrics.get("per_class_iou") or []):
+            if iou is not None:
+                own.add_scalar(f"iou/{name}", iou, step)
+                across.add_scalar(f"iou{suffix}/{name}", iou, x)
+        own.flush()
+        across.flush()
+
+    def image(self, stage: str, tag: str, picture: Any, step: int, text: str = "") -> None:
+        """An ``H x W x 3`` uint8 picture (and optional markdown) in the stage's TensorBoard run (rank 0)."""
+        if not dist.is_main():
+            return
+        w = self.writer(stage)
+        w.add_image(tag, picture, step, dataformats="HWC")
+        if text:
+            w.add_text(tag, text, step)
+        w.flush()
 
     def close(self) -> None:
         set_run_clock(None)
