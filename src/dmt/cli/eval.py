@@ -19,14 +19,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="which set: test (classification) / val (segmentation)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted data config overrides, e.g. eval_pad=[505,505]")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted data config overrides, e.g. eval_pad=[505,505]; "
+                   "eval.window=[H,W] eval.stride=[H,W] for sliding-window evaluation")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from dmt.pipeline.eval_checkpoint import evaluate_checkpoint
 
-    overrides = [o if o.startswith("data.") else f"data.{o}" for o in args.overrides]
+    # bare keys are data keys; eval.window / eval.stride choose sliding-window evaluation
+    overrides = [o if o.startswith(("data.", "eval.")) else f"data.{o}" for o in args.overrides]
     if any("=" not in o for o in overrides):
         raise UserError("overrides must look like key=value")
     dist.init_from_env(args.device)  # under torchrun each process scores its share of the set

@@ -134,7 +134,11 @@ class EvalConfig:
     batch_size: int = 256
     select: Literal["last", "heldout"] = "last"  # keep the last model, or the best on held-out labels
     heldout: int = 0  # segmentation: labelled images held out for model selection (select: heldout)
-    every_epochs: int = 1  # select: heldout evaluates every this many epochs
+    every_epochs: int = 1  # select: heldout / val evaluates every this many epochs
+    # segmentation inference (evaluation, pseudo-labelling, dmt eval) in windows of (h, w) pixels,
+    # overlapping logits averaged (Cityscapes' protocol); null: whole images
+    window: list[int] | None = None
+    stride: list[int] | None = None  # step between windows (h, w); null: two thirds of the window
 
 
 @dataclass

@@ -29,8 +29,8 @@ _SHRUNK_DATASETS = ("voc", "cityscapes")
 _MIN_SIDE = 32  # crops and padding shrink no further than this (or their own size, if smaller)
 
 
-def _shrunk(size: list[int] | None) -> list[int] | None:
-    return None if size is None else [max(math.ceil(s / SMOKE_SHRINK), min(s, _MIN_SIDE)) for s in size]
+def _shrunk(size: list[int] | None, shrink: float = SMOKE_SHRINK) -> list[int] | None:
+    return None if size is None else [max(math.ceil(s / shrink), min(s, _MIN_SIDE)) for s in size]
 
 
 def apply_smoke(cfg: ExperimentConfig, world_size: int = 1) -> ExperimentConfig:
@@ -73,9 +73,17 @@ def _small(c: ExperimentConfig) -> ExperimentConfig:
         return c
     c.data.limit = SMOKE_SEG_IMAGES
     if c.data.name in _SHRUNK_DATASETS:
-        c.data.scale = (c.data.scale or _DEFAULT_SCALE.get(c.data.name, 1.0)) / SMOKE_SHRINK
-        c.data.crop_size = _shrunk(c.data.crop_size)
-        c.data.eval_pad = _shrunk(c.data.eval_pad)
+        default = _DEFAULT_SCALE.get(c.data.name, 1.0)
+        scale = c.data.scale or default
+        # the same small images whatever scale the preset reads at: the classic Cityscapes
+        # protocol's full-size images (scale 1, not 0.5) shrink by 16; windows shrink with crops
+        shrink = SMOKE_SHRINK * max(scale / default, 1.0)
+        c.data.scale = scale / shrink
+        c.data.crop_size = _shrunk(c.data.crop_size, shrink)
+        c.data.eval_pad = _shrunk(c.data.eval_pad, shrink)
+        c.eval.window = _shrunk(c.eval.window, shrink)
+        if c.eval.window is not None and c.eval.stride is not None:
+            c.eval.stride = [min(s, w) for s, w in zip(_shrunk(c.eval.stride, shrink), c.eval.window)]
     # batches of 2 keep BatchNorm in training mode meaningful; the pseudo + labelled split of a
     # phase batch keeps both parts
     c.baseline.batch_size = min(c.baseline.batch_size, 2)

@@ -18,7 +18,11 @@ from dmt.pipeline.sharding import shard_items
 
 def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str | None, device: str,
                         batch_size: int, overrides: list[str]) -> dict[str, Any]:
-    """Load a model file and score it; the model's recorded input convention is applied."""
+    """Load a model file and score it; the model's recorded input convention is applied.
+
+    ``overrides`` are dotted config keys (``data.*``, and ``eval.window`` / ``eval.stride`` for
+    sliding-window evaluation).
+    """
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, dev)
     cfg = load_config(None, [f"data.name={data}", *( [f"data.root={root}"] if root else []), *overrides])
@@ -37,8 +41,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
     from dmt.pipeline.seg_data import build_source
-    from dmt.pipeline.seg_eval import evaluate_segmentation
+    from dmt.pipeline.seg_eval import check_window, evaluate_segmentation
 
+    check_window(cfg.eval.window, cfg.eval.stride)
     source = build_source(cfg)
     if source.num_classes != meta["num_classes"]:
         raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {source.num_classes}")
@@ -46,7 +51,8 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
     dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=source.mean))
-    scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev)
+    scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
+                                   stride=cfg.eval.stride)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
             "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,

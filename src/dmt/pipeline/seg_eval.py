@@ -1,4 +1,4 @@
-"""Segmentation inference: whole-image prediction, mIoU over a set, the labelling pass."""
+"""Segmentation inference: whole-image or sliding-window prediction, mIoU over a set, the labelling pass."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
+from dmt.errors import UserError
 from dmt.method.confidence import max_softmax
 
 
@@ -53,28 +54,121 @@ def upsampled_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def default_stride(window: Sequence[int]) -> tuple[int, int]:
+    """Two thirds of the window (at least 1 pixel), the step UniMatch's Cityscapes evaluation uses."""
+    return tuple(max(1, int(s * 2 / 3)) for s in window)  # type: ignore[return-value]
+
+
+def check_window(window: Sequence[int] | None, stride: Sequence[int] | None) -> None:
+    """Refuse a window/stride pair that is malformed or would leave pixels unpredicted.
+
+    Raises:
+        UserError: naming ``eval.window`` or ``eval.stride`` and what was expected.
+    """
+    if window is None:
+        if stride is not None:
+            raise UserError("config key 'eval.stride': needs eval.window (null: whole-image evaluation)")
+        return
+    if len(window) != 2 or min(window) < 1:
+        raise UserError(f"config key 'eval.window': expected [height, width] of positive integers or null, got {window}")
+    if stride is None:
+        return
+    if len(stride) != 2 or not all(1 <= s <= w for s, w in zip(stride, window)):
+        raise UserError(f"config key 'eval.stride': expected [height, width] between 1 and eval.window {list(window)} "
+                        f"(a larger step leaves pixels unpredicted), got {stride}")
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Where windows start along one side: every ``stride`` pixels, the last one flush with the far edge.
+
+    Windows keep their full size (the last is moved back rather than cut short), so every pixel is
+    covered and the model always sees inputs of the size it was trained on.
+    """
+    if window >= size:
+        return [0]
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+def window_counts(height: int, width: int, window: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
+    """How many windows cover each pixel (``height x width``, int64): what :func:`window_logits` divides by."""
+    wh, ww = min(window[0], height), min(window[1], width)
+    counts = torch.zeros(height, width, dtype=torch.int64)
+    for top in window_starts(height, wh, stride[0]):
+        for left in window_starts(width, ww, stride[1]):
+            counts[top : top + wh, left : left + ww] += 1
+    return counts
+
+
+def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,
+                  stride: Sequence[int] | None = None) -> torch.Tensor:
+    """Logits ``N x C x H x W`` at the input resolution, predicted whole or window by window.
+
+    With ``window=None``, or a window at least as large as the image, this is exactly
+    :func:`upsampled_logits`. Otherwise the model sees ``window``-sized crops (clipped to the image)
+    placed every ``stride`` pixels (default: :func:`default_stride`), the last one flush with the
+    edge; each crop's logits are upsampled to the crop's size and the logits of overlapping
+    windows averaged (accumulated in float32), so each pixel's value is the mean over exactly
+    the windows that contain it. Evaluation, pseudo-labelling and prediction all call this.
+
+    Args:
+        model: maps ``N x 3 x h x w`` images to logits at that or a lower resolution.
+        images: the batch, already padded to one size.
+        window: ``(height, width)`` of the crops, or None for the whole image.
+        stride: ``(height, width)`` steps between crops, each between 1 and the window's side.
+    """
+    h, w = images.shape[-2:]
+    if window is None or (window[0] >= h and window[1] >= w):
+        return upsampled_logits(model, images)
+    check_window(window, stride)
+    stride = tuple(stride) if stride is not None else default_stride(window)
+    wh, ww = min(window[0], h), min(window[1], w)
+    total: torch.Tensor | None = None
+    counts = torch.zeros(h, w, dtype=torch.float32, device=images.device)
+    for top in window_starts(h, wh, stride[0]):
+        for left in window_starts(w, ww, stride[1]):
+            logits = upsampled_logits(model, images[..., top : top + wh, left : left + ww]).float()
+            if total is None:
+                total = logits.new_zeros((images.shape[0], logits.shape[1], h, w))
+            total[..., top : top + wh, left : left + ww] += logits
+            counts[top : top + wh, left : left + ww] += 1
+    assert total is not None
+    return total / counts
+
+
 @torch.no_grad()
 def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
-                amp: bool, num_workers: int = 0, description: str = "predict"
+                amp: bool, num_workers: int = 0, description: str = "predict",
+                window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
                 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
-    """Yields ``(batch, probabilities N x C x H x W on the device)`` for every batch, in order."""
+    """Yields ``(batch, probabilities N x C x H x W on the device)`` for every batch, in order.
+
+    ``window`` / ``stride``: sliding-window inference (see :func:`window_logits`); None: whole images.
+    """
     model.eval()
     use_amp, dtype = amp_settings(device, amp)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
     with Progress(description, len(loader)) as bar:
         for batch in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-                logits = upsampled_logits(model, batch["image"].to(device, non_blocking=True))
+                logits = window_logits(model, batch["image"].to(device, non_blocking=True), window, stride)
             yield batch, logits.float().softmax(dim=1)
             bar.advance()
 
 
 def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_classes: int, batch_size: int,
                           device: torch.device, amp: bool = False, num_workers: int = 0,
-                          description: str = "eval") -> dict[str, Any]:
-    """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set."""
+                          description: str = "eval", window: Sequence[int] | None = None,
+                          stride: Sequence[int] | None = None) -> dict[str, Any]:
+    """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set.
+
+    ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images.
+    """
     cm = ConfusionMatrix(num_classes)
-    for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description):
+    for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description,
+                                    window, stride):
         cm.update(probs.argmax(1).cpu(), batch["mask"])
     # with several processes each scored its share of the set: the matrices add up exactly
     cm.matrix = dist.all_reduce_sum(cm.matrix)
@@ -85,7 +179,8 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
 
 @torch.no_grad()
 def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
-                 amp: bool, num_workers: int = 0, description: str = "label"
+                 amp: bool, num_workers: int = 0, description: str = "label",
+                 window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
                  ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
 
@@ -94,6 +189,8 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
     :func:`~dmt.method.confidence.max_softmax` in cache-sized blocks, so no full-size float32
     probabilities of the batch exist. Every value is bit-for-bit the one the whole-batch
     ``upsampled_logits(...).float().softmax(1).max(1)`` gives (tests/pipeline/test_labelling.py).
+    With a ``window`` (sliding-window inference, :func:`window_logits`) the batch's logits come
+    at full resolution, averaged over the windows, and are reduced the same way.
     """
     model.eval()
     use_amp, dtype = amp_settings(device, amp)
@@ -102,7 +199,7 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-                logits = model(images)
+                logits = model(images) if window is None else window_logits(model, images, window, stride)
             for i, name in enumerate(batch["name"]):
                 yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
                                             use_amp))

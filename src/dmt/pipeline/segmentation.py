@@ -32,7 +32,7 @@ from dmt.pipeline.artifacts import load_model, save_model
 from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.plan import Stage, make_plan
 from dmt.pipeline.seg_data import load_segmentation_data
-from dmt.pipeline.seg_eval import evaluate_segmentation, label_images
+from dmt.pipeline.seg_eval import check_window, evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
 from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
 from dmt.pipeline.stage_panels import segmentation_stage_end
@@ -76,6 +76,7 @@ class SegmentationRunner:
         self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=src.mean)
         self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
+        check_window(self.cfg.eval.window, self.cfg.eval.stride)  # before any training, not at the first eval
     # ---- models -----------------------------------------------------------------------------
     def _model_kwargs(self, member: str) -> dict[str, Any]:
         m = self.cfg.model
@@ -112,7 +113,8 @@ class SegmentationRunner:
         """Scores over ``items``; each process predicts its share, the confusion matrices add up."""
         c = self.cfg
         return evaluate_segmentation(model, self._dataset(shard_items(items, c.eval.batch_size), False), self.num_classes,
-                                     c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}")
+                                     c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}",
+                                     window=c.eval.window, stride=c.eval.stride)
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -208,7 +210,8 @@ class SegmentationRunner:
                 items = shard_items([it for it in self.data.unlabelled if it.name in todo], self.cfg.eval.batch_size)
                 for name, classes, confidence in label_images(
                         teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
-                        self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label"):
+                        self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label",
+                        window=self.cfg.eval.window, stride=self.cfg.eval.stride):
                     store.write(name, classes, confidence)
             dist.barrier()
             if dist.is_main():
