@@ -132,7 +132,10 @@ class EvalConfig:
     """Evaluation and model selection."""
 
     batch_size: int = 256
-    select: Literal["last", "heldout"] = "last"  # keep the last model, or the best on held-out labels
+    # the model a stage keeps: the last one; the best on held-out labelled images; or "val", the
+    # original protocol (segmentation): the best on the evaluation set itself, which is also the
+    # next phase's start and teacher (its scores are selected on that set: recorded as a warning)
+    select: Literal["last", "heldout", "val"] = "last"
     heldout: int = 0  # segmentation: labelled images held out for model selection (select: heldout)
     every_epochs: int = 1  # select: heldout / val evaluates every this many epochs
     # segmentation inference (evaluation, pseudo-labelling, dmt eval) in windows of (h, w) pixels,

@@ -42,6 +42,8 @@ log = logging.getLogger("dmt")
 
 MODEL_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"
+SELECTED_ON_VAL = ("model selected on the evaluation set (eval.select: val, the original protocol): "
+                   "the scores are not held-out numbers")
 WEIGHTING = {"dmt": "dynamic", "dst": "dynamic", "cbst": "dynamic", "naive": "confidence", "flip": "flip",
              "online": "online", "baseline": "dynamic"}
 
@@ -125,15 +127,26 @@ class SegmentationRunner:
             return self._supervised(stage, seed, self.data.all_train, self.cfg.oracle)
         return self._phase(stage, seed)
 
-    def _selection(self, stage: Stage, state: TrainState) -> Any:
-        """Keep the best model on the held-out labelled images (``eval.select: heldout``)."""
+    def _selection_set(self, stage: Stage) -> tuple[list[SegItem], str] | None:
+        """The images ``eval.select`` chooses the stage's model on, and their name, or ``None``."""
+        select = self.cfg.eval.select
+        if select == "val":  # the original protocol: best on the evaluation set itself
+            return self.data.val, "val"
         heldout = self.data.heldout.get(stage.member)
-        if self.cfg.eval.select != "heldout" or not heldout:
+        return (heldout, "heldout") if select == "heldout" and heldout else None
+
+    def _selection(self, stage: Stage, state: TrainState) -> Any:
+        """Keep the best model on the held-out labelled images (``eval.select: heldout``) or on
+        the evaluation set (``eval.select: val``, the original's protocol)."""
+        chosen = self._selection_set(stage)
+        if chosen is None:
             return None
+        items, what = chosen
+        key = f"{what}_miou"
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
         every = max(self.cfg.eval.every_epochs, 1)
         # the best score so far: read once (a resumed stage continues from its saved best model)
-        best = [dist.on_main(lambda: load_checkpoint(best_path)["meta"]["metrics"]["heldout_miou"]
+        best = [dist.on_main(lambda: load_checkpoint(best_path)["meta"]["metrics"][key]
                              if best_path.exists() else -1.0)]
 
         def on_epoch(epoch: int) -> None:
@@ -141,27 +154,46 @@ class SegmentationRunner:
                 return
             sync_from_main(state)  # every process evaluates its share with rank 0's statistics
             model = state.ema.module if state.ema is not None else state.model
-            score = self._evaluate(model, heldout, "held-out")["miou"]  # the same on every process
+            score = self._evaluate(model, items, what)["miou"]  # the same on every process
             if score > best[0]:
                 best[0] = score
                 if dist.is_main():
                     save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
                                kwargs=self._model_kwargs(stage.member),
-                               info={"stage": stage.name, "epoch": epoch, "metrics": {"heldout_miou": score}})
-            log.info("%s epoch %d: held-out mIoU %.4f (best %.4f)", stage.name, epoch, score, best[0])
+                               info={"stage": stage.name, "epoch": epoch, "metrics": {key: score}})
+            log.info("%s epoch %d: %s mIoU %.4f (best %.4f)", stage.name, epoch, what, score, best[0])
 
         return on_epoch
 
     def _finish(self, stage: Stage, state: TrainState, extra: dict[str, Any]) -> dict[str, Any]:
         final = state.ema.module if state.ema is not None else state.model
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
+        chosen = self._selection_set(stage)
         dist.barrier()  # rank 0 has written the stage's files
-        if dist.on_main(best_path.exists):
+        metrics = None
+        if chosen is not None and dist.on_main(best_path.exists):
+            key = f"{chosen[1]}_miou"
             best, meta = load_model(best_path, self.ctx.device)
-            final = best
-            extra = {**extra, "selected_epoch": meta["epoch"], "heldout_miou": meta["metrics"]["heldout_miou"]}
+            selected = {"selected_epoch": meta["epoch"], key: meta["metrics"][key]}
+            if chosen[1] == "val":
+                # as in the original, the model after the last step is a candidate too
+                final.eval()
+                metrics = self._evaluate(final, self.data.val, "val")
+                if metrics["miou"] > selected[key]:
+                    selected = {"selected_epoch": "last", key: metrics["miou"]}
+                else:
+                    final, metrics = best, None
+            else:
+                final = best
+            extra = {**extra, **selected}
+        if self.cfg.eval.select == "val":
+            log.warning("%s: eval.select: val keeps the model that scores best on the evaluation set (the "
+                        "original protocol); its val scores are selected on that set, not held-out numbers",
+                        stage.name)
+            extra = {**extra, "selected_on": "val", "warning": SELECTED_ON_VAL}
         final.eval()
-        metrics = self._evaluate(final, self.data.val, "val")
+        if metrics is None:
+            metrics = self._evaluate(final, self.data.val, "val")
         metrics.update(extra)
         if dist.is_main():
             save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
