@@ -33,6 +33,10 @@ class DataConfig:
     cutout: int = 16  # ... and a grey Cutout square of this side (0: none)
     # segmentation
     labelled_split: str = "1/8"  # "1/106", "1/50", "1/20", "1/8", "1/4", "1/2", "1/30", "sbd", "all"
+    # or "published": the community's split files in split_dir (required then)
+    # folder with a published split's labeled.txt and unlabeled.txt (UniMatch / U2PL format, e.g.
+    # UniMatch's splits/pascal/92); when set, it decides the labelled and unlabelled images
+    split_dir: str | None = None
     split_set: int = 0  # which of the protocol's three random split sets (0, 1, 2)
     labelled_list: str | None = None  # your own list of labelled names (one per line)
     unlabelled_list: str | None = None  # your own list of unlabelled names

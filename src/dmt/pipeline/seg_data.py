@@ -23,6 +23,7 @@ from dmt.data.segmentation import SegItem, SegSource
 from dmt.engine import distributed as dist
 from dmt.data.splits import check_names, dms_subsets, entry_name, protocol_names, read_split_file, sbd_split, \
     segmentation_splits, write_split_file
+from dmt.data.published_splits import PUBLISHED, split_from_config
 from dmt.errors import UserError
 from dmt.pipeline.plan import Stage
 
@@ -108,9 +109,13 @@ def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: lis
     as_names = (lambda entries: [entry_name(e) for e in entries]) if d.name == "voc" else list
     raw_train = source.list_split(TRAIN_LIST[d.name])
     train_names = protocol_names(raw_train) if d.name in SORTED_LISTS else list(raw_train)
-    split = parse_labelled_split(d.labelled_split)
+    # data.split_dir: the community's published labeled.txt / unlabeled.txt (UniMatch, U2PL)
+    published = split_from_config(d.split_dir, d.labelled_split, d.labelled_list, d.name, train_names)
+    split = PUBLISHED if published else parse_labelled_split(d.labelled_split)
 
-    if d.labelled_list:
+    if published:
+        labelled, unlabelled = published
+    elif d.labelled_list:
         labelled = as_names(read_split_file(source.resolve(d.labelled_list)))
         check_names(labelled, train_names, d.labelled_list)  # labelled images need masks
         chosen = set(labelled)
