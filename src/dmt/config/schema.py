@@ -44,6 +44,9 @@ class DataConfig:
     crop_size: list[int] = field(default_factory=lambda: [321, 321])  # training crop (h, w)
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])  # random scale range
     eval_pad: list[int] | None = None  # pad evaluation images to (h, w); VOC: 505 x 505
+    # image padding colour (training crops, evaluation and labelling): "mean", the dataset's mean
+    # colour, or "black", zeros before normalisation as the original pads (its VOC presets)
+    pad_fill: Literal["mean", "black"] = "mean"
     # demo data (digits / digit_scenes)
     test_per_class: int = 50  # held-out test images per class of the digits demo
     num_scenes: int = 1000  # digit_scenes: training scenes to generate

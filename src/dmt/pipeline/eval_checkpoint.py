@@ -40,7 +40,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
                                       torch.as_tensor(test.labels[mine]), batch_size, dev)
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
-    from dmt.pipeline.seg_data import build_source
+    from dmt.pipeline.seg_data import build_source, pad_colour
     from dmt.pipeline.seg_eval import check_window, evaluate_segmentation
 
     check_window(cfg.eval.window, cfg.eval.stride)
@@ -50,7 +50,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     split = split or "val"
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
-    dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=source.mean))
+    dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
                                    stride=cfg.eval.stride)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))

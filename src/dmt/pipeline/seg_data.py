@@ -80,6 +80,15 @@ def build_source(cfg: ExperimentConfig) -> SegSource:
                     "(voc, cityscapes, folder, digit_scenes)")
 
 
+def pad_colour(cfg: ExperimentConfig, source: SegSource) -> tuple[float, float, float]:
+    """Image padding colour, RGB in [0, 1], of ``data.pad_fill``: the dataset's mean, or black.
+
+    The original pads with zeros before normalising, so its padding reaches the network as
+    ``-mean / std``; the mean colour reaches it as about zero.
+    """
+    return (0.0, 0.0, 0.0) if cfg.data.pad_fill == "black" else tuple(source.mean)
+
+
 @dataclass
 class SegmentationData:
     """Items of a run. ``labelled`` maps a model ("" or "a"/"b") to its baseline's labelled items,

@@ -31,7 +31,7 @@ from dmt.models import create_model
 from dmt.pipeline.artifacts import load_model, save_model
 from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.plan import Stage, make_plan
-from dmt.pipeline.seg_data import load_segmentation_data
+from dmt.pipeline.seg_data import load_segmentation_data, pad_colour
 from dmt.pipeline.seg_eval import check_window, evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
 from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
@@ -74,8 +74,9 @@ class SegmentationRunner:
         self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members)
         src, d = self.data.source, self.cfg.data
         self.num_classes = src.num_classes
-        self.train_tf = seg_train_transform(tuple(d.crop_size), tuple(d.scale_range), fill=src.mean)
-        self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=src.mean)
+        fill = pad_colour(self.cfg, src)  # data.pad_fill: the mean colour, or black as the original
+        self.train_tf = seg_train_transform(tuple(d.crop_size), tuple(d.scale_range), fill=fill)
+        self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=fill)
         self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
         check_window(self.cfg.eval.window, self.cfg.eval.stride)  # before any training, not at the first eval
