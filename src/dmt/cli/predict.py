@@ -1,0 +1,62 @@
+"""``dmt predict MODEL_FILE INPUTS... --out DIR``: a trained model on your own images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="run a model file on your own images",
+        description="Predict images with a model file written by dmt run (stages/<stage>/model.safetensors). "
+        "Segmentation: <out>/masks/<name>.png (palette PNG, pixel value = class index), "
+        "<out>/overlays/<name>.png (image + colours + legend), with --probs <out>/probs/<name>.png "
+        "(confidence, 255 = certain). Classification: <out>/predictions.csv.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (searched recursively) or list files (.txt/.lst, one path a line)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too (default: autocast on CUDA)")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding processes")
+    p.add_argument("--probs", action="store_true", help="segmentation: also write uint8 confidence maps")
+    p.add_argument("--window", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="segmentation: sliding-window inference (default: the run's eval.window, else whole images)")
+    p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="step between windows (default: two thirds of the window)")
+    p.add_argument("--top-k", type=int, default=5, help="classification: classes in the top_k column")
+    p.add_argument("--data", default=None,
+                   help="take class names and colours from a built-in dataset (voc, cityscapes, digit_scenes, "
+                   "cifar10, digits); default: the model's run, else the model file")
+    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one per line (classes.txt)")
+    p.add_argument("--palette", default=None, metavar="FILE", help="colours, one 'r g b' line per class (palette.txt)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="segmentation: resize factor on reading (default: the dataset's, e.g. 0.5 for Cityscapes)")
+    p.add_argument("--size", type=int, default=None,
+                   help="classification: images are resized to SIZE x SIZE (default: the dataset's, else 32)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from dmt.errors import UserError
+    from dmt.pipeline.context import resolve_device
+    from dmt.pipeline.predict import PredictOptions, predict
+
+    if args.batch_size < 1 or args.top_k < 1 or args.workers < 0:
+        raise UserError("--batch-size and --top-k must be at least 1, --workers at least 0")
+    opts = PredictOptions(out=Path(args.out), device=resolve_device(args.device), batch_size=args.batch_size,
+                          amp=not args.no_amp, probs=args.probs, top_k=args.top_k, window=args.window,
+                          stride=args.stride, num_workers=args.workers)
+    summary = predict(args.model, args.inputs, opts, data=args.data, classes_file=args.classes,
+                      palette_file=args.palette, scale=args.scale, size=args.size)
+    print(f"predicted {summary.written} image(s) -> {args.out}")
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} image(s) that could not be read:", file=sys.stderr)
+        for _, reason in summary.skipped:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,106 @@
+"""dmt predict's parts: finding inputs, naming outputs, rendering masks/overlays/rows, class metadata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dmt.errors import UserError
+from dmt.pipeline.predict import restore
+from dmt.pipeline.predict_inputs import collect_inputs, read_rgb
+from dmt.pipeline.predict_meta import resolve_meta
+from dmt.pipeline.predict_render import blend, classes_present, classification_row, confidence_image, \
+    overlay_with_legend, palette_mask
+
+
+def _png(path, h=5, w=7, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(path)
+    return path
+
+
+def test_inputs_from_folders_list_files_and_files_with_unique_names(tmp_path):
+    _png(tmp_path / "photos" / "b.png")
+    _png(tmp_path / "photos" / "2024" / "a.jpg")
+    _png(tmp_path / "photos" / "2024" / "a.png")
+    (tmp_path / "photos" / "notes.md").write_text("not an image")
+    _png(tmp_path / "other" / "c.bmp")
+    (tmp_path / "list.txt").write_text("# mine\nother/c.bmp\n\n")
+    single = _png(tmp_path / "single.webp")
+    found = collect_inputs([str(tmp_path / "photos"), str(tmp_path / "list.txt"), str(single)])
+    assert [i.name for i in found] == ["2024/a_jpg", "2024/a_png", "b", "other/c", "single"]
+    # the same file named twice is predicted once
+    again = collect_inputs([str(single), str(single)])
+    assert len(again) == 1
+
+
+def test_bad_inputs_are_one_line_naming_the_path(tmp_path):
+    with pytest.raises(UserError, match="nowhere.png: no such image, folder or list file"):
+        collect_inputs([str(tmp_path / "nowhere.png")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="empty: folder holds no image files"):
+        collect_inputs([str(tmp_path / "empty")])
+    (tmp_path / "l.txt").write_text("# nothing\n")
+    with pytest.raises(UserError, match="l.txt names no images"):
+        collect_inputs([str(tmp_path / "l.txt")])
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(UserError, match="broken.png: cannot read this image"):
+        read_rgb(tmp_path / "broken.png")
+
+
+def test_palette_mask_reads_back_as_class_indices(tmp_path):
+    classes = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    palette_mask(classes, palette).save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as img:
+        assert img.mode == "P"
+        np.testing.assert_array_equal(np.asarray(img), classes)
+        assert img.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 0, 255]
+
+
+def test_blend_and_legend_entries_by_hand():
+    image = np.full((1, 2, 3), 100, np.uint8)
+    classes = np.array([[0, 1]], np.uint8)
+    palette = np.array([[0, 0, 0], [200, 0, 50]], np.uint8)
+    np.testing.assert_array_equal(blend(image, classes, palette, 0.5), [[[50, 50, 50], [150, 50, 75]]])
+    assert classes_present(np.array([[2, 2, 0, 2]], np.uint8), 4) == [(2, 0.75), (0, 0.25)]
+    over = overlay_with_legend(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), palette, ["bg", "x"])
+    assert over.width > 4 and over.height >= 4  # a legend beside the image
+
+
+def test_confidence_map_and_csv_row():
+    conf = confidence_image(np.array([[0.0, 0.5, 1.0]], np.float32))
+    np.testing.assert_array_equal(np.asarray(conf), [[0, 128, 255]])
+    row = classification_row("a.png", np.array([0.1, 0.6, 0.3]), ["cat", "dog", "fox"], k=2)
+    assert row == {"file": "a.png", "class": "1", "class_name": "dog", "probability": "0.600000",
+                   "top_k": "dog:0.600000;fox:0.300000"}
+
+
+def test_restore_crops_the_padding_and_returns_the_original_size():
+    logits = torch.zeros(1, 2, 4, 6)
+    logits[0, 1, :2, :3] = 5.0  # class 1 in the image's top-left 2x3, padding elsewhere
+    classes, conf = restore(logits, (2, 3), (2, 3))
+    np.testing.assert_array_equal(classes, np.ones((2, 3)))
+    assert conf.shape == (2, 3) and np.allclose(conf, 1 / (1 + np.exp(-5.0)))
+    classes, _ = restore(logits, (2, 3), (4, 6))  # read at half size: back to 4 x 6
+    assert classes.shape == (4, 6) and (classes == 1).all()
+
+
+def test_meta_from_options_run_and_model(tmp_path):
+    meta = resolve_meta(tmp_path / "m.safetensors", {"num_classes": 3, "classes": ["a", "b", "c"]})
+    assert meta.class_names == ("a", "b", "c") and meta.palette.shape == (3, 3) and meta.scale == 1.0
+    voc = resolve_meta(tmp_path / "m.safetensors", {"num_classes": 21}, data="voc")
+    assert voc.class_names[15] == "person" and tuple(voc.palette[1]) == (128, 0, 0)
+    (tmp_path / "pal.txt").write_text("1 2 3\n4 5 6\n7 8 9\n")
+    assert tuple(resolve_meta(tmp_path / "m", {"num_classes": 3}, palette_file=str(tmp_path / "pal.txt")
+                              ).palette[2]) == (7, 8, 9)
+    with pytest.raises(UserError, match="names 21 classes, but .* is a 3-class model"):
+        resolve_meta(tmp_path / "m", {"num_classes": 3}, data="voc")
+    # a model inside a run directory: the run's dataset (Cityscapes: read at half size) and windows
+    run = tmp_path / "run"
+    (run / "stages" / "baseline").mkdir(parents=True)
+    (run / "config.yaml").write_text("data: {name: cityscapes, scale: 0.0}\neval: {window: [64, 64]}\n")
+    city = resolve_meta(run / "stages" / "baseline" / "model.safetensors", {"num_classes": 19})
+    assert city.class_names[0] == "road" and city.scale == 0.5 and city.window == [64, 64]
