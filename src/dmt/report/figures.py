@@ -94,8 +94,10 @@ def headline_figure(run: RunData) -> FigureResult:
 def _heatmap(ax, values: np.ndarray, rows: list[str], cols: list[str], vmax: float | None = 1.0,
              fmt: str = "{:.2f}", cmap: str = "viridis") -> None:
     masked = np.ma.masked_invalid(values)
-    im = ax.imshow(masked, aspect="auto", vmin=0.0, vmax=vmax, cmap=cmap)
-    im.cmap.set_bad("#dddddd")
+    import matplotlib
+
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")  # grey: no value
+    im = ax.imshow(masked, aspect="auto", vmin=0.0, vmax=vmax, cmap=colours)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xticks(range(len(cols)), cols, fontsize=8, rotation=45 if max(map(len, cols), default=0) > 2 else 0,
                   ha="right" if max(map(len, cols), default=0) > 2 else "center")
@@ -168,7 +170,7 @@ def pseudo_figure(run: RunData) -> FigureResult:
     n = max([len(r) for r in have_share] + [len(t) for t in (thresholds or []) if isinstance(t, list)])
     cols = _names(run, n)
     panels = 2 if (have_thr or not seg) else 1
-    fig, axes = plt.subplots(1, panels, figsize=(WIDTH * (1.6 if panels == 2 else 1), 0.9 + 0.28 * len(rows)),
+    fig, axes = plt.subplots(1, panels, figsize=(WIDTH * (1.6 if panels == 2 else 1), max(3.0, 0.9 + 0.28 * len(rows))),
                              squeeze=False)
     share_arr = np.full((len(rows), n), np.nan)
     for i, r in enumerate(shares):

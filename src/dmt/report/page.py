@@ -28,7 +28,8 @@ h3 { font-size: 14px; margin: 4px 0; } .sub { color: #666; font-size: 13px; }
 .note { color: #8a5a00; background: #fff7e0; border-left: 3px solid #e0b000; padding: 4px 8px; font-size: 13px; }
 table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
-.grid-head { display: flex; font-size: 12px; color: #444; } .grid-head span { flex: 1; text-align: center; }
+.grid { display: inline-block; } .grid-head { display: flex; font-size: 12px; color: #444; }
+.grid-head span { flex: 1; text-align: center; }
 details { margin: 4px 0; } summary { cursor: pointer; font-size: 13px; }
 .legend span { display: inline-block; margin-right: 10px; font-size: 12px; }
 .legend i { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 3px; border: 1px solid #999; }
@@ -118,15 +119,16 @@ def samples_cell(run: RunData) -> str:
         for picture in s.pictures:
             imgs.append(f'<img alt="stored labels of {_e(n)}" src="{data_uri(_png_of(picture))}"><br>')
         kept = run.labels_kept.get(n)
-        label_note = "" if kept is None else " (stored labels kept)" if kept else " (stored labels deleted after the phase)"
+        mixed = len(set(run.labels_kept.values())) > 1  # else one note below says it for every phase
+        label_note = "" if kept is None or not mixed else " (stored labels kept)" if kept else \
+            " (stored labels deleted after the phase)"
         head = "".join(f"<span>{_e(c)}</span>" for c in s.columns)
         out.append(f"<details{' open' if n in open_at else ''}><summary>{_e(n)}{label_note}: "
-                   f"{_e(', '.join(s.names))}</summary><div class='grid-head'>{head}</div>{''.join(imgs)}"
-                   f"{_note(s.note)}</details>")
-    deleted = [n for n, k in run.labels_kept.items() if not k]
-    if deleted and len(deleted) == len(run.labels_kept):
-        out.append(_note("stored pseudo labels were deleted after each phase (phases.keep_labels: false); the "
-                         "grids were drawn at each stage's end"))
+                   f"{_e(', '.join(s.names))}</summary><div class='grid'><div class='grid-head'>{head}</div>"
+                   f"{''.join(imgs)}</div>{_note(s.note)}</details>")
+    if run.labels_kept and not any(run.labels_kept.values()):
+        out.insert(1, _note("stored pseudo labels were deleted after each phase (phases.keep_labels: false); "
+                            "the grids were drawn at each stage's end"))
     return "".join(out)
 
 
