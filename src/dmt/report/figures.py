@@ -214,6 +214,7 @@ def dynamics_figure(run: RunData) -> FigureResult:
         ax.set_title({"mean_weight": "mean dynamic weight", "disagree": "share where models disagree",
                       "student_wins": "share where the student wins"}[f], fontsize=9)
         ax.set_xlabel("phase")
+        ax.set_xticks(sorted({s.get("phase", 0) for s in phases}))  # whole phases only
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
