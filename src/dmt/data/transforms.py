@@ -265,6 +265,7 @@ def classification_train_transform(
     random_magnitude: bool = True,
     cutout: int | None = 16,
     hflip: bool = True,
+    policy: str = "torchvision",
 ) -> v2.Compose:
     """The classification training preset (CIFAR-style, also for 1-channel 8x8 digits).
 
@@ -281,6 +282,11 @@ def classification_train_transform(
             instead of using it fixed.
         cutout: Side of the grey (0.5) Cutout square, ``None`` for none (16 for CIFAR, 3-4 for 8x8).
         hflip: Random horizontal flips (off for digits: a mirrored digit is another glyph).
+        policy: ``"torchvision"``: torchvision's RandAugment operations (``fill`` for geometric
+            operations); ``"original"``: the DMT paper's variant
+            (:class:`dmt.data.randaugment.OriginalRandAugment`: 16 operations with Cutout among
+            them, absolute translations; ``num_ops`` and ``magnitude`` as the maximum, the
+            magnitude always random). The original uses no separate Cutout: pass ``cutout=None``.
 
     Returns:
         A transform from a uint8 ``C x H x W`` tensor (or tv_tensors.Image) to float32 in [0, 1].
@@ -289,7 +295,13 @@ def classification_train_transform(
         v2.RandomCrop(size, padding=padding, fill=fill),
         v2.RandomHorizontalFlip(p=0.5 if hflip else 0.0),
     ]
-    if randaugment:
+    if policy not in ("torchvision", "original"):
+        raise ValueError(f"policy must be 'torchvision' or 'original', got {policy!r}")
+    if randaugment and policy == "original":
+        from dmt.data.randaugment import OriginalRandAugment  # imports this module
+
+        steps.append(OriginalRandAugment(num_ops, magnitude))
+    elif randaugment:
         if random_magnitude:
             steps.append(RandomMagnitudeRandAugment(num_ops, magnitude, fill))
         else:

@@ -117,7 +117,7 @@ class ClassificationRunner:
         size = self.data.train.images.shape[1]
         self.train_tf = classification_train_transform(
             size, padding=d.crop_padding, fill=128, randaugment=d.randaugment, cutout=d.cutout or None,
-            hflip=d.hflip)
+            hflip=d.hflip, policy=d.randaugment_policy)
         self.eval_tf = classification_eval_transform()
 
     # ---- helpers ----------------------------------------------------------------------------
