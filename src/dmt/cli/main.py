@@ -10,7 +10,7 @@ from dmt import __version__
 from dmt.engine.distributed import launch_rank, launched, shutdown
 from dmt.errors import UserError
 
-COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict")
+COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "status")
 
 
 class _StderrHandler(logging.StreamHandler):

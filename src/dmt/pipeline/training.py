@@ -67,6 +67,7 @@ def train_stage(
         if not dist.is_main():
             return
         s.extra["elapsed"] = ctx.stage_elapsed()
+        s.extra["total_steps"] = total  # for `dmt status` (progress of an interrupted stage)
         if gathered is not None:
             s.extra["totals"] = gathered[0]
             s.extra["totals_per_rank"] = gathered
