@@ -56,9 +56,11 @@ def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
 
     # dmt eval on a phase checkpoint reproduces the run's val mIoU
     capsys.readouterr()
-    # (at the smoke's sizes: images read at 1/8, evaluation padding 40 shrunk to its floor of 32)
+    # (at the smoke's sizes: images read at 1/8, evaluation padding 40 shrunk to its floor of 32,
+    # in black as the VOC presets pad)
     assert main(["eval", str(out / "stages/phase5-a/model.safetensors"), "--data", "voc", "--root",
-                 str(voc_root), f"scale={1 / SMOKE_SHRINK}", "eval_pad=[32, 32]", "--device", "cpu"]) == 0
+                 str(voc_root), f"scale={1 / SMOKE_SHRINK}", "eval_pad=[32, 32]", "pad_fill=black",
+                 "--device", "cpu"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["miou"] == pytest.approx(by_name["phase5-a"]["metrics"]["miou"], abs=1e-6)
 
