@@ -44,8 +44,10 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("dmt.engine.checkpoint.os.replace", boom)
-    with pytest.raises(OSError):
+    # a file-system error is the user's one line (naming the file), not a traceback
+    with pytest.raises(UserError, match=r"s\.safetensors: disk full; the previous checkpoint is kept"):
         save_checkpoint(path, {"x": torch.zeros(2)})
+    assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]  # no temporary file left
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["x"], torch.ones(2))  # the old one is intact
 

@@ -12,6 +12,8 @@ def _open_with_old_config(tmp_path, cfg, drop):
     run = RunDir(tmp_path)
     run.open(cfg)
     run.close()
+    # a stage has started (before any stage, a changed config simply replaces the old one)
+    (run.stage_dir("baseline") / "state.safetensors").write_bytes(b"started")
     recorded = yaml.safe_load(run.config_path.read_text())
     for dotted in drop:
         *parents, leaf = dotted.split(".")

@@ -9,6 +9,9 @@ from dmt.engine import distributed as dist
 from dmt.errors import UserError
 
 
+CLASSIFICATION_DATA = ("cifar10", "digits")  # evaluated on their test set; other sets have named splits
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model file", description="Evaluate a model file "
                        "(stages/<stage>/model.safetensors) on a dataset.",
@@ -27,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from dmt.pipeline.eval_checkpoint import evaluate_checkpoint
 
+    if args.split is not None and args.data in CLASSIFICATION_DATA and args.split != "test":
+        raise UserError(f"--split {args.split!r}: {args.data} models are evaluated on the test set "
+                        "(--split test, or leave it out)")
     # bare keys are data keys; eval.window / eval.stride choose sliding-window evaluation
     overrides = [o if o.startswith(("data.", "eval.")) else f"data.{o}" for o in args.overrides]
     if any("=" not in o for o in overrides):

@@ -1,4 +1,9 @@
-"""The ``dmt`` command: one small module per subcommand."""
+"""The ``dmt`` command: one small module per subcommand.
+
+Exit statuses: 0 done; 2 a mistake in the input or a file-system error (one line on stderr,
+naming the file or key); 75 stopped by SIGTERM after checkpointing (re-run the same command
+to resume); 130 stopped by Ctrl-C; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import logging
 import sys
 
 from dmt import __version__
+from dmt.engine import signals
+from dmt.engine.batches import unwrap_worker_error
 from dmt.engine.distributed import launch_rank, launched, shutdown
 from dmt.errors import UserError
 
-COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "status")
+COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "check", "status")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -66,16 +73,28 @@ def main(argv: list[str] | None = None) -> int:
     rank = launch_rank()
     who = f" (rank {rank})" if launched() else ""
     try:
-        return int(args.func(args) or 0)
+        with signals.installed():
+            return int(args.func(args) or 0)
     except UserError as exc:
+        exc = unwrap_worker_error(exc) or exc  # raised in a DataLoader worker: its own line
         # an error every process raised alike (found by rank 0) is printed once
         if rank == 0 or not getattr(exc, "shared", False):
             print(f"error{who}: {exc}", file=sys.stderr)
         return 2
+    except signals.StopRequested as exc:
+        if rank == 0:
+            done = f"{exc.where}; " if exc.where else ""
+            print(f"stopped by {signal_name(exc.signum)}{who}: {done}re-run the same command to resume",
+                  file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         if rank == 0:
             print("interrupted: re-run the same command to resume", file=sys.stderr)
-        return 130
+        return signals.EXIT_INTERRUPTED
+    except OSError as exc:
+        # the file system refused (read-only, full, permissions): the path and the reason
+        print(f"error{who}: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:
         if not who:
             raise
@@ -84,6 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         shutdown()
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the path(s) it concerns and the system's reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(str(p) for p in paths)}: {reason}" if paths else reason
 
 
 if __name__ == "__main__":  # pragma: no cover

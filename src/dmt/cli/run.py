@@ -7,6 +7,7 @@ machine itself.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,19 @@ def torchrun_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def run_forwarding_sigterm(cmd: list[str]) -> int:
+    """Run ``cmd`` (torchrun) and wait; a SIGTERM for us is passed on to it, so its processes
+    checkpoint and stop instead of being killed. Ctrl-C reaches it from the terminal by itself."""
+    proc = subprocess.Popen(cmd)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s)),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    try:
+        return proc.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def default_out(config: str, smoke: bool) -> Path:
     return Path("runs") / (Path(config).stem + ("-smoke" if smoke else ""))
 
@@ -56,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     if args.nproc < 0:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1 and not dist.launched():
-        return subprocess.call(torchrun_command(args))
+        return run_forwarding_sigterm(torchrun_command(args))
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_experiment(cfg, out)
     if dist.is_main():

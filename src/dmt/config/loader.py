@@ -9,14 +9,17 @@ expected.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 
 from dmt.config.inherit import PRESET_DIR, Origins, locate, mark_overrides, resolve
 from dmt.config.schema import ExperimentConfig
+from dmt.config.validate import validate_config
 from dmt.errors import UserError
 
 def list_presets() -> dict[str, str]:
@@ -43,9 +46,21 @@ def read_yaml(source: str) -> tuple[dict, str]:
 
 def read_yaml_with_origins(source: str) -> tuple[dict, Origins, str]:
     """As :func:`read_yaml`, plus the file each dotted key came from (see :mod:`dmt.config.inherit`)."""
-    path = locate(source)
+    try:
+        path = locate(source)
+    except UserError as exc:
+        raise UserError(f"{exc}{did_you_mean(source)}") from None
     raw, origins = resolve(path)
     return raw, origins, str(path)
+
+
+def did_you_mean(source: str) -> str:
+    """``"; did you mean 'voc-20-dmt'?"`` for a mistyped preset name (public presets only), else ``""``."""
+    if Path(source).suffix or "/" in source:
+        return ""
+    names = [n for n in list_presets() if not n.startswith("_")]
+    close = difflib.get_close_matches(source, names, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -175,7 +190,9 @@ def load_config_with_origins(
     overrides = list(overrides or [])
     raw = apply_overrides(raw, overrides)
     mark_overrides(origins, [parse_override(text)[0] for text in overrides])
-    return config_from_dict(raw), origins
+    cfg = config_from_dict(raw)
+    validate_config(cfg)  # values against their meaning, before any caller writes anything
+    return cfg, origins
 
 
 def config_to_dict(cfg: Any) -> dict:

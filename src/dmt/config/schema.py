@@ -58,6 +58,10 @@ class DataConfig:
     scene_digits: list[int] = field(default_factory=lambda: list(range(10)))  # digit_scenes: digit classes
     scale: float = 0.0  # resize factor on reading (0: the dataset's default; Cityscapes 0.5)
     limit: int = 0  # use at most this many images of each set (0: all); set by --smoke
+    # pre-flight check before the first stage (and `dmt check`): "headers" opens every listed
+    # image and mask header (sizes must match) and every weights file; "full" also decodes every
+    # file and checks mask values; "off" checks nothing up front
+    check: Literal["headers", "full", "off"] = "headers"
 
 
 @dataclass
@@ -162,6 +166,9 @@ class TrainRuntimeConfig:
     # convolutions use it; measured in docs/performance.md)
     channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False  # torch.compile the training forward pass (minutes of compilation first)
+    # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
+    # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
+    skip_nonfinite: int = 0
 
 
 @dataclass

@@ -294,13 +294,34 @@ def read_name_list(path: Path) -> list[str]:
 
 
 def read_image(data: Path | np.ndarray, name: str) -> np.ndarray:
-    """An image as ``H x W x 3`` uint8 RGB (grey, palette and RGBA files are converted)."""
+    """An image as ``H x W x 3`` uint8 RGB (grey, palette and RGBA files are converted).
+
+    16-bit grey images (PNG ``I;16``) are scaled to 8 bits (``round(v * 255 / 65535)``); PIL's
+    own conversion would clip them, reading almost every pixel as white. Other images with more
+    than 8 bits per channel that PIL does not reduce itself (32-bit integer or float pixels) are
+    refused rather than guessed at.
+    """
     if isinstance(data, np.ndarray):
         if data.ndim != 3 or data.shape[2] != 3 or data.dtype != np.uint8:
             raise ValueError(f"in-memory image {name!r} must be HxWx3 uint8, got {data.shape} {data.dtype}")
         return data
     with _open(data, "image") as img:
+        # PNG is at most 16 bits per channel: older Pillow versions open 16-bit grey as "I"
+        if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+            return grey16_to_rgb8(np.asarray(img), data)
+        if img.mode in ("I", "F"):
+            raise UserError(f"image {data} has {'32-bit integer' if img.mode == 'I' else 'floating-point'} "
+                            "pixels; expected 8-bit (or 16-bit grey PNG) images: convert it to 8-bit RGB")
         return np.asarray(img.convert("RGB"))
+
+
+def grey16_to_rgb8(values: np.ndarray, path: Path) -> np.ndarray:
+    """16-bit grey values ``H x W`` -> ``H x W x 3`` uint8, rounding ``v * 255 / 65535``."""
+    wide = values.astype(np.int64)
+    if wide.size and (wide.min() < 0 or wide.max() > 65535):
+        raise UserError(f"image {path} has grey values outside 0..65535; expected a 16-bit grey image")
+    grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def read_mask(data: Path | np.ndarray, name: str) -> np.ndarray:

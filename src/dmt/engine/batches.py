@@ -22,8 +22,44 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dmt.engine.distributed import world_size
+from dmt.errors import UserError
 
 _MASK64 = (1 << 64) - 1
+# How DataLoader re-raises an error of a worker process: the exception's type, rebuilt with a
+# message holding the worker's whole traceback, whose last line is "dmt.errors.UserError: <ours>".
+_WORKER_PREFIX = "Caught UserError in DataLoader worker"
+_ORIGINAL_LINE = f"{UserError.__module__}.{UserError.__qualname__}: "
+
+
+def unwrap_worker_error(exc: BaseException) -> UserError | None:
+    """The user's one-line error inside a :class:`UserError` re-raised by a DataLoader worker.
+
+    Returns ``None`` for any other exception (including a UserError raised in this process).
+    """
+    text = str(exc)
+    if not isinstance(exc, UserError) or not text.startswith(_WORKER_PREFIX) or _ORIGINAL_LINE not in text:
+        return None
+    original = UserError(text.rsplit(_ORIGINAL_LINE, 1)[1].strip())
+    original.shared = getattr(exc, "shared", False)  # type: ignore[attr-defined]
+    return original
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose workers' :class:`UserError` reaches the caller as the original line."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        it = super().__iter__()
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except UserError as exc:
+                original = unwrap_worker_error(exc)
+                if original is None:
+                    raise
+                raise original from None
+            yield batch
 
 
 def mix_seed(*parts: int) -> int:
@@ -134,7 +170,7 @@ def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: 
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last,  # type: ignore[arg-type]
                                take=take, fill=world_size() > 1)
     # a private generator: DataLoader would otherwise draw its worker base seed from the global RNG
-    return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
+    return _Loader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),
                       persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
 
@@ -142,7 +178,7 @@ def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0,
                 collate_fn: Callable | None = None) -> DataLoader:
     """Plain in-order batches for evaluation and labelling."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+    return _Loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       collate_fn=collate_fn)
 
 

@@ -4,18 +4,23 @@ A training state (model, optimizer, EMA, step, RNG, config ...) is a nested stru
 lists, numbers, strings and tensors. :func:`save_checkpoint` stores the tensors in a safetensors
 file and the structure around them as JSON in the file's metadata, so loading never unpickles
 anything: a checkpoint cannot run code. Writes go to a temporary file that is renamed over the
-target, so a run killed mid-write leaves the previous checkpoint intact.
+target, so a run killed mid-write (or a full disk) leaves the previous checkpoint intact.
+
+Files are byte-for-byte reproducible: safetensors writes its metadata in hash-map order, which
+changes from one process to the next, so the header is rewritten with the metadata keys sorted.
+Identical states give identical files, and runs can be compared by hash.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from dmt.errors import UserError
@@ -64,15 +69,48 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+def sort_header_metadata(path: Path) -> None:
+    """Rewrite a safetensors header in place with its ``__metadata__`` keys in sorted order.
+
+    Only the header's JSON changes (same length, padded with spaces as safetensors pads it);
+    tensor offsets are relative to the data after the header, so the data is untouched.
+    """
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # cannot happen for the same content; never write a broken file
+            raise RuntimeError(f"{path}: reordered safetensors header grew from {n} to {len(text)} bytes")
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write a nested state (tensors anywhere inside) to ``path``."""
+    """Atomically write a nested state (tensors anywhere inside) to ``path``.
+
+    Raises:
+        UserError: the file system refused the write (full disk, read-only, permissions); the
+            previous file at ``path``, if any, is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     tree = _encode(state, tensors)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": json.dumps(tree)})
-    atomic_replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": json.dumps(tree)})
+        sort_header_metadata(tmp)
+        atomic_replace(tmp, path)
+    except (OSError, SafetensorError) as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+        kept = "; the previous checkpoint is kept" if path.exists() else ""
+        raise UserError(f"cannot write checkpoint {path}: {reason}{kept}") from None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -8,6 +8,7 @@ pattern). :func:`fit` owns everything else, so every method shares one loop.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from dmt.engine import signals
 from dmt.engine.accel import autocast_dtype, to_channels_last
-from dmt.engine.distributed import any_process, world_size
+from dmt.engine.distributed import all_reduce_max, any_process, world_size
 from dmt.engine.progress import Progress
 from dmt.engine.schedule import learning_rate
 
@@ -149,6 +151,11 @@ class FitOptions:
     device: torch.device = torch.device("cpu")
     amp: bool | str = False  # True / "auto": mixed precision where fast (see amp_settings)
     channels_last: bool = False  # move 4-D float inputs to channels_last (the model already is)
+    skip_nonfinite: int = 0  # steps with a non-finite loss or gradient to skip (undo) before stopping
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss (or, when skipping, a gradient) was not finite; the message names the steps."""
 
 
 class _Pending:
@@ -165,24 +172,44 @@ class _Pending:
         self.nonfinite: torch.Tensor | None = None  # any non-finite loss since the last check
         self.first_unchecked: int | None = None
 
-    def add(self, out: dict[str, Any], step: int) -> None:
+    def add(self, out: dict[str, Any], step: int, skipped: torch.Tensor | None = None) -> None:
+        """Keep a step's scalars; ``skipped`` (0-d bool): the step was undone (skip_nonfinite)."""
         loss = out["loss"].detach()
-        bad = ~torch.isfinite(loss)
-        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+        bad = (~torch.isfinite(loss) if skipped is None else skipped).reshape(()).to(torch.int64)
+        # a count of bad steps: exact for skipping, and "> 0" is the old any-flag
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite + bad
         if self.first_unchecked is None:
             self.first_unchecked = step
         for k, v in out.items():
             self.values.setdefault(k, []).append(v.detach() if isinstance(v, torch.Tensor) else v)
         self.count += 1
 
-    def check_finite(self, description: str, last_step: int) -> None:
-        """Raise :class:`FloatingPointError` (on every process) if a loss since the last check was not finite."""
+    def check_finite(self, description: str, last_step: int, state: TrainState | None = None,
+                     allowed: int = 0) -> None:
+        """Raise :class:`NonFiniteLoss` (on every process) if a loss since the last check was not finite.
+
+        With ``allowed > 0`` the bad steps were skipped: their count is added to
+        ``state.extra["skipped_nonfinite"]`` and only more than ``allowed`` in the stage raise.
+        """
         if self.nonfinite is None:
             return
-        bad = any_process(bool(self.nonfinite))
+        count = self.nonfinite
         first, self.nonfinite, self.first_unchecked = self.first_unchecked, None, None
-        if bad:
-            raise FloatingPointError(f"{description}: non-finite loss between steps {first} and {last_step}")
+        if allowed <= 0 or state is None:
+            if any_process(bool(count)):
+                raise NonFiniteLoss(f"{description}: non-finite loss between steps {first} and {last_step}")
+            return
+        # skipping: every process took the same decision (see fit), rank 0's count stands for all
+        n = int(all_reduce_max(count))
+        if n == 0:
+            return
+        total = int(state.extra.get("skipped_nonfinite", 0)) + n
+        state.extra["skipped_nonfinite"] = total
+        log.warning("%s: skipped %d step(s) with a non-finite loss or gradient between steps %d and %d "
+                    "(%d of train.skip_nonfinite=%d used)", description, n, first, last_step, total, allowed)
+        if total > allowed:
+            raise NonFiniteLoss(f"{description}: non-finite loss between steps {first} and {last_step}, after {total} "
+                                f"skipped steps (more than train.skip_nonfinite={allowed})")
 
     def means(self) -> dict[str, float]:
         """Mean of each scalar since the last call (one device read for all of them)."""
@@ -211,8 +238,16 @@ def fit(
 
     The step never waits for the device: losses and scalars stay on it until log time (every
     ``opts.log_every`` steps and the last), when their means are logged and a non-finite loss
-    raises :class:`FloatingPointError` naming the steps. Before every checkpoint the finite check
-    runs too, so a checkpoint never holds weights trained on a non-finite loss.
+    raises :class:`NonFiniteLoss` naming the steps. Before every checkpoint the finite check
+    runs too, so a checkpoint never holds weights trained on a non-finite loss. With
+    ``opts.skip_nonfinite = N`` a step whose loss or gradients are not finite is undone on the
+    device instead (weights, BN statistics, optimizer state and EMA keep their values) and the
+    error comes only after more than N such steps in the stage.
+
+    A stop requested by SIGTERM / SIGINT (:mod:`dmt.engine.signals`) is honoured at the next
+    step boundary (with several processes: the next log point or epoch end, where they agree
+    on it): a checkpoint of that step is written and :class:`~dmt.engine.signals.StopRequested`
+    raised.
 
     Args:
         step_fn: ``(batch, step) -> {"loss": scalar tensor, **scalars}`` (tensors or floats);
@@ -231,7 +266,12 @@ def fit(
     model.train()
     pending = _Pending()
     last_save = time.monotonic()
-    with Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch) as bar:
+    skip = opts.skip_nonfinite > 0
+
+    def check(step: int) -> None:
+        pending.check_finite(opts.description, step, state, opts.skip_nonfinite)
+
+    with signals.deferred(), Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch) as bar:
         for batch in batches:
             step = state.step
             if step >= opts.total_steps:
@@ -245,17 +285,21 @@ def fit(
             with torch.autocast(opts.device.type, dtype=amp_dtype, enabled=use_amp):
                 out = step_fn(batch, step)
             loss = out["loss"]
+            kept = _Snapshot(state) if skip else None  # BN statistics moved in the forward already
             optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss).backward()
+            bad = _nonfinite_step(loss, model) if skip else None
             state.scaler.step(optimizer)
             state.scaler.update()
             if state.ema is not None:
                 state.ema.update_parameters(model)
+            if kept is not None and bad is not None:
+                kept.restore_where(bad, state)
             state.step = step + 1
-            pending.add(out, step)
+            pending.add(out, step, bad)
 
             if pending.count == opts.log_every or state.step == opts.total_steps:
-                pending.check_finite(opts.description, step)
+                check(step)
                 means = pending.means()
                 means["lr"] = lr
                 if log_scalars is not None:
@@ -273,10 +317,65 @@ def fit(
                 # compare clocks only at epoch ends and log points, never inside a stretch of steps
                 due = (epoch_end or pending.count == 0) and any_process(due)
             if due:
-                pending.check_finite(opts.description, step)
+                check(step)
                 save(state)
                 last_save = time.monotonic()
+            stop = signals.requested()
+            if world_size() > 1:
+                # agreed where the processes meet anyway, so that every one of them saves
+                at_meeting = epoch_end or pending.count == 0 or state.step == opts.total_steps
+                stop = (stop or signal.SIGTERM) if at_meeting and any_process(stop is not None) else None
+            if stop and state.step < opts.total_steps:
+                if not due:
+                    check(step)
+                    save(state)
+                raise signals.StopRequested(stop, f"{opts.description}: checkpoint written at step {state.step} "
+                                                  f"of {opts.total_steps}")
             if epoch_end and every_epoch is not None:
-                pending.check_finite(opts.description, step)
+                check(step)
                 every_epoch(state.step // opts.steps_per_epoch)
                 model.train()
+
+
+class _Snapshot:
+    """Copies of everything one optimizer step changes, to undo a step with a non-finite loss.
+
+    Restoring is ``torch.where`` on the device (no host synchronisation): a few copies of the
+    weights per step, paid only when ``train.skip_nonfinite`` is set.
+    """
+
+    def __init__(self, state: TrainState) -> None:
+        self.tensors = _mutable_tensors(state)
+        self.copies = [t.detach().clone() for t in self.tensors]
+        self.ids = {id(t) for t in self.tensors}
+
+    @torch.no_grad()
+    def restore_where(self, bad: torch.Tensor, state: TrainState) -> None:
+        for t, old in zip(self.tensors, self.copies):
+            t.copy_(torch.where(bad, old, t))
+        for t in _mutable_tensors(state):
+            if id(t) not in self.ids:  # optimizer state born in this step (SGD's first momentum)
+                t.copy_(torch.where(bad, torch.zeros_like(t), t))
+
+
+def _mutable_tensors(state: TrainState) -> list[torch.Tensor]:
+    """Floating tensors an optimizer step (and the forward before it) may change."""
+    out = [p.data for p in state.model.parameters()]
+    out += [b for b in state.model.buffers() if b.is_floating_point()]
+    if state.ema is not None:
+        out += [t for t in list(state.ema.module.parameters()) + list(state.ema.module.buffers())
+                if t.is_floating_point()]
+    for st in state.optimizer.state.values():
+        out += [v for v in st.values() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() > 0]
+    return out
+
+
+def _nonfinite_step(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """0-d bool on the device: the loss or a gradient is not finite (the same on every process)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    bad = ~torch.isfinite(loss.detach().float())
+    if grads:
+        bad = bad | ~torch.isfinite(torch.stack(torch._foreach_norm(grads)).float().sum())
+    if world_size() > 1:  # gradients agree after DDP's reduction, losses need not
+        bad = all_reduce_max(bad.to(torch.int64).reshape(1)).reshape(()) > 0
+    return bad.reshape(())

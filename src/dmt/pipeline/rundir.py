@@ -35,7 +35,7 @@ from dmt.errors import UserError
 RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
 RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
-                  "train.compile"}
+                  "train.compile", "train.skip_nonfinite", "data.check"}
 
 log = logging.getLogger("dmt")
 
@@ -87,7 +87,14 @@ class RunDir:
 
         Rank 0 does the work; its error, if any, is raised on every process.
         """
-        dist.on_main(lambda: self._open(cfg))
+        dist.on_main(lambda: self._open_or_explain(cfg))
+
+    def _open_or_explain(self, cfg: ExperimentConfig) -> None:
+        try:
+            self._open(cfg)
+        except OSError as exc:  # read-only file system, permissions, full disk: one line, naming the path
+            where = exc.filename or self.path
+            raise UserError(f"--out {self.path}: cannot write {where} ({exc.strerror or exc})") from None
 
     def _open(self, cfg: ExperimentConfig) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -101,7 +108,11 @@ class RunDir:
             defaults = config_to_dict(ExperimentConfig())
             diff = [k for k in config_diff(old, new) if k not in RESUMABLE_KEYS
                     and not (_lookup(old, k) == "<absent>" and _lookup(new, k) == _lookup(defaults, k))]
-            if diff:
+            if diff and not self._started():
+                # nothing was computed with the old config (e.g. it was refused): take the corrected one
+                log.info("%s: no stage started yet; replacing its config (changed: %s)", self.config_path,
+                         ", ".join(diff))
+            elif diff:
                 raise UserError(
                     f"{self.config_path}: this run started with a different config (differing keys: "
                     f"{', '.join(diff)}); use another --out or the original settings"
@@ -110,6 +121,16 @@ class RunDir:
         tmp.write_text(dump_config(cfg))
         tmp.replace(self.config_path)
         self._start_log()
+
+    def _started(self) -> bool:
+        """Whether any stage has written anything (a checkpoint, a model, labels) or finished."""
+        stages = self.path / "stages"
+        if stages.is_dir() and any(p.is_file() for p in stages.rglob("*")):
+            return True
+        try:
+            return bool(json.loads(self.results_path.read_text()).get("stages"))
+        except (OSError, ValueError):
+            return self.results_path.exists()
 
     def close(self) -> None:
         if self._log_handler is not None:

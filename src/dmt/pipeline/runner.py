@@ -16,8 +16,11 @@ import torch
 from dmt import __version__
 from dmt.config.schema import ExperimentConfig
 from dmt.engine import distributed as dist
+from dmt.engine.loop import NonFiniteLoss
+from dmt.errors import UserError
 from dmt.pipeline.context import StageContext, resolve_device, stage_seed
 from dmt.pipeline.plan import Stage, make_plan
+from dmt.pipeline.preflight import preflight
 from dmt.pipeline.report import plot_results, summarize
 from dmt.pipeline.rundir import RunDir
 from dmt.pipeline.training import STATE_FILE
@@ -48,6 +51,16 @@ def _stage_entry(stage: Stage, seed: int, record: dict[str, Any], wall: float) -
     return entry
 
 
+def _nonfinite_error(exc: NonFiniteLoss, state: Path) -> UserError:
+    """One line for a stage stopped by a non-finite loss (every process raises it alike)."""
+    kept = (f"the last good checkpoint {state} is kept" if state.exists()
+            else "no checkpoint of this stage was written yet")
+    err = UserError(f"{exc}; {kept}; lower the learning rate, or set train.skip_nonfinite=N to skip up to "
+                    "N such steps, and re-run the same command")
+    err.shared = True  # type: ignore[attr-defined]
+    return err
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results.
 
@@ -55,9 +68,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     this; they join one process group and share each stage's work.
     """
     dist.init_from_env(cfg.device)
+    device = resolve_device(cfg.device)
+    # data and weights files are checked before anything is written (rank 0 reads, all raise)
+    dist.on_main(lambda: preflight(cfg))
     run = RunDir(out)
     run.open(cfg)
-    device = resolve_device(cfg.device)
     if dist.world_size() > 1:
         log.info("%d processes (%s), global batches split between them", dist.world_size(),
                  "NCCL" if device.type == "cuda" else "gloo")
@@ -80,7 +95,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
                 seed = stage_seed(cfg.seed, stage.name)
                 log.info("== %s (seed %d)", stage.name, seed)
                 ctx.start_stage()
-                record = runner.run_stage(stage, seed)
+                try:
+                    record = runner.run_stage(stage, seed)
+                except NonFiniteLoss as exc:
+                    raise _nonfinite_error(exc, run.stage_dir(stage.name) / STATE_FILE) from None
                 # rank 0's wall time: every process then records exactly the same entry
                 wall = dist.broadcast_object(ctx.stage_elapsed())
                 results["stages"].append(_stage_entry(stage, seed, record, wall))

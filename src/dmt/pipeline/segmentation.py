@@ -31,6 +31,7 @@ from dmt.models import create_model
 from dmt.pipeline.artifacts import load_model, save_model
 from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.plan import Stage, make_plan
+from dmt.pipeline.preflight import name_config_key
 from dmt.pipeline.seg_data import load_segmentation_data, pad_colour
 from dmt.pipeline.seg_eval import check_window, evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
@@ -97,8 +98,9 @@ class SegmentationRunner:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = create_model(self.cfg.model.name, self.num_classes, **self._model_kwargs(member))
+        key = "mutual.weights_b" if member == "b" and not self.cfg.mutual.dms else "model.weights"
         for w in caught:
-            log.warning("%s", w.message)
+            log.warning("%s", name_config_key(str(w.message), key))  # the config key, not the factory's
         return self._prepared(model)
 
     def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:

@@ -1,0 +1,149 @@
+"""Numeric config values checked against their meaning, before anything is written.
+
+The loader checks types; this module checks values: a negative gamma, an empty curriculum or a
+decay of 1 pass the type check but make no sense. :func:`validate_config` raises a
+:class:`~dmt.errors.UserError` naming the dotted key, what was expected and what was given.
+Each rule is one line of :data:`RULES`, so a new key gets its rule next to its siblings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from dmt.errors import UserError
+
+Check = Callable[[Any], bool]
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def positive(x: Any) -> bool:
+    return _num(x) and x > 0
+
+
+def non_negative(x: Any) -> bool:
+    return _num(x) and x >= 0
+
+
+def at_least_one(x: Any) -> bool:
+    return _num(x) and x >= 1
+
+
+def unit_open(x: Any) -> bool:
+    """In [0, 1): a decay or a momentum."""
+    return _num(x) and 0 <= x < 1
+
+
+def unit_closed(x: Any) -> bool:
+    return _num(x) and 0 <= x <= 1
+
+
+def pair_of(check: Check) -> Check:
+    def ok(x: Any) -> bool:
+        return isinstance(x, (list, tuple)) and len(x) == 2 and all(check(v) for v in x)
+
+    return ok
+
+
+def increasing_ratios(x: Any) -> bool:
+    """A non-empty list of curriculum ratios in (0, 1], in increasing order."""
+    return (isinstance(x, (list, tuple)) and len(x) > 0 and all(_num(r) and 0 < r <= 1 for r in x)
+            and all(a <= b for a, b in zip(x, x[1:])))
+
+
+def scale_range(x: Any) -> bool:
+    return pair_of(positive)(x) and x[0] <= x[1]
+
+
+def digit_list(x: Any) -> bool:
+    return (isinstance(x, (list, tuple)) and len(x) >= 2 and len(set(x)) == len(x)
+            and all(isinstance(d, int) and 0 <= d <= 9 for d in x))
+
+
+def optional(check: Check) -> Check:
+    return lambda x: x is None or check(x)
+
+
+_OPTIM = [
+    ("epochs", positive, "a number > 0"),
+    ("max_steps", non_negative, "an integer >= 0 (0: no limit)"),
+    ("lr", positive, "a learning rate > 0"),
+    ("momentum", unit_open, "a momentum in [0, 1)"),
+    ("weight_decay", non_negative, "a number >= 0"),
+    ("poly_power", positive, "a number > 0"),
+]
+_TRAIN = [
+    *_OPTIM,
+    ("batch_size", at_least_one, "a batch size >= 1"),
+    ("mixup_alpha", non_negative, "a number >= 0 (0: no mixup)"),
+    ("ema_decay", unit_open, "a decay in [0, 1) (0: no EMA)"),
+]
+
+# (dotted key, check, what is expected)
+RULES: list[tuple[str, Check, str]] = [
+    ("checkpoint_seconds", positive, "a number of seconds > 0"),
+    ("checkpoint_min_seconds", non_negative, "a number of seconds >= 0"),
+    ("data.num_workers", non_negative, "an integer >= 0"),
+    ("data.labels_per_class", at_least_one, "an integer >= 1"),
+    ("data.valtiny_per_class", non_negative, "an integer >= 0"),
+    ("data.crop_padding", non_negative, "an integer >= 0"),
+    ("data.cutout", non_negative, "an integer >= 0 (0: none)"),
+    ("data.split_set", lambda x: x in (0, 1, 2), "0, 1 or 2"),
+    ("data.crop_size", pair_of(positive), "[height, width], both > 0"),
+    ("data.scale_range", scale_range, "[low, high] with 0 < low <= high"),
+    ("data.eval_pad", optional(pair_of(positive)), "null or [height, width], both > 0"),
+    ("data.test_per_class", at_least_one, "an integer >= 1"),
+    ("data.num_scenes", at_least_one, "an integer >= 1"),
+    ("data.val_scenes", at_least_one, "an integer >= 1"),
+    ("data.scene_size", pair_of(positive), "[height, width], both > 0"),
+    ("data.scene_digits", digit_list, "at least two different digits 0..9"),
+    ("data.scale", non_negative, "a resize factor > 0 (0: the dataset's default)"),
+    ("data.limit", non_negative, "an integer >= 0 (0: all)"),
+    *[(f"baseline.{k}", c, e) for k, c, e in _TRAIN],
+    *[(f"oracle.{k}", c, e) for k, c, e in _TRAIN],
+    *[(f"phases.{k}", c, e) for k, c, e in _OPTIM],
+    ("phases.ratios", increasing_ratios, "a non-empty list of ratios in (0, 1], increasing"),
+    ("phases.batch_labelled", at_least_one, "a batch size >= 1"),
+    ("phases.batch_pseudo", at_least_one, "a batch size >= 1"),
+    ("phases.gamma1", non_negative, "an exponent >= 0"),
+    ("phases.gamma2", non_negative, "an exponent >= 0"),
+    ("phases.mixup_alpha", non_negative, "a number >= 0 (0: no mixup)"),
+    ("phases.ema_decay", unit_open, "a decay in [0, 1) (0: no EMA)"),
+    ("phases.online_threshold", unit_closed, "a confidence in [0, 1]"),
+    ("phases.naive_gamma", non_negative, "an exponent >= 0"),
+    ("eval.batch_size", at_least_one, "a batch size >= 1"),
+    ("eval.heldout", non_negative, "an integer >= 0"),
+    ("eval.every_epochs", at_least_one, "an integer >= 1"),
+    ("train.skip_nonfinite", non_negative, "an integer >= 0"),
+]
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        if not hasattr(node, part):
+            return _MISSING
+        node = getattr(node, part)
+    return node
+
+
+_MISSING = object()
+
+
+def validate_config(cfg: Any) -> None:
+    """Check every numeric key of an :class:`~dmt.config.schema.ExperimentConfig` against its rule.
+
+    Raises:
+        UserError: the first key whose value breaks its rule, e.g.
+            ``config key 'phases.gamma1': expected an exponent >= 0, got -1.0``.
+    """
+    for key, check, expected in RULES:
+        value = _get(cfg, key)
+        if value is _MISSING:  # a key another version of the schema does not have
+            continue
+        if not check(value):
+            raise UserError(f"config key {key!r}: expected {expected}, got {value!r}")

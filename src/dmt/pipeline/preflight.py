@@ -1,0 +1,173 @@
+"""Pre-flight check: find bad data and bad weights files before the first stage, not hours in.
+
+Run by :func:`dmt.pipeline.runner.run_experiment` before the run directory is touched, and
+alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
+
+* ``headers`` (default): every listed image and mask exists and its header opens (PIL reads
+  the size without decoding the pixels), each mask has its image's size and a single-channel
+  mode; every weights file the config names opens (tensors only, no pickle) and fits the model.
+* ``full``: as ``headers``, and every image and mask is decoded and its values checked
+  (truncated files, mask values outside the classes): what training would meet, all at once.
+* ``off``: nothing (problems then surface when a file is first read).
+
+Classification data (CIFAR-10 arrays, the digits) is read whole when a run starts anyway, so
+only segmentation data is checked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image, UnidentifiedImageError
+
+from dmt.config.schema import ExperimentConfig
+from dmt.data.segmentation import SegItem, SegSource, load_pair
+from dmt.errors import UserError
+
+log = logging.getLogger("dmt")
+
+
+@dataclass
+class PreflightReport:
+    """What was checked (for ``dmt check`` to print)."""
+
+    mode: str
+    images: int = 0
+    masks: int = 0
+    weights: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if self.mode == "off":
+            return "data.check is off: nothing checked"
+        what = "decoded" if self.mode == "full" else "headers read"
+        files = f"{self.images} images and {self.masks} masks ({what})"
+        weights = f"; weights files: {', '.join(self.weights)}" if self.weights else ""
+        return f"ok: {files}{weights}"
+
+
+def preflight(cfg: ExperimentConfig) -> PreflightReport:
+    """Check the data and weights files ``cfg`` will use; raise the first problem as one line.
+
+    Raises:
+        UserError: naming the file (and config key) at fault.
+    """
+    report = PreflightReport(cfg.data.check)
+    if cfg.data.check == "off" or cfg.task != "segmentation":
+        return report
+    items, source = _segmentation_items(cfg)
+    for item in items:
+        check_item(item, source, full=cfg.data.check == "full")
+        report.images += 1
+        report.masks += item.mask is not None
+    report.weights = tuple(check_weights(cfg, source.num_classes))
+    return report
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Hold back info lines of code that the run will call again (its own log says it then)."""
+    logger = logging.getLogger("dmt")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource]:
+    """Every item a run of ``cfg`` reads (labelled, unlabelled, held-out, val), each once."""
+    from dmt.pipeline.plan import make_plan
+    from dmt.pipeline.seg_data import load_segmentation_data
+
+    members = sorted({s.member for s in make_plan(cfg) if s.kind == "baseline"})
+    # the split protocol writes the lists it chose; here they go to a scratch folder
+    with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, _quiet():
+        data = load_segmentation_data(cfg, Path(scratch), members)
+    seen: dict[tuple[str, bool], SegItem] = {}
+    groups = [*data.labelled.values(), *data.heldout.values(), data.unlabelled, data.val]
+    if cfg.oracle.enabled:
+        groups.append(data.all_train)
+    for group in groups:
+        for item in group:
+            seen.setdefault((item.name, item.mask is not None), item)
+    return list(seen.values()), data.source
+
+
+def _header(path: Path, what: str) -> tuple[tuple[int, int], str]:
+    """``((height, width), mode)`` of an image file, read from its header only."""
+    try:
+        with Image.open(path) as img:
+            return (img.height, img.width), img.mode
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} not found") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read {what} {path}: {e}") from None
+
+
+def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
+    """One item's files: headers readable and sizes matching (``full``: decoded and values checked)."""
+    if full:
+        load_pair(item, source, with_mask=item.mask is not None)
+        return
+    if not isinstance(item.image, Path):  # generated in memory (digit scenes): nothing to read
+        return
+    size, _ = _header(item.image, "image")
+    if item.mask is None or not isinstance(item.mask, Path):
+        return
+    mask_size, mode = _header(item.mask, "mask")
+    if mode not in ("P", "L", "1") and not mode.startswith("I"):
+        raise UserError(f"mask {item.mask} has image mode {mode}; expected a single-channel (palette or grey) "
+                        "PNG whose pixel values are class indices, 255 = ignore")
+    if mask_size != size:
+        raise UserError(f"mask {item.mask} is {mask_size[0]}x{mask_size[1]} but image {item.image} is "
+                        f"{size[0]}x{size[1]} (HxW); they must match")
+
+
+def name_config_key(text: str, key: str) -> str:
+    """A model factory's message about its weights file, in the words of the config.
+
+    The factories name their own arguments (``weights_path``, ``strict_weights``); a user of
+    ``dmt run`` knows the config key (``model.weights`` or ``mutual.weights_b``) and ``--smoke``.
+    """
+    text = text.replace("model option weights_path:", f"config key {key!r}:")
+    text = text.replace("pass weights_path=", f"set {key}=").replace("(strict_weights=False)", "(--smoke)")
+    return text if key in text else f"config key {key!r}: {text}"
+
+
+def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None]]:
+    """``(config key, init, file)`` of each pretrained initialisation the run will load."""
+    from dmt.pipeline.plan import make_plan
+
+    out = [("model.weights", cfg.model.init, cfg.model.weights)]
+    members = {s.member for s in make_plan(cfg)}
+    if members == {"a", "b"} and not cfg.mutual.dms:
+        out.append(("mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b))
+    return [(key, init, path) for key, init, path in out if init != "none" or path]
+
+
+def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
+    """Build the model with each weights file the config names (safe loading); returns the files.
+
+    ``--smoke`` runs start from random weights when a file is missing (with a warning), so a
+    missing file is not an error there; a file that is present must still fit.
+    """
+    from dmt.models import create_model
+
+    checked = []
+    for key, init, path in weights_files(cfg):
+        if cfg.smoke and (path is None or not Path(path).expanduser().is_file()):
+            continue
+        kwargs = {**cfg.model.kwargs, "init": init, "weights_path": path, "strict_weights": True}
+        try:
+            with _quiet():
+                create_model(cfg.model.name, num_classes, **kwargs)
+        except UserError as e:
+            raise UserError(name_config_key(str(e), key)) from None
+        checked.append(str(path) if path else f"{init} default")
+    return checked
