@@ -39,7 +39,7 @@ def test_classic_presets_state_the_benchmark(name) -> None:
     assert c.model.name == "deeplabv3plus_resnet101" and c.model.init == c.mutual.init_b == "imagenet"
     assert c.model.kwargs == {"output_stride": 16, "eval_output_stride": 16}
     assert c.data.labelled_split == "published" and c.data.split_dir is None  # the user names the folder
-    assert c.data.scale_range == [0.5, 2.0]
+    assert c.data.scale_range == [0.5, 2.0] and c.data.pad_fill == "black"  # as UniMatch pads crops
     if name.startswith("voc"):
         assert c.data.crop_size == [321, 321] and c.data.eval_pad is None and c.eval.window is None
         assert c.eval.batch_size == 1  # whole images at their own size
