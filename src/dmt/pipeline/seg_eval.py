@@ -70,7 +70,8 @@ def check_window(window: Sequence[int] | None, stride: Sequence[int] | None) -> 
             raise UserError("config key 'eval.stride': needs eval.window (null: whole-image evaluation)")
         return
     if len(window) != 2 or min(window) < 1:
-        raise UserError(f"config key 'eval.window': expected [height, width] of positive integers or null, got {window}")
+        raise UserError(f"config key 'eval.window': expected [height, width] of positive integers or null, "
+                        f"got {window}")
     if stride is None:
         return
     if len(stride) != 2 or not all(1 <= s <= w for s, w in zip(stride, window)):
