@@ -60,8 +60,8 @@ class DataConfig:
     limit: int = 0  # use at most this many images of each set (0: all); set by --smoke
     # pre-flight check before the first stage (and `dmt check`): "headers" opens every listed
     # image and mask header (sizes must match) and every weights file; "full" also decodes every
-    # file and checks mask values; "off" checks nothing up front
-    check: Literal["headers", "full", "off"] = "headers"
+    # file and checks mask values; "none" checks nothing up front
+    check: Literal["headers", "full", "none"] = "headers"
 
 
 @dataclass

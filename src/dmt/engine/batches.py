@@ -58,6 +58,11 @@ class _Loader(DataLoader):
                 original = unwrap_worker_error(exc)
                 if original is None:
                     raise
+                # stop the workers now: the error's traceback keeps this iterator alive, and its
+                # shutdown would otherwise wait for every worker's timeout when it is collected
+                shutdown = getattr(it, "_shutdown_workers", None)
+                if shutdown is not None:
+                    shutdown()
                 raise original from None
             yield batch
 

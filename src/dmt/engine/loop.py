@@ -197,7 +197,7 @@ class _Pending:
         first, self.nonfinite, self.first_unchecked = self.first_unchecked, None, None
         if allowed <= 0 or state is None:
             if any_process(bool(count)):
-                raise NonFiniteLoss(f"{description}: non-finite loss between steps {first} and {last_step}")
+                raise NonFiniteLoss(f"{description}: non-finite loss {_steps(first, last_step)}")
             return
         # skipping: every process took the same decision (see fit), rank 0's count stands for all
         n = int(all_reduce_max(count))
@@ -205,10 +205,10 @@ class _Pending:
             return
         total = int(state.extra.get("skipped_nonfinite", 0)) + n
         state.extra["skipped_nonfinite"] = total
-        log.warning("%s: skipped %d step(s) with a non-finite loss or gradient between steps %d and %d "
-                    "(%d of train.skip_nonfinite=%d used)", description, n, first, last_step, total, allowed)
+        log.warning("%s: skipped %d step(s) with a non-finite loss or gradient %s (%d of train.skip_nonfinite=%d "
+                    "used)", description, n, _steps(first, last_step), total, allowed)
         if total > allowed:
-            raise NonFiniteLoss(f"{description}: non-finite loss between steps {first} and {last_step}, after {total} "
+            raise NonFiniteLoss(f"{description}: non-finite loss {_steps(first, last_step)}, after {total} "
                                 f"skipped steps (more than train.skip_nonfinite={allowed})")
 
     def means(self) -> dict[str, float]:
@@ -282,10 +282,10 @@ def fit(
             batch = move_to(batch, opts.device)
             if opts.channels_last:
                 batch = to_channels_last(batch)
+            kept = _Snapshot(state) if skip else None  # before the forward, which moves BN statistics
             with torch.autocast(opts.device.type, dtype=amp_dtype, enabled=use_amp):
                 out = step_fn(batch, step)
             loss = out["loss"]
-            kept = _Snapshot(state) if skip else None  # BN statistics moved in the forward already
             optimizer.zero_grad(set_to_none=True)
             state.scaler.scale(loss).backward()
             bad = _nonfinite_step(loss, model) if skip else None
@@ -337,6 +337,10 @@ def fit(
                 model.train()
 
 
+def _steps(first: int | None, last: int) -> str:
+    return f"at step {last}" if first == last else f"between steps {first} and {last}"
+
+
 class _Snapshot:
     """Copies of everything one optimizer step changes, to undo a step with a non-finite loss.
 
@@ -360,7 +364,7 @@ class _Snapshot:
 
 def _mutable_tensors(state: TrainState) -> list[torch.Tensor]:
     """Floating tensors an optimizer step (and the forward before it) may change."""
-    out = [p.data for p in state.model.parameters()]
+    out = list(state.model.parameters())  # the objects themselves: restore_where compares identities
     out += [b for b in state.model.buffers() if b.is_floating_point()]
     if state.ema is not None:
         out += [t for t in list(state.ema.module.parameters()) + list(state.ema.module.buffers())

@@ -8,7 +8,7 @@ alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
   mode; every weights file the config names opens (tensors only, no pickle) and fits the model.
 * ``full``: as ``headers``, and every image and mask is decoded and its values checked
   (truncated files, mask values outside the classes): what training would meet, all at once.
-* ``off``: nothing (problems then surface when a file is first read).
+* ``none``: nothing (problems then surface when a file is first read).
 
 Classification data (CIFAR-10 arrays, the digits) is read whole when a run starts anyway, so
 only segmentation data is checked here.
@@ -42,8 +42,8 @@ class PreflightReport:
     weights: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        if self.mode == "off":
-            return "data.check is off: nothing checked"
+        if self.mode == "none":
+            return "data.check is none: nothing checked"
         what = "decoded" if self.mode == "full" else "headers read"
         files = f"{self.images} images and {self.masks} masks ({what})"
         weights = f"; weights files: {', '.join(self.weights)}" if self.weights else ""
@@ -57,7 +57,7 @@ def preflight(cfg: ExperimentConfig) -> PreflightReport:
         UserError: naming the file (and config key) at fault.
     """
     report = PreflightReport(cfg.data.check)
-    if cfg.data.check == "off" or cfg.task != "segmentation":
+    if cfg.data.check == "none" or cfg.task != "segmentation":
         return report
     items, source = _segmentation_items(cfg)
     for item in items:
