@@ -271,6 +271,15 @@ def fit(
     def check(step: int) -> None:
         pending.check_finite(opts.description, step, state, opts.skip_nonfinite)
 
+    def save_if_finite(step: int) -> None:
+        check(step)
+        # a finite loss can still have taken the weights to inf (a huge learning rate): such a state
+        # is no "last good checkpoint" (one device read, at checkpoint time only)
+        if not any_process(not _finite(model)):
+            save(state)
+            return
+        raise NonFiniteLoss(f"{opts.description}: non-finite weights after step {step}")
+
     with signals.deferred(), Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch) as bar:
         for batch in batches:
             step = state.step
@@ -317,8 +326,7 @@ def fit(
                 # compare clocks only at epoch ends and log points, never inside a stretch of steps
                 due = (epoch_end or pending.count == 0) and any_process(due)
             if due:
-                check(step)
-                save(state)
+                save_if_finite(step)
                 last_save = time.monotonic()
             stop = signals.requested()
             if world_size() > 1:
@@ -327,14 +335,19 @@ def fit(
                 stop = (stop or signal.SIGTERM) if at_meeting and any_process(stop is not None) else None
             if stop and state.step < opts.total_steps:
                 if not due:
-                    check(step)
-                    save(state)
+                    save_if_finite(step)
                 raise signals.StopRequested(stop, f"{opts.description}: checkpoint written at step {state.step} "
                                                   f"of {opts.total_steps}")
             if epoch_end and every_epoch is not None:
                 check(step)
                 every_epoch(state.step // opts.steps_per_epoch)
                 model.train()
+
+
+def _finite(model: nn.Module) -> bool:
+    """Whether every weight and buffer of ``model`` is finite."""
+    tensors = [t.detach() for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    return not tensors or bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors)).float().sum()))
 
 
 def _steps(first: int | None, last: int) -> str:
