@@ -168,8 +168,10 @@ def read_torch_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
             ) from None
         if "Weights only load failed" in str(e) or "WeightsUnpickler" in str(e):
             # never pass on torch's advice to retry with weights_only=False: that runs the file's code
-            raise UserError(f"{path}: refused to load {what}: the file holds Python objects or pickle "
-                            "instructions beyond plain tensors (nothing was executed)") from None
+            detail = str(e).split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+            reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not plain tensors"
+            raise UserError(f"{path}: cannot read {what}: the safe loader refused it ({reason}); "
+                            "nothing in it was executed") from None
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: cannot read {what} as a PyTorch checkpoint ({first_line})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # some copies wrap it
