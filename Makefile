@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # same pair the project is tested with; any torch>=2.1 works (see pyproject.toml).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: install-dev
 
 bench: install-dev
 	$(BIN)/python benchmarks/run.py
+
+# not in CI (minutes): a small run killed SOAK_ROUNDS times (SIGKILL or SIGTERM at random) must end
+# with exactly the results and model tensors of an uninterrupted one
+SOAK_ROUNDS ?= 8
+soak: install-dev
+	$(BIN)/python benchmarks/soak.py --rounds $(SOAK_ROUNDS) --out runs/soak
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
