@@ -50,8 +50,12 @@ class PreflightReport:
         return f"ok: {files}{weights}"
 
 
-def preflight(cfg: ExperimentConfig) -> PreflightReport:
+def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport:
     """Check the data and weights files ``cfg`` will use; raise the first problem as one line.
+
+    Args:
+        read_files: ``False`` only applies the split protocol (which, with several processes,
+            every process must do, as it meets collectives); rank 0 reads the files.
 
     Raises:
         UserError: naming the file (and config key) at fault.
@@ -60,6 +64,8 @@ def preflight(cfg: ExperimentConfig) -> PreflightReport:
     if cfg.data.check == "none" or cfg.task != "segmentation":
         return report
     items, source = _segmentation_items(cfg)
+    if not read_files:
+        return report
     for item in items:
         check_item(item, source, full=cfg.data.check == "full")
         report.images += 1
@@ -171,3 +177,22 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
             raise UserError(name_config_key(str(e), key)) from None
         checked.append(str(path) if path else f"{init} default")
     return checked
+
+
+def preflight_all(cfg: ExperimentConfig) -> None:
+    """:func:`preflight` in a job of one or several processes: rank 0 reads, every process raises."""
+    from dmt.engine import distributed as dist
+
+    if dist.world_size() == 1:
+        preflight(cfg)
+        return
+    problem = None
+    try:
+        preflight(cfg, read_files=dist.is_main())
+    except UserError as exc:
+        problem = str(exc)
+    problem = dist.broadcast_object(problem)  # rank 0's finding
+    if problem is not None:
+        err = UserError(problem)
+        err.shared = True  # type: ignore[attr-defined]  (printed once, by rank 0)
+        raise err

@@ -20,7 +20,7 @@ from dmt.engine.loop import NonFiniteLoss
 from dmt.errors import UserError
 from dmt.pipeline.context import StageContext, resolve_device, stage_seed
 from dmt.pipeline.plan import Stage, make_plan
-from dmt.pipeline.preflight import preflight
+from dmt.pipeline.preflight import preflight_all
 from dmt.pipeline.report import plot_results, summarize
 from dmt.pipeline.rundir import RunDir
 from dmt.pipeline.training import STATE_FILE
@@ -70,7 +70,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     dist.init_from_env(cfg.device)
     device = resolve_device(cfg.device)
     # data and weights files are checked before anything is written (rank 0 reads, all raise)
-    dist.on_main(lambda: preflight(cfg))
+    preflight_all(cfg)
     run = RunDir(out)
     run.open(cfg)
     if dist.world_size() > 1:
