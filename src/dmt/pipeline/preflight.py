@@ -37,6 +37,7 @@ class PreflightReport:
     """What was checked (for ``dmt check`` to print)."""
 
     mode: str
+    task: str = "segmentation"
     images: int = 0
     masks: int = 0
     weights: tuple[str, ...] = ()
@@ -44,6 +45,8 @@ class PreflightReport:
     def summary(self) -> str:
         if self.mode == "none":
             return "data.check is none: nothing checked"
+        if self.task != "segmentation":
+            return "ok: nothing to check up front (classification data is read whole when a run starts)"
         what = "decoded" if self.mode == "full" else "headers read"
         files = f"{self.images} images and {self.masks} masks ({what})"
         weights = f"; weights files: {', '.join(self.weights)}" if self.weights else ""
@@ -60,7 +63,7 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
     Raises:
         UserError: naming the file (and config key) at fault.
     """
-    report = PreflightReport(cfg.data.check)
+    report = PreflightReport(cfg.data.check, cfg.task)
     if cfg.data.check == "none" or cfg.task != "segmentation":
         return report
     items, source = _segmentation_items(cfg)
