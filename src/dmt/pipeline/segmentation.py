@@ -78,9 +78,9 @@ class SegmentationRunner:
         fill = pad_colour(self.cfg, src)  # data.pad_fill: the mean colour, or black as the original
         self.train_tf = seg_train_transform(tuple(d.crop_size), tuple(d.scale_range), fill=fill)
         self.eval_tf = seg_eval_transform(tuple(d.eval_pad) if d.eval_pad else None, fill=fill)
+        check_window(self.cfg.eval.window, self.cfg.eval.stride)  # before any training, not at the first eval
         self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
-        check_window(self.cfg.eval.window, self.cfg.eval.stride)  # before any training, not at the first eval
     # ---- models -----------------------------------------------------------------------------
     def _model_kwargs(self, member: str) -> dict[str, Any]:
         m = self.cfg.model
