@@ -14,17 +14,21 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+ALL_COMMANDS = ("run", "demo", "presets", "models", "eval", "convert-coco", "bench", "check", "predict",
+                "status", "report")
+
+
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("run", "demo", "presets", "models", "eval", "convert-coco", "bench"):
+    for cmd in ALL_COMMANDS:
         assert cmd in out
-    assert len(COMMANDS) == 7
+    assert len(COMMANDS) == len(ALL_COMMANDS)
 
 
-@pytest.mark.parametrize("cmd", ["run", "demo", "presets", "models", "eval", "convert-coco", "bench"])
+@pytest.mark.parametrize("cmd", ALL_COMMANDS)
 def test_every_command_has_help_with_defaults(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])

@@ -64,7 +64,10 @@ class FakeClock:
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "dmt"]
+    # one record per call: after an in-process `main()` the same record can reach caplog's handler
+    # both through the "dmt" logger and through the root logger
+    unique = {id(r): r for r in caplog.records if r.name == "dmt"}
+    return [r.getMessage() for r in unique.values()]
 
 
 def test_non_tty_writes_periodic_plain_lines(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
