@@ -141,3 +141,36 @@ def test_sigterm_under_torchrun_stops_every_process_with_a_checkpoint(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"phase1: resuming at step {step} of" in (out / "log.txt").read_text()
+
+
+def _overflowing(load_model):
+    """``load_model`` whose models answer with infinite logits (a teacher that overflows)."""
+    def wrapped(*args, **kwargs):
+        model, meta = load_model(*args, **kwargs)
+        model.register_forward_hook(lambda mod, inp, out: out * float("inf"))
+        return model, meta
+    return wrapped
+
+
+def test_a_teacher_with_overflowing_logits_is_one_line_naming_stage_and_teacher(tmp_path, capsys, monkeypatch):
+    from dmt.pipeline import classification
+
+    monkeypatch.setattr(classification, "load_model", _overflowing(classification.load_model))
+    code = main(["demo", "--out", str(tmp_path / "run"), *TINY, "baseline.epochs=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("error")]
+    assert line.startswith("error: phase1: the teacher (baseline) gives non-finite probabilities"), line
+
+
+def test_a_segmentation_teacher_with_overflowing_logits_is_one_line(tmp_path, capsys, monkeypatch):
+    from dmt.pipeline import segmentation
+
+    monkeypatch.setattr(segmentation, "load_model", _overflowing(segmentation.load_model))
+    code = main(["run", "demo-digit-scenes", "--smoke", "--out", str(tmp_path / "run"), "phases.ratios=[1.0]",
+                 "data.num_workers=0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("error")]
+    assert re.match(r"error: phase1-[ab]: the teacher \(baseline-[ba]\) gives non-finite probabilities on \S+; ",
+                    line), line

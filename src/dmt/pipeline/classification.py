@@ -202,6 +202,9 @@ class ClassificationRunner:
         probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
                                       self.cfg.data.num_workers, f"{stage.name} label")
+        if not bool(torch.isfinite(probs).all()):  # overflowing logits: the threshold would be meaningless
+            raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities; its logits "
+                            "overflow (lower the learning rate or set amp=false)")
         if dist.world_size() > 1:
             parts = [p for p in dist.all_gather_objects(probs) if p.numel()]
             probs = torch.cat(parts) if parts else probs

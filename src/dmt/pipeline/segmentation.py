@@ -247,6 +247,9 @@ class SegmentationRunner:
                         teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
                         self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label",
                         window=self.cfg.eval.window, stride=self.cfg.eval.stride):
+                    if np.isnan(confidence).any():  # overflowing logits: thresholds would be meaningless
+                        raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities "
+                                        f"on {name}; its logits overflow (lower the learning rate or set amp=false)")
                     store.write(name, classes, confidence)
             dist.barrier()
             if dist.is_main():
