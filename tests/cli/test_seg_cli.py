@@ -8,6 +8,7 @@ import pytest
 
 from dmt.cli.main import main
 from dmt.config.smoke import SMOKE_SEG_IMAGES, SMOKE_SHRINK
+from dmt.pipeline.eval_checkpoint import run_eval_overrides
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from seg_fixtures import tree_hashes, write_cityscapes_tree, write_voc_tree  # noqa: E402
@@ -57,12 +58,21 @@ def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
     # dmt eval on a phase checkpoint reproduces the run's val mIoU
     capsys.readouterr()
     # (at the smoke's sizes: images read at 1/8, evaluation padding 40 shrunk to its floor of 32,
-    # in black as the VOC presets pad)
-    assert main(["eval", str(out / "stages/phase5-a/model.safetensors"), "--data", "voc", "--root",
-                 str(voc_root), f"scale={1 / SMOKE_SHRINK}", "eval_pad=[32, 32]", "pad_fill=black",
-                 "--device", "cpu"]) == 0
+    # in black as the VOC presets pad), given on the command line ...
+    model = out / "stages/phase5-a/model.safetensors"
+    assert main(["eval", str(model), "--data", "voc", "--root", str(voc_root), f"scale={1 / SMOKE_SHRINK}",
+                 "eval_pad=[32, 32]", "pad_fill=black", "--device", "cpu"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["miou"] == pytest.approx(by_name["phase5-a"]["metrics"]["miou"], abs=1e-6)
+    # ... or taken from the run directory the model file sits in
+    assert run_eval_overrides(model, "voc") == ["data.eval_pad=[32, 32]", "data.pad_fill=black",
+                                                f"data.scale={1 / SMOKE_SHRINK}"]
+    assert run_eval_overrides(model, "cityscapes") == []  # another dataset: nothing of the run's applies
+    assert main(["eval", str(model), "--data", "voc", "--root", str(voc_root), "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["miou"] == scores["miou"]
+    elsewhere = tmp_path / "model.safetensors"
+    elsewhere.write_bytes(model.read_bytes())
+    assert run_eval_overrides(elsewhere, "voc") == []
 
 
 def test_voc_dms_subsets_differ(voc_root, tmp_path):

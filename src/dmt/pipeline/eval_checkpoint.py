@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +16,32 @@ from dmt.data.transforms import seg_eval_transform
 from dmt.errors import UserError
 from dmt.pipeline.artifacts import load_model
 from dmt.pipeline.context import resolve_device
+from dmt.pipeline.predict_meta import run_config
 from dmt.pipeline.sharding import shard_items
+
+log = logging.getLogger("dmt")
+
+# how the run evaluated: what makes `dmt eval` of a run's model score it as the run did
+RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("eval", "window"), ("eval", "stride"))
+
+
+def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
+    """``key=value`` overrides repeating the evaluation settings of the run holding ``checkpoint``.
+
+    A model file inside a run directory (``<run>/stages/<stage>/model.safetensors``) of the same
+    dataset is evaluated with the run's padding (size and colour), read scale and windows; none
+    when the file is elsewhere or the run used another dataset. Command-line overrides come later
+    and win.
+    """
+    raw = run_config(Path(checkpoint))
+    if raw is None or not isinstance(raw.get("data"), dict) or raw["data"].get("name") != data:
+        return []
+    out = []
+    for section, key in RUN_EVAL_KEYS:
+        value = (raw.get(section) or {}).get(key)
+        if value is not None:
+            out.append(f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return out
 
 
 def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str | None, device: str,
@@ -25,7 +53,10 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     """
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, dev)
-    cfg = load_config(None, [f"data.name={data}", *( [f"data.root={root}"] if root else []), *overrides])
+    from_run = run_eval_overrides(checkpoint, data)
+    if from_run:
+        log.info("evaluating as the run did: %s (override on the command line)", " ".join(from_run))
+    cfg = load_config(None, [f"data.name={data}", *([f"data.root={root}"] if root else []), *from_run, *overrides])
     if meta["task"] == "classification":
         from dmt.data.arrays import ArrayImageDataset
         from dmt.data.transforms import classification_eval_transform
