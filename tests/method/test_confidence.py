@@ -80,3 +80,27 @@ def test_voc_sized_image_matches_plain(threads: int) -> None:
     conf, cls = max_softmax(logits, block_elements=1 << 18)
     ref_conf, ref_cls = plain(logits)
     assert torch.equal(cls, ref_cls) and torch.equal(conf.view(torch.int16), ref_conf.view(torch.int16))
+
+
+def test_channels_last_hand_computed() -> None:
+    """NHWC logits take the last-dimension path: the same hand-computed values."""
+    logits = torch.tensor([[0.0, 0.0, math.log(2)], [math.log(3), 0.0, 0.0], [float("-inf"), float("-inf"),
+                                                                              math.log(5)]])
+    logits = logits.reshape(1, 3, 1, 3).contiguous(memory_format=torch.channels_last)
+    assert not logits.is_contiguous()
+    conf, cls = max_softmax(logits)
+    assert cls.flatten().tolist() == [1, 0, 2]
+    assert conf.flatten().tolist() == [0.75, 0.5, 0.625]
+
+
+@pytest.mark.parametrize("shape", [(2, 21, 37, 29), (1, 5, 8, 1), (3, 19, 1, 64)])
+def test_channels_last_agrees_with_the_nchw_path(shape, threads) -> None:
+    torch.manual_seed(sum(shape))
+    logits = torch.randn(shape) * 4
+    want_conf, want_cls = plain(logits)
+    conf, cls = max_softmax(logits.contiguous(memory_format=torch.channels_last), block_elements=300)
+    top2 = logits.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-5  # away from near-ties the class cannot differ
+    assert torch.equal(cls[clear], want_cls[clear])
+    # within one float16 rounding step
+    torch.testing.assert_close(conf.float(), want_conf.float(), atol=0, rtol=2 ** -10)

@@ -88,3 +88,26 @@ def test_thresholds_and_read_back_labels_equal_plain_path(tmp_path, ratio) -> No
         assert np.array_equal(conf.view(np.uint16), plain_conf.view(np.uint16))
         total += int((labels != 255).sum())
     assert total == int(kept.sum())
+
+
+@pytest.mark.parametrize("stride", [1, 8])
+def test_channels_last_inference_feeds_nhwc_and_agrees(stride) -> None:
+    """train.channels_last in inference: the model sees NHWC inputs; labels agree with NCHW ones."""
+    ds = dataset(None)
+    expected = plain_labels(model(stride), ds, 2)
+    net, layouts = model(stride), []
+    net.register_forward_pre_hook(lambda mod, inp: layouts.append(
+        inp[0].is_contiguous(memory_format=torch.channels_last) and not inp[0].is_contiguous()))
+    got = {name: (cls, conf) for name, cls, conf in label_images(net, ds, 2, torch.device("cpu"), False,
+                                                                  channels_last=True)}
+    assert layouts and all(layouts)
+    first = net[0] if isinstance(net, nn.Sequential) else net
+    assert first.weight.is_contiguous(memory_format=torch.channels_last)
+    for name, (cls, conf) in got.items():
+        # another convolution algorithm: the same labels except at near-ties, confidences to rounding
+        assert (cls == expected[name][0]).mean() > 0.99
+        np.testing.assert_allclose(conf.astype(np.float32), expected[name][1].astype(np.float32), atol=2e-3)
+    probs_nchw = [p for _, p in predictions(model(stride), ds, 2, torch.device("cpu"), False)]
+    probs_nhwc = [p for _, p in predictions(model(stride), ds, 2, torch.device("cpu"), False, channels_last=True)]
+    for a, b in zip(probs_nchw, probs_nhwc):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -261,7 +261,9 @@ def labelling_variants(quick: bool, tmp: Path) -> tuple[list[Variant], dict[str,
         shutil.rmtree(d, ignore_errors=True)
         store = PseudoLabelStore(d)
         names = []
-        for name, cls, conf in label_images(model, dataset, 8, torch.device("cpu"), False, 0, "label"):
+        # the pipeline's CPU default: train.channels_last auto (on); amp off here, as in the plain variant
+        for name, cls, conf in label_images(model, dataset, 8, torch.device("cpu"), False, 0, "label",
+                                            channels_last=True):
             store.write(name, cls, conf)
             names.append(name)
         class_balanced_thresholds(histogram_of_store(store, names, classes), ratio)

@@ -7,7 +7,9 @@ over classes reads them all again from memory. :func:`max_softmax` runs the same
 operations, ``softmax(dim=1)`` then ``max(dim=1)``, on blocks of rows small enough to stay in
 cache, and writes 3 bytes per pixel. Softmax and max work pixel by pixel, so every pixel gets
 bit-for-bit the value the whole-batch computation gives it (``tests/method/test_confidence.py``
-checks this, including odd sizes and ties).
+checks this, including odd sizes and ties). NHWC logits (``train.channels_last``) take the
+softmax over the contiguous class dimension instead: the same classes, confidences within one
+float16 rounding step of the NCHW path's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ def max_softmax(logits: Tensor, block_elements: int = BLOCK_ELEMENTS) -> tuple[T
     confidence = torch.empty((n, h, w), dtype=torch.float16, device=logits.device)
     classes = torch.empty((n, h, w), dtype=torch.uint8, device=logits.device)
     rows = max(1, block_elements // max(c * w, 1))
+    if c > 1 and logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
+        # NHWC logits (train.channels_last): each pixel's classes are adjacent, so a block of rows
+        # is a contiguous (rows, W, C) array and the softmax runs over its last dimension, with
+        # no transposed copy (torch's softmax(1) of NHWC logits first copies them to NCHW)
+        pixels = logits.permute(0, 2, 3, 1)
+        for i in range(n):
+            for r in range(0, h, rows):
+                conf, cls = pixels[i, r : r + rows].float().softmax(dim=-1).max(dim=-1)
+                confidence[i, r : r + rows] = conf
+                classes[i, r : r + rows] = cls
+        return confidence, classes
     for i in range(n):
         for r in range(0, h, rows):
             probs = logits[i : i + 1, :, r : r + rows].float().softmax(dim=1)

@@ -141,7 +141,8 @@ class ClassificationRunner:
         c = self.cfg
         mine = np.asarray(shard_items(idx, c.eval.batch_size), dtype=np.int64)
         return classification_accuracy(model, self._eval_set(data, mine), torch.as_tensor(data.labels[mine]),
-                                       c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, what)
+                                       c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, what,
+                                       self.ctx.channels_last)
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         metrics = {"accuracy": self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")}
@@ -201,7 +202,7 @@ class ClassificationRunner:
         mine = np.asarray(shard_items(self.data.unlabelled, self.cfg.eval.batch_size), dtype=np.int64)
         probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
-                                      self.cfg.data.num_workers, f"{stage.name} label")
+                                      self.cfg.data.num_workers, f"{stage.name} label", self.ctx.channels_last)
         if not bool(torch.isfinite(probs).all()):  # overflowing logits: the threshold would be meaningless
             raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities; its logits "
                             "overflow (lower the learning rate or set amp=false)")

@@ -15,6 +15,7 @@ import torch
 
 from dmt.config.schema import ExperimentConfig, OptimConfig
 from dmt.engine import distributed as dist
+from dmt.engine.accel import use_channels_last
 from dmt.engine.batches import mix_seed
 from dmt.engine.progress import RunClock, set_run_clock
 from dmt.errors import UserError
@@ -70,6 +71,11 @@ class StageContext:
     stage_started: float = 0.0  # time.monotonic() when this session started the current stage
     prior_elapsed: float = 0.0  # seconds the current stage ran in earlier sessions (from its checkpoint)
     _writers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether models and inputs go NHWC (``train.channels_last``), in training and inference."""
+        return use_channels_last(self.device, self.cfg.train.channels_last)
 
     def start_stage(self) -> None:
         """Called by the runner before each stage (the first of the plan not yet in results.json)."""

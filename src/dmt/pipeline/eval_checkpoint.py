@@ -13,6 +13,7 @@ import torch
 from dmt.config.loader import load_config
 from dmt.data.segmentation import SegmentationDataset
 from dmt.data.transforms import seg_eval_transform
+from dmt.engine.accel import use_channels_last
 from dmt.errors import UserError
 from dmt.pipeline.artifacts import load_model
 from dmt.pipeline.context import resolve_device
@@ -22,7 +23,8 @@ from dmt.pipeline.sharding import shard_items
 log = logging.getLogger("dmt")
 
 # how the run evaluated: what makes `dmt eval` of a run's model score it as the run did
-RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("eval", "window"), ("eval", "stride"))
+RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("eval", "window"), ("eval", "stride"),
+                 ("train", "channels_last"))
 
 
 def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
@@ -68,7 +70,8 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
             raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
         mine = np.asarray(shard_items(np.arange(len(test)), batch_size), dtype=np.int64)
         acc = classification_accuracy(model, ArrayImageDataset(test, mine, classification_eval_transform()),
-                                      torch.as_tensor(test.labels[mine]), batch_size, dev)
+                                      torch.as_tensor(test.labels[mine]), batch_size, dev,
+                                      channels_last=use_channels_last(dev, cfg.train.channels_last))
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
     from dmt.pipeline.seg_data import build_source, pad_colour
@@ -82,8 +85,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
     dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
+    # the layout a run evaluates in (train.channels_last: auto), so a run's scores are reproduced
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
-                                   stride=cfg.eval.stride)
+                                   stride=cfg.eval.stride, channels_last=use_channels_last(dev, cfg.train.channels_last))
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
             "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,

@@ -13,6 +13,7 @@ from torch import nn
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from dmt.engine import distributed as dist
 from dmt.engine.batches import eval_loader
+from dmt.engine.accel import inference_layout
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
@@ -143,18 +144,21 @@ def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] 
 def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                 amp: bool, num_workers: int = 0, description: str = "predict",
                 window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
+                channels_last: bool = False) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """Yields ``(batch, probabilities N x C x H x W on the device)`` for every batch, in order.
 
     ``window`` / ``stride``: sliding-window inference (see :func:`window_logits`); None: whole images.
+    ``channels_last``: model and inputs in NHWC order (``train.channels_last``; faster, same values
+    up to the convolution algorithm's rounding).
     """
     model.eval()
+    layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
     with Progress(description, len(loader)) as bar:
         for batch in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-                logits = window_logits(model, batch["image"].to(device, non_blocking=True), window, stride)
+                logits = window_logits(model, layout(batch["image"].to(device, non_blocking=True)), window, stride)
             yield batch, logits.float().softmax(dim=1)
             bar.advance()
 
@@ -162,14 +166,14 @@ def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int,
 def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_classes: int, batch_size: int,
                           device: torch.device, amp: bool = False, num_workers: int = 0,
                           description: str = "eval", window: Sequence[int] | None = None,
-                          stride: Sequence[int] | None = None) -> dict[str, Any]:
+                          stride: Sequence[int] | None = None, channels_last: bool = False) -> dict[str, Any]:
     """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set.
 
     ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images.
     """
     cm = ConfusionMatrix(num_classes)
     for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description,
-                                    window, stride):
+                                    window, stride, channels_last):
         cm.update(probs.argmax(1).cpu(), batch["mask"])
     # with several processes each scored its share of the set: the matrices add up exactly
     cm.matrix = dist.all_reduce_sum(cm.matrix)
@@ -182,7 +186,7 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
 def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                  amp: bool, num_workers: int = 0, description: str = "label",
                  window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+                 channels_last: bool = False) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
 
     Streams: after the model's forward pass, each image is upsampled on its own (when the model
@@ -192,13 +196,15 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
     ``upsampled_logits(...).float().softmax(1).max(1)`` gives (tests/pipeline/test_labelling.py).
     With a ``window`` (sliding-window inference, :func:`window_logits`) the batch's logits come
     at full resolution, averaged over the windows, and are reduced the same way.
+    ``channels_last`` as for :func:`predictions`.
     """
     model.eval()
+    layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
     with Progress(description, len(loader)) as bar:
         for batch in loader:
-            images = batch["image"].to(device, non_blocking=True)
+            images = layout(batch["image"].to(device, non_blocking=True))
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
                 logits = model(images) if window is None else window_logits(model, images, window, stride)
             for i, name in enumerate(batch["name"]):
