@@ -90,6 +90,10 @@ def test_cifar_smoke_run_end_to_end(cifar_root, tmp_path, capsys):
     assert any((out / "tb" / "phase1").iterdir())
     assert not list(out.rglob("state.safetensors"))  # finished stages drop their resume state
     assert "phase5" in capsys.readouterr().out
+    # model files name their classes, so `dmt predict` can name them without the run or --data
+    from dmt.pipeline.artifacts import load_model
+
+    assert load_model(out / "stages" / "phase5" / "model.safetensors")[1]["classes"][:2] == ["airplane", "automobile"]
 
     # the same command again: nothing to do, same results
     assert main(args) == 0

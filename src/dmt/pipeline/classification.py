@@ -158,7 +158,7 @@ class ClassificationRunner:
         if dist.is_main():
             save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
                        num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
-                       info={"stage": stage.name, "metrics": metrics})
+                       info={"stage": stage.name, "metrics": metrics, "classes": list(self.data.train.classes)})
         dist.barrier()  # the next stage may read the model file
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
