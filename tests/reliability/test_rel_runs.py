@@ -120,6 +120,17 @@ def test_invalid_value_is_refused_before_anything_is_written(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("override, key", [("eval.select=val", "eval.select"), ("eval.window=[0, 4]", "eval.window"),
+                                           ("eval.stride=[2, 2]", "eval.stride")])
+def test_keys_that_conflict_are_refused_before_anything_is_written(tmp_path, capsys, override, key):
+    """Rules tying keys together (classification keeps its last model; a stride needs a window)."""
+    out = tmp_path / "run"
+    assert main(["demo", "--out", str(out), *TINY, override]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert line.startswith(f"error: config key '{key}': ")
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_sigterm_under_torchrun_stops_every_process_with_a_checkpoint(tmp_path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "distributed"))

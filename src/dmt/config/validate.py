@@ -9,7 +9,7 @@ Each rule is one line of :data:`RULES`, so a new key gets its rule next to its s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dmt.errors import UserError
@@ -134,6 +134,40 @@ def _get(cfg: Any, dotted: str) -> Any:
 _MISSING = object()
 
 
+def check_window(window: Sequence[int] | None, stride: Sequence[int] | None) -> None:
+    """Refuse a window/stride pair that is malformed or would leave pixels unpredicted.
+
+    Raises:
+        UserError: naming ``eval.window`` or ``eval.stride`` and what was expected.
+    """
+    if window is None:
+        if stride is not None:
+            raise UserError("config key 'eval.stride': needs eval.window (null: whole-image evaluation)")
+        return
+    if len(window) != 2 or min(window) < 1:
+        raise UserError(f"config key 'eval.window': expected [height, width] of positive integers or null, "
+                        f"got {window}")
+    if stride is None:
+        return
+    if len(stride) != 2 or not all(1 <= s <= w for s, w in zip(stride, window)):
+        raise UserError(f"config key 'eval.stride': expected [height, width] between 1 and eval.window {list(window)} "
+                        f"(a larger step leaves pixels unpredicted), got {stride}")
+
+
+def check_combinations(cfg: Any) -> None:
+    """Rules that tie keys together (each names the key to change).
+
+    Raises:
+        UserError: classification with ``eval.select`` other than ``last``; a malformed
+            ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`).
+    """
+    if cfg.task == "classification" and cfg.eval.select != "last":
+        # the original CIFAR code reports, and labels with, each stage's final EMA model
+        raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "
+                        "keeps each stage's last model (the original's protocol too), so use 'last'")
+    check_window(cfg.eval.window, cfg.eval.stride)
+
+
 def validate_config(cfg: Any) -> None:
     """Check every numeric key of an :class:`~dmt.config.schema.ExperimentConfig` against its rule.
 
@@ -147,3 +181,4 @@ def validate_config(cfg: Any) -> None:
             continue
         if not check(value):
             raise UserError(f"config key {key!r}: expected {expected}, got {value!r}")
+    check_combinations(cfg)

@@ -108,10 +108,7 @@ class ClassificationRunner:
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
-        if self.cfg.eval.select != "last":
-            # the original CIFAR code reports, and labels with, each stage's final EMA model
-            raise UserError(f"config key 'eval.select': {self.cfg.eval.select!r} is for segmentation; classification "
-                            "keeps each stage's last model (the original's protocol too), so use 'last'")
+        # eval.select other than "last" was refused when the config was loaded (config/validate.py)
         self.data = load_classification_data(self.cfg, ctx.run.splits_dir())
         d = self.cfg.data
         size = self.data.train.images.shape[1]

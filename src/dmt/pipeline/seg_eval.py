@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dmt.config.validate import check_window  # noqa: F401  (re-exported: evaluation's callers check here)
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from dmt.engine import distributed as dist
-from dmt.engine.batches import eval_loader
 from dmt.engine.accel import inference_layout
+from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
-from dmt.errors import UserError
 from dmt.method.confidence import max_softmax
 
 
@@ -58,26 +58,6 @@ def upsampled_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 def default_stride(window: Sequence[int]) -> tuple[int, int]:
     """Two thirds of the window (at least 1 pixel), the step UniMatch's Cityscapes evaluation uses."""
     return tuple(max(1, int(s * 2 / 3)) for s in window)  # type: ignore[return-value]
-
-
-def check_window(window: Sequence[int] | None, stride: Sequence[int] | None) -> None:
-    """Refuse a window/stride pair that is malformed or would leave pixels unpredicted.
-
-    Raises:
-        UserError: naming ``eval.window`` or ``eval.stride`` and what was expected.
-    """
-    if window is None:
-        if stride is not None:
-            raise UserError("config key 'eval.stride': needs eval.window (null: whole-image evaluation)")
-        return
-    if len(window) != 2 or min(window) < 1:
-        raise UserError(f"config key 'eval.window': expected [height, width] of positive integers or null, "
-                        f"got {window}")
-    if stride is None:
-        return
-    if len(stride) != 2 or not all(1 <= s <= w for s, w in zip(stride, window)):
-        raise UserError(f"config key 'eval.stride': expected [height, width] between 1 and eval.window {list(window)} "
-                        f"(a larger step leaves pixels unpredicted), got {stride}")
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
