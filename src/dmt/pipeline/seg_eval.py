@@ -131,15 +131,24 @@ def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int,
     ``channels_last``: model and inputs in NHWC order (``train.channels_last``; faster, same values
     up to the convolution algorithm's rounding).
     """
+    use_amp, dtype = amp_settings(device, amp)
+    for batch, images in _device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
+        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+            logits = window_logits(model, images, window, stride)
+        yield batch, logits.float().softmax(dim=1)
+
+
+def _device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
+                    num_workers: int, description: str, channels_last: bool
+                    ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
+    """The inference passes' common part: ``model`` in eval mode (and NHWC with ``channels_last``);
+    yields ``(batch, its padded images on the device in the model's layout)``, with progress."""
     model.eval()
     layout = inference_layout(model, channels_last)
-    use_amp, dtype = amp_settings(device, amp)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
     with Progress(description, len(loader)) as bar:
         for batch in loader:
-            with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-                logits = window_logits(model, layout(batch["image"].to(device, non_blocking=True)), window, stride)
-            yield batch, logits.float().softmax(dim=1)
+            yield batch, layout(batch["image"].to(device, non_blocking=True))
             bar.advance()
 
 
@@ -178,20 +187,14 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
     at full resolution, averaged over the windows, and are reduced the same way.
     ``channels_last`` as for :func:`predictions`.
     """
-    model.eval()
-    layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
-    loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
-    with Progress(description, len(loader)) as bar:
-        for batch in loader:
-            images = layout(batch["image"].to(device, non_blocking=True))
-            with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-                logits = model(images) if window is None else window_logits(model, images, window, stride)
-            for i, name in enumerate(batch["name"]):
-                yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
-                                            use_amp))
-            del logits
-            bar.advance()
+    for batch, images in _device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
+        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+            logits = model(images) if window is None else window_logits(model, images, window, stride)
+        for i, name in enumerate(batch["name"]):
+            yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
+                                        use_amp))
+        del logits
 
 
 def _image_labels(logits: torch.Tensor, padded: torch.Size, size: tuple[int, int], device: torch.device,
