@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -77,28 +76,19 @@ class StageContext:
         """Whether models and inputs go NHWC (``train.channels_last``), in training and inference."""
         return use_channels_last(self.device, self.cfg.train.channels_last)
 
-    def start_stage(self) -> None:
-        """Called by the runner before each stage (the first of the plan not yet in results.json)."""
+    def start_stage(self, todo: Sequence[Stage], finished: Sequence[dict[str, Any]]) -> None:
+        """Called by the runner before each stage.
+
+        Args:
+            todo: this stage and the plan's stages after it that are not finished.
+            finished: the ``results.json`` entries of the finished stages (their kinds and wall
+                times are the progress bars' run-level estimates).
+        """
         self.stage_started, self.prior_elapsed = time.monotonic(), 0.0
         if dist.is_main():  # only rank 0 shows progress
-            set_run_clock(self._run_clock())
-
-    def _run_clock(self) -> RunClock | None:
-        """The estimates' inputs: finished stages' kinds and wall times, and the stages still to run."""
-        from dmt.pipeline.plan import make_plan
-
-        try:
-            plan = make_plan(self.cfg)
-            recorded = json.loads(self.run.results_path.read_text()).get("stages", []) \
-                if self.run.results_path.exists() else []
-        except (UserError, ValueError, OSError):
-            return None  # progress without run-level estimates; the runner reports the real problem
-        done = {s.get("name") for s in recorded}
-        todo = [s for s in plan if s.name not in done]
-        if not todo:
-            return None
-        finished = [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in recorded]
-        return RunClock(todo[0].kind, [s.kind for s in todo[1:]], finished, self.stage_elapsed)
+            set_run_clock(RunClock(todo[0].kind, [s.kind for s in todo[1:]],
+                                   [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in finished],
+                                   self.stage_elapsed))
 
     def stage_elapsed(self) -> float:
         """Wall time of the current stage over all sessions."""

@@ -91,10 +91,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         else:
             log.info("device %s; stages to run: %s", device, ", ".join(s.name for s in todo))
             runner = _task_runner(ctx)
-            for stage in todo:
+            for i, stage in enumerate(todo):
                 seed = stage_seed(cfg.seed, stage.name)
                 log.info("== %s (seed %d)", stage.name, seed)
-                ctx.start_stage()
+                ctx.start_stage(todo[i:], results["stages"])
                 try:
                     record = runner.run_stage(stage, seed)
                 except NonFiniteLoss as exc:
