@@ -149,14 +149,23 @@ def name_config_key(text: str, key: str) -> str:
     return text if key in text else f"config key {key!r}: {text}"
 
 
+def member_init(cfg: ExperimentConfig, member: str | None) -> tuple[str, str, str | None]:
+    """``(config key, init, weights file)`` of a model's pretrained initialisation.
+
+    Model B of two-model methods has its own (``mutual.init_b`` / ``mutual.weights_b``) unless
+    both start alike (``mutual.dms``); every other model uses ``model.init`` / ``model.weights``.
+    """
+    if member == "b" and not cfg.mutual.dms:
+        return "mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b
+    return "model.weights", cfg.model.init, cfg.model.weights
+
+
 def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None]]:
     """``(config key, init, file)`` of each pretrained initialisation the run will load."""
     from dmt.pipeline.plan import make_plan
 
-    out = [("model.weights", cfg.model.init, cfg.model.weights)]
-    members = {s.member for s in make_plan(cfg)}
-    if members == {"a", "b"} and not cfg.mutual.dms:
-        out.append(("mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b))
+    members = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
+    out = dict.fromkeys(member_init(cfg, m) for m in members)
     return [(key, init, path) for key, init, path in out if init != "none" or path]
 
 

@@ -31,7 +31,7 @@ from dmt.models import create_model
 from dmt.pipeline.artifacts import load_model, save_model
 from dmt.pipeline.context import StageContext, total_steps
 from dmt.pipeline.plan import Stage, make_plan
-from dmt.pipeline.preflight import name_config_key
+from dmt.pipeline.preflight import member_init, name_config_key
 from dmt.pipeline.seg_data import load_segmentation_data, pad_colour
 from dmt.pipeline.seg_eval import check_window, evaluate_segmentation, label_images
 from dmt.pipeline.steps import SegmentationStep, StatTotals
@@ -83,11 +83,8 @@ class SegmentationRunner:
 
     # ---- models -----------------------------------------------------------------------------
     def _model_kwargs(self, member: str) -> dict[str, Any]:
-        m = self.cfg.model
-        init, weights = m.init, m.weights
-        if member == "b" and not self.cfg.mutual.dms:
-            init, weights = self.cfg.mutual.init_b, self.cfg.mutual.weights_b
-        kwargs = dict(m.kwargs)
+        _, init, weights = member_init(self.cfg, member)
+        kwargs = dict(self.cfg.model.kwargs)
         if init != "none" or weights:
             # --smoke runs anywhere: missing pretrained files become a warning and random init
             kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
@@ -98,7 +95,7 @@ class SegmentationRunner:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = create_model(self.cfg.model.name, self.num_classes, **self._model_kwargs(member))
-        key = "mutual.weights_b" if member == "b" and not self.cfg.mutual.dms else "model.weights"
+        key = member_init(self.cfg, member)[0]
         for w in caught:
             log.warning("%s", name_config_key(str(w.message), key))  # the config key, not the factory's
         return self._prepared(model)
