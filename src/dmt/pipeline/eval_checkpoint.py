@@ -59,6 +59,8 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     if from_run:
         log.info("evaluating as the run did: %s (override on the command line)", " ".join(from_run))
     cfg = load_config(None, [f"data.name={data}", *([f"data.root={root}"] if root else []), *from_run, *overrides])
+    # the layout a run evaluates in (train.channels_last), so a run's scores are reproduced
+    channels_last = use_channels_last(dev, cfg.train.channels_last)
     if meta["task"] == "classification":
         from dmt.data.arrays import ArrayImageDataset
         from dmt.data.transforms import classification_eval_transform
@@ -70,8 +72,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
             raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
         mine = np.asarray(shard_items(np.arange(len(test)), batch_size), dtype=np.int64)
         acc = classification_accuracy(model, ArrayImageDataset(test, mine, classification_eval_transform()),
-                                      torch.as_tensor(test.labels[mine]), batch_size, dev,
-                                      channels_last=use_channels_last(dev, cfg.train.channels_last))
+                                      torch.as_tensor(test.labels[mine]), batch_size, dev, channels_last=channels_last)
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
     from dmt.pipeline.seg_data import build_source, pad_colour
@@ -85,9 +86,8 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
     dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
-    # the layout a run evaluates in (train.channels_last: auto), so a run's scores are reproduced
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
-                                   stride=cfg.eval.stride, channels_last=use_channels_last(dev, cfg.train.channels_last))
+                                   stride=cfg.eval.stride, channels_last=channels_last)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
             "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,

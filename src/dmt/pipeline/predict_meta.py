@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from dmt.data.transforms import IMAGENET_MEAN
 from dmt.errors import UserError
+from dmt.pipeline.rundir import read_run_config
 
 # Classification reading size (square) of the built-in datasets: what their models were trained on.
 CLASSIFICATION_SIZE = {"cifar10": 32, "digits": 8}
@@ -52,14 +52,8 @@ class PredictMeta:
 
 def run_config(model_file: Path) -> dict[str, Any] | None:
     """The ``config.yaml`` of the run directory holding ``<run>/stages/<stage>/<model>``, if any."""
-    candidate = model_file.resolve().parent.parent.parent / "config.yaml"
-    if model_file.resolve().parent.parent.name != "stages" or not candidate.is_file():
-        return None
-    try:
-        raw = yaml.safe_load(candidate.read_text())
-    except yaml.YAMLError:
-        return None
-    return raw if isinstance(raw, dict) else None
+    stages = model_file.resolve().parent.parent
+    return read_run_config(stages.parent) if stages.name == "stages" else None
 
 
 def dataset_meta(data: dict[str, Any]) -> dict[str, Any]:

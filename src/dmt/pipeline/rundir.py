@@ -49,6 +49,22 @@ def _lookup(tree: dict, dotted: str) -> Any:
     return node
 
 
+
+def read_run_config(run: str | Path) -> dict[str, Any] | None:
+    """The ``config.yaml`` a run directory started with, as a plain dict; None if absent or unreadable.
+
+    For tools that only look at a run (``dmt predict``, ``dmt eval``, ``dmt report``): they take
+    what they can from it and never refuse to work without it.
+    """
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
 class RunDir:
     """A run directory; ``open()`` it before use (lock, config check, logging)."""
 

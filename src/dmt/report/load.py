@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from dmt.errors import UserError
+from dmt.pipeline.rundir import read_run_config
 
 log = logging.getLogger("dmt")
 
@@ -186,12 +186,7 @@ def load_run(path: str | Path) -> RunData:
     """Everything ``dmt report`` shows about one run directory."""
     run = Path(path)
     results = read_results(run)
-    config: dict[str, Any] = {}
-    if (run / "config.yaml").is_file():
-        try:
-            config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        except yaml.YAMLError:
-            config = {}
+    config = read_run_config(run) or {}
     notes = []
     class_names = guess_class_names(results, config, run)
     samples, labels_kept = read_samples(run, results, max(len(class_names), 1))
