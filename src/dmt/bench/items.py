@@ -276,13 +276,14 @@ def _peak_in_child(item_name: str, variant: str, quick: bool) -> int:
 
     The child builds the item's variants with ``<item>_variants(quick, ...)`` and runs one once.
     """
-    arg = "Path(tempfile.mkdtemp())" if item_name == "labelling" else "torch.device('cpu')"
-    code = ("import sys, tempfile, torch; from pathlib import Path; from dmt.bench.harness import PeakRSS; "
-            "from dmt.bench import items; torch.manual_seed(0); "
-            f"vs = items.{item_name}_variants({quick!r}, {arg}); vs = vs[0] if isinstance(vs, tuple) else vs; "
-            f"v = next(v for v in vs if v.name == {variant!r}); v.prepare and v.prepare(); "
-            "p = PeakRSS(); p.__enter__(); v.run(); p.__exit__(); print(p.increase)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    with tempfile.TemporaryDirectory(prefix="dmt-bench-peak-") as scratch:
+        arg = f"Path({scratch!r})" if item_name == "labelling" else "torch.device('cpu')"
+        code = ("import sys, torch; from pathlib import Path; from dmt.bench.harness import PeakRSS; "
+                "from dmt.bench import items; torch.manual_seed(0); "
+                f"vs = items.{item_name}_variants({quick!r}, {arg}); vs = vs[0] if isinstance(vs, tuple) else vs; "
+                f"v = next(v for v in vs if v.name == {variant!r}); v.prepare and v.prepare(); "
+                "p = PeakRSS(); p.__enter__(); v.run(); p.__exit__(); print(p.increase)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1])
 
 
