@@ -43,3 +43,17 @@ def test_bench_command_writes_json(tmp_path, capsys):
 def test_bench_refuses_unknown_items():
     with pytest.raises(SystemExit):
         main(["bench", "--only", "nothing"])
+
+
+def test_labelling_variants_store_three_bytes_per_pixel(tmp_path):
+    """The labelling item's float32 and defaults (amp auto) variants write uint8 classes + float16
+    confidences: 3 bytes per pixel on disk (the plain variant keeps 5 in memory)."""
+    from dmt.bench.items import labelling_variants
+
+    torch.manual_seed(0)
+    variants, bytes_per_pixel, n = labelling_variants(True, tmp_path)
+    assert [v.name for v in variants] == ["plain", "dmt", "dmt-amp"] and variants[0].plain and n == 16
+    for v in variants[1:]:
+        v.run()
+    # 3 bytes of payload per pixel; each file's container header adds about 0.1 % at 505x505
+    assert 2.9 < bytes_per_pixel["dmt"] < 3.01 and 2.9 < bytes_per_pixel["dmt-amp"] < 3.01
