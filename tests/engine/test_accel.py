@@ -184,19 +184,31 @@ def test_nonfinite_loss_is_caught_at_log_time_and_before_a_checkpoint():
     assert saves == [2]  # the checkpoint after step 3 (trained on NaN) was never written
 
 
-def test_ema_without_host_reads_equals_torch_averaged_model_across_a_reload():
+class ConvBNCounter(ConvBN):
+    """ConvBN with an integer buffer that is not 0-d (the EMA's tensor-by-tensor integer path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("counts", torch.tensor([5, 70, 900]))
+
+
+@pytest.mark.parametrize("net", [ConvBN, ConvBNCounter])
+def test_ema_without_host_reads_equals_torch_averaged_model_across_a_reload(net):
     torch.manual_seed(0)
-    model = ConvBN()
+    model = net()
     ours, ref = make_ema(model, 0.9), AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    for i in range(4):
+    for i in range(6):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(0.1 * (i + 1))
-            model.train()(torch.randn(2, 3, 8, 8))  # moves BN buffers, num_batches_tracked included
+            for _ in range(i * 7):  # two BN counters (one stacked update) that move by 0, 7, 14, ...
+                model.train()(torch.randn(2, 3, 8, 8))  # moves BN buffers, num_batches_tracked included
+            if isinstance(model, ConvBNCounter):
+                model.counts.mul_(3)
         ours.update_parameters(model)
         ref.update_parameters(model)
-        if i == 1:  # a resume: a fresh EMA loaded from the state dict
-            reloaded = make_ema(ConvBN(), 0.9)
+        if i == 2:  # a resume: a fresh EMA loaded from the state dict
+            reloaded = make_ema(net(), 0.9)
             reloaded.load_state_dict(ours.state_dict())
             ours = reloaded
     for (k, v), (_, v2) in zip(ours.state_dict().items(), ref.state_dict().items()):
