@@ -263,3 +263,31 @@ def test_accelerate_wires_layout_and_compile_into_a_stage():
     assert state.ema.module.head.weight.is_contiguous(memory_format=torch.channels_last)
     assert step.model is model
     assert not accelerate(state, step, TrainRuntimeConfig(channels_last=False), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("setting, kwargs", [(True, {}), ("reduce-overhead", {"mode": "reduce-overhead"}),
+                                             ("max-autotune", {"mode": "max-autotune"})])
+def test_train_compile_reaches_torch_compile_with_its_mode(setting, kwargs, monkeypatch):
+    """``train.compile`` true or a mode name: the step's forward module is compiled in that mode
+    (torch.compile is replaced by a recorder: compiling takes minutes on this CPU)."""
+    from dmt.config.loader import load_config
+    from dmt.pipeline.training import accelerate
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append((module, kw)) or ("compiled", module))
+    runtime = load_config(None, [f"train.compile={str(setting).lower()}", "train.channels_last=false"]).train
+    assert runtime.compile == setting
+    model = ConvBN()
+    state = TrainState(model, make_sgd(model, 0.1, 0.9, 0.0), make_ema(model, 0.9))
+    step = SegmentationStep(model)
+    accelerate(state, step, runtime, torch.device("cpu"))
+    assert calls == [(model, kwargs)] and step.model == ("compiled", model)
+    assert state.model is model  # checkpoints keep saving the uncompiled module
+
+
+def test_train_compile_refuses_an_unknown_mode():
+    from dmt.config.loader import load_config
+    from dmt.errors import UserError
+
+    with pytest.raises(UserError, match=r"config key 'train.compile': expected bool or 'default' \| 'reduce-overhead'"):
+        load_config(None, ["train.compile=fast"])

@@ -165,7 +165,10 @@ class TrainRuntimeConfig:
     # NHWC weights and inputs ("auto": on for CUDA and CPU, where oneDNN / cuDNN's fast
     # convolutions use it; measured in docs/performance.md)
     channels_last: bool | Literal["auto"] = "auto"
-    compile: bool = False  # torch.compile the training forward pass (minutes of compilation first)
+    # torch.compile the training forward pass (minutes of compilation first): true (torch's
+    # default mode) or a torch.compile mode; "reduce-overhead" also replays the compiled forward
+    # and backward as CUDA graphs, for GPU steps bound by the host issuing kernels
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False
     # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
     # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
     skip_nonfinite: int = 0

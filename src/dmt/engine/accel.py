@@ -9,9 +9,10 @@ measurements behind each default):
   convolutions several times faster than fp32. Elsewhere on CPU emulated bf16 is slower, so off.
 * **channels_last** (config ``train.channels_last``): NHWC weights and inputs, the layout cuDNN's
   and oneDNN's fast convolution kernels use; same values, another stride order.
-* **compile** (config ``train.compile``): :func:`torch.compile` of the training forward pass;
-  off by default (first steps pay minutes of compilation, and the weight pass toggles BatchNorm
-  flags, which recompiles once).
+* **compile** (config ``train.compile``): :func:`torch.compile` of the training forward pass,
+  in torch's default mode or a named one (``reduce-overhead``: CUDA graphs); off by default
+  (first steps pay minutes of compilation, and the weight pass toggles BatchNorm flags, which
+  recompiles once).
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ def to_channels_last(batch: Any) -> Any:
     return batch
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+def maybe_compile(module: nn.Module, enabled: bool | str) -> nn.Module:
     """``torch.compile(module)`` when ``enabled`` (and available), else ``module`` itself.
 
+    ``enabled``: ``True`` (torch's default mode) or a :func:`torch.compile` mode name
+    (``"reduce-overhead"``: CUDA graphs on CUDA; on the CPU torch compiles as in the default mode).
     The compiled wrapper shares parameters and buffers with ``module``; keep saving ``module``
     (the wrapper's state-dict keys carry an ``_orig_mod.`` prefix).
     """
@@ -113,4 +116,6 @@ def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
     if not hasattr(torch, "compile"):
         log.warning("train.compile: this torch has no torch.compile; running uncompiled")
         return module
+    if isinstance(enabled, str):
+        return torch.compile(module, mode=enabled)
     return torch.compile(module)

@@ -105,7 +105,7 @@ def accelerate(state: TrainState, step_fn: Any, runtime: TrainRuntimeConfig, dev
     if hasattr(step_fn, "model") and step_fn.model is state.model:
         step_fn.model = training_module(state.model, device)
     if runtime.compile and hasattr(step_fn, "model"):
-        step_fn.model = maybe_compile(step_fn.model, True)
+        step_fn.model = maybe_compile(step_fn.model, runtime.compile)
     return channels_last
 
 
