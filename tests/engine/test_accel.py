@@ -291,3 +291,22 @@ def test_train_compile_refuses_an_unknown_mode():
 
     with pytest.raises(UserError, match=r"config key 'train.compile': expected bool or 'default' \| 'reduce-overhead'"):
         load_config(None, ["train.compile=fast"])
+
+
+def test_ema_follows_the_model_it_is_given_each_time():
+    """The EMA collects its tensor lists once per model: given another model object, it averages
+    that one (as torch's AveragedModel does), not the tensors of the first."""
+    import copy
+
+    first = ConvBN()
+    ours, ref = make_ema(first, 0.5), AveragedModel(first, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    second = copy.deepcopy(first)
+    with torch.no_grad():
+        for p in second.parameters():
+            p.add_(1.0)
+    for model in (first, first, second, second):
+        ours.update_parameters(model)
+        ref.update_parameters(model)
+    for (k, v), (_, v2) in zip(ours.state_dict().items(), ref.state_dict().items()):
+        assert torch.equal(v, v2), k
+    assert not torch.equal(ours.module.head.weight, first.head.weight)

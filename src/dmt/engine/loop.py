@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,17 +46,19 @@ class EMA(AveragedModel):
         super().__init__(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         self.decay = decay
         self._started: bool | None = None  # known after the first update or a load
-        self._pairs: tuple[int, list, list, list, list] | None = None  # (id(model), float e/c, int e/c)
+        # (weak reference to the model, EMA floats, model floats, EMA integers, model integers); a
+        # weak reference, not id(): a new model could reuse a freed one's id
+        self._pairs: tuple[weakref.ref, list, list, list, list] | None = None
 
     def _tensors(self, model: nn.Module) -> tuple[list, list, list, list]:
         """(EMA floats, model floats, EMA integers, model integers), collected once per model."""
-        if self._pairs is None or self._pairs[0] != id(model):
+        if self._pairs is None or self._pairs[0]() is not model:
             ema = list(self.module.parameters()) + list(self.module.buffers())
             cur = list(model.parameters()) + list(model.buffers())
             if len(ema) != len(cur):
                 raise ValueError(f"EMA holds {len(ema)} tensors, the model {len(cur)}")
             pairs = list(zip(ema, cur))
-            self._pairs = (id(model), [e for e, _ in pairs if e.is_floating_point()],
+            self._pairs = (weakref.ref(model), [e for e, _ in pairs if e.is_floating_point()],
                            [c for e, c in pairs if e.is_floating_point()],
                            [e for e, _ in pairs if not e.is_floating_point()],
                            [c for e, c in pairs if not e.is_floating_point()])
