@@ -8,8 +8,9 @@ operations, ``softmax(dim=1)`` then ``max(dim=1)``, on blocks of rows small enou
 cache, and writes 3 bytes per pixel. Softmax and max work pixel by pixel, so every pixel gets
 bit-for-bit the value the whole-batch computation gives it (``tests/method/test_confidence.py``
 checks this, including odd sizes and ties). NHWC logits (``train.channels_last``) take the
-softmax over the contiguous class dimension instead: the same classes, confidences within one
-float16 rounding step of the NCHW path's.
+max over the contiguous class dimension instead, and the confidence as ``1 / sum(exp(l - max))``
+(the top class's softmax value, without the other classes' probabilities): the same classes away
+from near-ties of the logits, confidences within one float16 rounding step of the NCHW path's.
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ def max_softmax(logits: Tensor, block_elements: int = BLOCK_ELEMENTS) -> tuple[T
         # NHWC logits (train.channels_last): each pixel's classes are adjacent, so a block of rows
         # is a contiguous (rows, W, C) array and the softmax runs over its last dimension, with
         # no transposed copy (torch's softmax(1) of NHWC logits first copies them to NCHW)
+        # The top softmax probability is exp(0) / sum(exp(l - max)) = 1 / sum(exp(l - max)): the
+        # class comes from the logits' max and the confidence from one sum of exponentials,
+        # without writing and re-reading every class's probability (about a quarter faster)
         pixels = logits.permute(0, 2, 3, 1)
         for i in range(n):
             for r in range(0, h, rows):
-                conf, cls = pixels[i, r : r + rows].float().softmax(dim=-1).max(dim=-1)
-                confidence[i, r : r + rows] = conf
+                block = pixels[i, r : r + rows].float()
+                top, cls = block.max(dim=-1)
+                total = (block - top.unsqueeze(-1)).exp_().sum(dim=-1)
+                confidence[i, r : r + rows] = total.reciprocal_()
                 classes[i, r : r + rows] = cls
         return confidence, classes
     for i in range(n):
