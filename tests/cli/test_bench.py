@@ -57,3 +57,38 @@ def test_labelling_variants_store_three_bytes_per_pixel(tmp_path):
         v.run()
     # 3 bytes of payload per pixel; each file's container header adds about 0.1 % at 505x505
     assert 2.9 < bytes_per_pixel["dmt"] < 3.01 and 2.9 < bytes_per_pixel["dmt-amp"] < 3.01
+
+
+def test_step_op_counts_charge_each_part_and_only_the_model_grows_with_depth():
+    """Host work per step: the optimizer (foreach, as on CUDA) and the EMA issue a fixed number of
+    operator calls whatever the depth; forward and backward grow with the layers."""
+    from torch import nn
+
+    from dmt.bench import format_item
+    from dmt.bench.host_ops import PARTS, step_op_counts
+    from dmt.engine.loop import FitOptions, TrainState, make_ema, make_sgd
+    from dmt.pipeline.steps import SegmentationStep
+
+    def counts(depth: int) -> dict[str, int]:
+        torch.manual_seed(0)
+        layers = [m for _ in range(depth) for m in (nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU())]
+        model = nn.Sequential(*layers, nn.Conv2d(3, 4, 1))
+        state = TrainState(model, make_sgd(model, 0.1, 0.9, 1e-4), make_ema(model, 0.9))
+        g = torch.Generator().manual_seed(0)
+        batch = {"image": torch.randn(2, 3, 8, 8, generator=g), "mask": torch.randint(0, 4, (2, 8, 8), generator=g),
+                 "pseudo_image": torch.randn(2, 3, 8, 8, generator=g),
+                 "pseudo_mask": torch.randint(0, 4, (2, 8, 8), generator=g),
+                 "pseudo_confidence": torch.rand(2, 8, 8, generator=g)}
+        opts = FitOptions(total_steps=1, base_lr=0.1, steps_per_epoch=10**9, checkpoint_seconds=1e12)
+        out = step_op_counts(state, SegmentationStep(model, weighting="dynamic"), batch, opts)
+        assert state.step == 3 and "step" not in vars(state.optimizer)  # trained; the optimizer is unpatched
+        return out
+
+    shallow, deep = counts(1), counts(4)
+    for c in (shallow, deep):
+        assert set(c) == {*PARTS, "total"} and c["total"] == sum(c[p] for p in PARTS)
+        assert all(c[p] > 0 for p in PARTS)
+    assert shallow["optimizer"] == deep["optimizer"] and shallow["ema"] == deep["ema"] <= 12
+    assert deep["forward"] > shallow["forward"] and deep["backward"] > shallow["backward"]
+    table = format_item("step_ops", {"what": "ops", "rows": [{"variant": "x", **{f"ops_{k}": v for k, v in deep.items()}}]})
+    assert "optimizer" in table and str(deep["total"]) in table

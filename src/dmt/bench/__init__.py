@@ -53,6 +53,11 @@ def format_item(name: str, result: dict[str, Any]) -> str:
     lines = [f"\n{name}: {result['what']}"]
     if "error" in result:
         return lines[0] + f"\n  FAILED: {result['error']}"
+    if result["rows"] and "ops_total" in result["rows"][0]:  # counts, not times (step_ops)
+        parts = [k for k in result["rows"][0] if k.startswith("ops_")]
+        lines.append(f"  {'variant':<44} " + " ".join(f"{k[4:]:>9}" for k in parts))
+        lines += [f"  {r['variant']:<44} " + " ".join(f"{r[k]:>9}" for k in parts) for r in result["rows"]]
+        return "\n".join(lines)
     lines.append(f"  {'variant':<44} {'median':>9} {'min':>9} {'peak MiB':>9} {'vs plain':>9}  extra")
     for r in result["rows"]:
         extra = "  ".join(f"{k} {v:.3g}" for k, v in r.items()

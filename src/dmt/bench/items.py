@@ -104,7 +104,8 @@ def _step_variants(quick: bool, device: torch.device, make_model, make_step, bat
     return v
 
 
-def cls_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
+def _cls_case() -> tuple[Callable[[], nn.Module], Callable[[nn.Module], Callable], dict[str, torch.Tensor]]:
+    """(model factory, step factory, batch) of the WRN-28-2 DMT step."""
     from dmt.pipeline.steps import DynamicMixupStep, StatTotals
 
     g = torch.Generator().manual_seed(0)
@@ -120,7 +121,11 @@ def cls_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
     def make_step(model: nn.Module) -> Callable:
         return DynamicMixupStep(model, gamma1=4.0, gamma2=4.0, ramp=True, total_steps=100, alpha=0.75, seed=0,
                                 totals=StatTotals())
-    return _step_variants(quick, device, make_model, make_step, batch)
+    return make_model, make_step, batch
+
+
+def cls_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
+    return _step_variants(quick, device, *_cls_case())
 
 
 @item("cls_dmt_step")
@@ -144,15 +149,15 @@ def _deeplab() -> nn.Module:
     return create_model("deeplabv2_resnet101", num_classes=21, init="none")
 
 
-def seg_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
+def _seg_step(model: nn.Module) -> Callable:
     from dmt.pipeline.steps import SegmentationStep, StatTotals
 
-    side = 161 if quick else 321
+    return SegmentationStep(model, weighting="dynamic", gamma1=5.0, gamma2=5.0, ramp=False, total_steps=100,
+                            totals=StatTotals())
 
-    def make_step(model: nn.Module) -> Callable:
-        return SegmentationStep(model, weighting="dynamic", gamma1=5.0, gamma2=5.0, ramp=False, total_steps=100,
-                                totals=StatTotals())
-    return _step_variants(quick, device, _deeplab, make_step, _seg_batch(side))
+
+def seg_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
+    return _step_variants(quick, device, _deeplab, _seg_step, _seg_batch(161 if quick else 321))
 
 
 @item("seg_dmt_step")
@@ -322,6 +327,33 @@ def labelling(quick: bool, device: torch.device) -> dict[str, Any]:
     rows[1]["variant"] = "dmt, float32"
     rows[2]["variant"] = "dmt defaults (amp auto)"
     return {"what": f"labelling {n} images of 505x505, 1x1-conv stand-in, CPU", "rows": rows}
+
+
+@item("step_ops")
+def step_ops(quick: bool, device: torch.device) -> dict[str, Any]:
+    """Operator calls per DMT step by part (host work, what bounds a GPU step): plain vs defaults.
+
+    Counted on the CPU (the same Python code issues the same calls on a GPU) at small inputs:
+    counts do not depend on image size. See :mod:`dmt.bench.host_ops`.
+    """
+    from dmt.bench.host_ops import step_op_counts
+
+    rows = []
+    for label, (make_model, make_step, batch) in (("WRN-28-2", _cls_case()),
+                                                  ("DeepLab-v2", (_deeplab, _seg_step, _seg_batch(33)))):
+        for variant, amp, channels_last, sync in (("plain", False, False, True), ("dmt (defaults)", "auto", True, False)):
+            model = make_model()
+            state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
+            if channels_last:
+                apply_channels_last(model)
+                apply_channels_last(state.ema.module)
+            step_fn = _synced(make_step(model)) if sync else make_step(model)
+            opts = FitOptions(total_steps=3, base_lr=0.01, steps_per_epoch=10**9, checkpoint_seconds=1e12,
+                              log_every=3, device=torch.device("cpu"), amp=amp, channels_last=channels_last,
+                              description=variant)
+            counts = step_op_counts(state, step_fn, batch, opts)
+            rows.append({"variant": f"{label} {variant}", **{f"ops_{k}": v for k, v in counts.items()}})
+    return {"what": "operator calls per DMT step by part (the optimizer as on CUDA: foreach SGD)", "rows": rows}
 
 
 # ---- data and whole pipeline -------------------------------------------------------------------
