@@ -181,10 +181,14 @@ def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: 
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0,
-                collate_fn: Callable | None = None) -> DataLoader:
-    """Plain in-order batches for evaluation and labelling."""
+                collate_fn: Callable | None = None, pin_memory: bool = False) -> DataLoader:
+    """Plain in-order batches for evaluation and labelling.
+
+    ``pin_memory`` (for a CUDA device): batches in page-locked memory, so that the callers'
+    ``non_blocking`` copies overlap the previous batch's compute instead of waiting for it.
+    """
     return _Loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate_fn)
+                   collate_fn=collate_fn, pin_memory=pin_memory)
 
 
 def batch_slices(sizes: list[int], world: int, index: int) -> list[tuple[int, int] | None]:

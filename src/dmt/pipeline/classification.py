@@ -176,10 +176,11 @@ class ClassificationRunner:
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
         (take,) = stream_slices([tc.batch_size], [f"{'oracle' if stage.kind == 'oracle' else 'baseline'}.batch_size"])
+        pin = self.ctx.device.type == "cuda"  # page-locked batches: the loop's non_blocking copies overlap
 
         def batches(start: int):
             loader = step_loader(dataset, tc.batch_size, seed, start, total, num_workers=self.cfg.data.num_workers,
-                                 take=take)
+                                 take=take, pin_memory=pin)
             return ((x, y) for x, y, _ in loader)
 
         # mixup pairs images within each process's share of the batch
@@ -247,12 +248,13 @@ class ClassificationRunner:
         nw = self.cfg.data.num_workers
         take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
                                        ["phases.batch_pseudo", "phases.batch_labelled"])
+        pin = self.ctx.device.type == "cuda"
 
         def batches(start: int):
             p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw,
-                            take=take_p) if take_p else None
+                            take=take_p, pin_memory=pin) if take_p else None
             lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw,
-                              take=take_l) if take_l else None
+                              take=take_l, pin_memory=pin) if take_l else None
             for pb, lb in zip_streams(p, lab):
                 # a process may hold no image of one stream: an empty batch of the other's shape
                 xp, pp, _ = pb if pb is not None else (lb[0][:0], torch.zeros(0, probs.shape[1]), None)

@@ -25,7 +25,7 @@ def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, d
     layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
     out = []
-    loader = eval_loader(dataset, batch_size, num_workers)
+    loader = eval_loader(dataset, batch_size, num_workers, pin_memory=device.type == "cuda")
     with Progress(description, len(loader)) as bar:
         for images, *_ in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):

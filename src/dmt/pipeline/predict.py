@@ -155,7 +155,8 @@ def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage],
         check_window(opts.window, opts.stride)
     channels = input_channels(model)
     dataset = _Images(images, channels, meta.scale, None if segmentation else meta.size)
-    loader = eval_loader(dataset, opts.batch_size, opts.num_workers, collate_fn=_Collate(meta.mean, channels))
+    loader = eval_loader(dataset, opts.batch_size, opts.num_workers, collate_fn=_Collate(meta.mean, channels),
+                         pin_memory=opts.device.type == "cuda")
     use_amp, dtype = amp_settings(opts.device, opts.amp and opts.device.type == "cuda")
     summary = PredictSummary()
     rows: list[dict[str, str]] = []

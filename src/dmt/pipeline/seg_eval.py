@@ -145,7 +145,8 @@ def _device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: 
     yields ``(batch, its padded images on the device in the model's layout)``, with progress."""
     model.eval()
     layout = inference_layout(model, channels_last)
-    loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean))
+    loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean),
+                         pin_memory=device.type == "cuda")
     with Progress(description, len(loader)) as bar:
         for batch in loader:
             yield batch, layout(batch["image"].to(device, non_blocking=True))
