@@ -36,8 +36,9 @@ class EMA(AveragedModel):
     arithmetic (copy on the first update, then ``lerp`` towards the model for floating tensors,
     ``p * decay + q * (1 - decay)`` for integer buffers) and the same state dict.
 
-    It also issues few kernels, which matters where the host is the bottleneck (a GPU step of
-    DeepLab-v2 launches about 2,000): the tensor lists are collected once, the floating tensors
+    It also issues few operator calls, which matters where the host is the bottleneck (a
+    DeepLab-v2 step issues about 1,800; ``dmt bench --only step_ops``): the tensor lists are
+    collected once, the floating tensors
     move in one ``_foreach_lerp_``, and ResNet-101's 104 BatchNorm ``num_batches_tracked``
     counters in one stacked computation and one ``_foreach_copy_`` instead of four kernels each.
     """
@@ -46,29 +47,32 @@ class EMA(AveragedModel):
         super().__init__(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         self.decay = decay
         self._started: bool | None = None  # known after the first update or a load
-        # (weak reference to the model, EMA floats, model floats, EMA integers, model integers); a
-        # weak reference, not id(): a new model could reuse a freed one's id
-        self._pairs: tuple[weakref.ref, list, list, list, list] | None = None
+        # (weak reference to the model, EMA floats, model floats, EMA integers, model integers,
+        # whether the integers stack); a weak reference, not id(): a new model could reuse an id
+        self._pairs: tuple[weakref.ref, list, list, list, list, bool] | None = None
 
-    def _tensors(self, model: nn.Module) -> tuple[list, list, list, list]:
-        """(EMA floats, model floats, EMA integers, model integers), collected once per model."""
+    def _tensors(self, model: nn.Module) -> tuple[list, list, list, list, bool]:
+        """(EMA floats, model floats, EMA integers, model integers, integers all 0-d of one dtype
+        and device), collected once per model."""
         if self._pairs is None or self._pairs[0]() is not model:
             ema = list(self.module.parameters()) + list(self.module.buffers())
             cur = list(model.parameters()) + list(model.buffers())
             if len(ema) != len(cur):
                 raise ValueError(f"EMA holds {len(ema)} tensors, the model {len(cur)}")
             pairs = list(zip(ema, cur))
+            ints = [t for e, c in pairs if not e.is_floating_point() for t in (e, c)]
+            stack = all(t.dim() == 0 for t in ints) and len({(t.dtype, t.device) for t in ints}) <= 1
             self._pairs = (weakref.ref(model), [e for e, _ in pairs if e.is_floating_point()],
                            [c for e, c in pairs if e.is_floating_point()],
                            [e for e, _ in pairs if not e.is_floating_point()],
-                           [c for e, c in pairs if not e.is_floating_point()])
+                           [c for e, c in pairs if not e.is_floating_point()], stack)
         return self._pairs[1:]
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
         if self._started is None:
             self._started = bool(self.n_averaged.item() > 0)  # once per stage (n_averaged may be restored)
-        ema_f, cur_f, ema_i, cur_i = self._tensors(model)
+        ema_f, cur_f, ema_i, cur_i, stack = self._tensors(model)
         if not self._started:
             torch._foreach_copy_(ema_f + ema_i, cur_f + cur_i)
         else:
@@ -77,7 +81,7 @@ class EMA(AveragedModel):
             if ema_i:
                 # integer buffers (BatchNorm counters, all 0-d) as torch's rule does it, tensor by
                 # tensor: (e * decay + c * (1 - decay)) in the default float dtype, truncated back
-                if all(e.dim() == 0 for e in ema_i) and len({(e.dtype, e.device) for e in ema_i + cur_i}) == 1:
+                if stack:
                     new = torch.stack(ema_i) * self.decay + torch.stack(cur_i) * (1 - self.decay)
                     torch._foreach_copy_(ema_i, list(new.to(ema_i[0].dtype).unbind()))
                 else:
