@@ -65,6 +65,24 @@ def _synced(step_fn: Callable) -> Callable:
     return run
 
 
+def _training(make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
+              device: torch.device, *, channels_last: bool, sync: bool) -> tuple[TrainState, Callable]:
+    """A fresh model's training state (SGD + EMA, as in a phase) and its step function."""
+    model = make_model().to(device)
+    state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
+    if channels_last:
+        apply_channels_last(model)
+        apply_channels_last(state.ema.module)
+    step_fn = make_step(model)
+    return state, _synced(step_fn) if sync else step_fn
+
+
+def _fit_options(name: str, steps: int, device: torch.device, *, amp: bool | str, channels_last: bool) -> FitOptions:
+    """``fit`` options for ``steps`` steps with no checkpoint and one log at the end."""
+    return FitOptions(total_steps=steps, base_lr=0.01, steps_per_epoch=10**9, checkpoint_seconds=1e12,
+                      log_every=steps, device=device, amp=amp, channels_last=channels_last, description=name)
+
+
 def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
                  batch: Any, device: torch.device, *, amp: bool, channels_last: bool, sync: bool,
                  steps: int = 1, plain: bool = False) -> Variant:
@@ -72,15 +90,9 @@ def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Call
     built: dict[str, Any] = {}
 
     def prepare() -> None:
-        model = make_model().to(device)
-        state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
-        if channels_last:
-            apply_channels_last(model)
-            apply_channels_last(state.ema.module)
-        step_fn = make_step(model)
-        built.update(state=state, step_fn=_synced(step_fn) if sync else step_fn)
-    opts = FitOptions(total_steps=steps, base_lr=0.01, steps_per_epoch=10**9, checkpoint_seconds=1e12,
-                      log_every=steps, device=device, amp=amp, channels_last=channels_last, description=name)
+        state, step_fn = _training(make_model, make_step, device, channels_last=channels_last, sync=sync)
+        built.update(state=state, step_fn=step_fn)
+    opts = _fit_options(name, steps, device, amp=amp, channels_last=channels_last)
 
     def run() -> None:
         built["state"].step = 0
@@ -342,16 +354,10 @@ def step_ops(quick: bool, device: torch.device) -> dict[str, Any]:
     for label, (make_model, make_step, batch) in (("WRN-28-2", _cls_case()),
                                                   ("DeepLab-v2", (_deeplab, _seg_step, _seg_batch(33)))):
         for variant, amp, channels_last, sync in (("plain", False, False, True), ("dmt (defaults)", "auto", True, False)):
-            model = make_model()
-            state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
-            if channels_last:
-                apply_channels_last(model)
-                apply_channels_last(state.ema.module)
-            step_fn = _synced(make_step(model)) if sync else make_step(model)
-            opts = FitOptions(total_steps=3, base_lr=0.01, steps_per_epoch=10**9, checkpoint_seconds=1e12,
-                              log_every=3, device=torch.device("cpu"), amp=amp, channels_last=channels_last,
-                              description=variant)
-            counts = step_op_counts(state, step_fn, batch, opts)
+            cpu = torch.device("cpu")
+            state, step_fn = _training(make_model, make_step, cpu, channels_last=channels_last, sync=sync)
+            counts = step_op_counts(state, step_fn, batch, _fit_options(variant, 3, cpu, amp=amp,
+                                                                        channels_last=channels_last))
             rows.append({"variant": f"{label} {variant}", **{f"ops_{k}": v for k, v in counts.items()}})
     return {"what": "operator calls per DMT step by part (the optimizer as on CUDA: foreach SGD)", "rows": rows}
 
