@@ -8,15 +8,10 @@ import pytest
 import torch
 
 from dmt.errors import UserError
+from dmt.models.backbones.resnet import imagenet_cache_path, load_coco_weights
 from dmt.models.conventions import COCO_CAFFE, IMAGENET
-from dmt.models.deeplabv2 import (
-    ASPPv2,
-    DeepLabV2,
-    deeplabv2_resnet101,
-    deeplabv2_tiny,
-    imagenet_cache_path,
-    load_coco_weights,
-)
+from dmt.models.deeplabv2 import DeepLabV2, deeplabv2_resnet101, deeplabv2_tiny
+from dmt.models.heads.deeplab import ASPPv2
 
 
 def _aspp_pair() -> tuple[ASPPv2, ASPPv2, torch.Tensor]:

@@ -8,7 +8,8 @@ from torchvision.models import resnet101
 
 from dmt.errors import UserError
 from dmt.models.conventions import IMAGENET
-from dmt.models.deeplabv3plus import ASPP, aspp_rates, deeplabv3plus_resnet101, deeplabv3plus_tiny
+from dmt.models.deeplabv3plus import deeplabv3plus_resnet101, deeplabv3plus_tiny
+from dmt.models.heads.deeplab import ASPP, aspp_rates
 
 
 def _params(model: torch.nn.Module) -> int:
@@ -101,10 +102,10 @@ def _torchvision_style_state(width: int = 8) -> dict[str, torch.Tensor]:
     """A fabricated ImageNet file for the tiny body: torchvision names, an ``fc`` head, random values."""
     from torchvision.models.resnet import ResNet
 
-    from dmt.models.deeplabv2 import _SlimBottleneck
+    from dmt.models.backbones.resnet import SlimBottleneck
 
     torch.manual_seed(123)
-    net = ResNet(_SlimBottleneck, [1, 1, 2, 2], width_per_group=width, num_classes=1000)
+    net = ResNet(SlimBottleneck, [1, 1, 2, 2], width_per_group=width, num_classes=1000)
     state = net.state_dict()
     for v in state.values():
         if v.is_floating_point():

@@ -6,7 +6,7 @@ import torch
 
 from dmt.models import create_model
 from dmt.models.conventions import COCO_CAFFE, IMAGENET
-from dmt.pipeline.artifacts import load_model, save_model
+from dmt.models.files import load_model, save_model
 
 
 def test_coco_convention_survives_the_round_trip(tmp_path):

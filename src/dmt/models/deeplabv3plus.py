@@ -24,110 +24,28 @@ State-dict names: ``backbone.<torchvision ResNet name>``, ``aspp.*``, ``decoder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet101
-from torchvision.models.resnet import ResNet
 
 from dmt.errors import UserError
-from dmt.models.conventions import IMAGENET, InputConvention, InputNormalization
-from dmt.models.deeplabv2 import (
+from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
-    _find_weights,
-    _SlimBottleneck,
+    dilation_plan,
+    find_weights,
     imagenet_cache_path,
     load_imagenet_weights,
-    resnet_body,
+    resnet101_body,
+    slim_resnet_body,
 )
+from dmt.models.conventions import IMAGENET, InputConvention, InputNormalization
+from dmt.models.heads.deeplab import ASPP, SKIP_CHANNELS, Decoder, aspp_rates
 from dmt.models.registry import register
 
-ASPP_RATES = (6, 12, 18)  # at output stride 16; doubled at 8
-OUTPUT_STRIDES = (8, 16)
 INITS = ("none", "imagenet")
-SKIP_CHANNELS = 48  # the low-level projection of the paper: few channels, so the ASPP features dominate
 
 BodyFactory = Callable[[int], nn.Sequential]
-
-
-def dilation_plan(output_stride: int) -> list[bool]:
-    """torchvision's ``replace_stride_with_dilation`` for ``layer2..4`` at an output stride of 8 or 16."""
-    if output_stride not in OUTPUT_STRIDES:
-        raise UserError(f"model option output_stride: expected 8 or 16, got {output_stride}")
-    return [False, output_stride == 8, True]
-
-
-def aspp_rates(output_stride: int) -> tuple[int, ...]:
-    """ASPP dilation rates: 6/12/18 at output stride 16, twice that at 8 (same field of view in pixels)."""
-    return tuple(r * 16 // output_stride for r in ASPP_RATES)
-
-
-def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
-    pad = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling of DeepLab-v3: five branches concatenated and projected.
-
-    Branches: a 1x1 conv, one dilated 3x3 conv per rate, and image pooling (global average ->
-    1x1 conv, broadcast back to the feature size); each conv is followed by BN and ReLU.
-
-    Args:
-        in_channels: channels of the backbone's last stage (2048 for ResNet-101).
-        channels: channels of every branch and of the output (256 in the paper).
-        rates: dilation rates of the 3x3 branches.
-    """
-
-    def __init__(self, in_channels: int, channels: int, rates: Sequence[int]) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(
-            [_conv_bn_relu(in_channels, channels)] + [_conv_bn_relu(in_channels, channels, 3, r) for r in rates]
-        )
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), *_conv_bn_relu(in_channels, channels))
-        self.project = _conv_bn_relu(channels * (len(rates) + 2), channels)
-
-    @property
-    def rates(self) -> tuple[int, ...]:
-        return tuple(b[0].dilation[0] for b in self.branches[1:])
-
-    def set_rates(self, rates: Sequence[int]) -> None:
-        """Change the dilation (and padding) of the 3x3 branches; the weights stay."""
-        if len(rates) != len(self.branches) - 1:
-            raise ValueError(f"expected {len(self.branches) - 1} rates, got {len(rates)}")
-        for branch, r in zip(self.branches[1:], rates):
-            branch[0].dilation, branch[0].padding = (r, r), (r, r)
-
-    def forward(self, x: Tensor) -> Tensor:
-        feats = [b(x) for b in self.branches]
-        # bilinear upsampling of a 1x1 map is a broadcast: expand is exact and allocates nothing
-        feats.append(self.pool(x).expand(-1, -1, *x.shape[-2:]))
-        return self.project(torch.cat(feats, dim=1))
-
-
-class Decoder(nn.Module):
-    """DeepLab-v3+ decoder: ASPP features upsampled to ``layer1``'s size, joined with its projection.
-
-    Args:
-        low_channels: channels of ``layer1`` (256 for ResNet-101).
-        high_channels: channels of the ASPP output.
-        channels: channels of the two 3x3 convs.
-        skip_channels: channels of the 1x1 projection of ``layer1``.
-    """
-
-    def __init__(self, low_channels: int, high_channels: int, channels: int = 256,
-                 skip_channels: int = SKIP_CHANNELS) -> None:
-        super().__init__()
-        self.reduce = _conv_bn_relu(low_channels, skip_channels)
-        self.fuse = nn.Sequential(_conv_bn_relu(high_channels + skip_channels, channels, 3),
-                                  _conv_bn_relu(channels, channels, 3))
-
-    def forward(self, low: Tensor, high: Tensor) -> Tensor:
-        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=True)
-        return self.fuse(torch.cat([self.reduce(low), high], dim=1))
 
 
 def _conv_geometry(body: nn.Module) -> dict[str, tuple[tuple[int, ...], ...]]:
@@ -200,16 +118,8 @@ class DeepLabV3Plus(nn.Module):
         return self.classifier(self.decoder(low, self.aspp(high)))
 
 
-def _resnet101_body(output_stride: int) -> nn.Sequential:
-    return resnet_body(resnet101(weights=None, replace_stride_with_dilation=dilation_plan(output_stride)))
-
-
 def _tiny_body(width: int) -> BodyFactory:
-    def make(output_stride: int) -> nn.Sequential:
-        return resnet_body(ResNet(_SlimBottleneck, [1, 1, 2, 2], width_per_group=width,
-                                  replace_stride_with_dilation=dilation_plan(output_stride)))
-
-    return make
+    return lambda output_stride: slim_resnet_body(width, output_stride)
 
 
 def _deeplabv3plus(make_body: BodyFactory, channels: tuple[int, int, int, int, int], num_classes: int, init: str,
@@ -222,7 +132,7 @@ def _deeplabv3plus(make_body: BodyFactory, channels: tuple[int, int, int, int, i
     if init == "imagenet":  # find the file before building the network, so a missing file fails fast
         how = (f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE"
                if imagenet_default is not None else "pass weights_path=FILE (a torchvision-named ResNet state dict)")
-        path = _find_weights(init, weights_path, imagenet_default, how, strict_weights)
+        path = find_weights(init, weights_path, imagenet_default, how, strict_weights)
     low, high, aspp, decoder, skip = channels
     model = DeepLabV3Plus(make_body, low, high, num_classes, output_stride, eval_output_stride, aspp, decoder, skip)
     if path is not None:
@@ -253,7 +163,7 @@ def deeplabv3plus_resnet101(
     Raises:
         UserError: bad ``init`` or stride, missing (with ``strict_weights``) or unfitting weights file.
     """
-    return _deeplabv3plus(_resnet101_body, (256, 2048, 256, 256, SKIP_CHANNELS), num_classes, init, weights_path,
+    return _deeplabv3plus(resnet101_body, (256, 2048, 256, 256, SKIP_CHANNELS), num_classes, init, weights_path,
                           strict_weights, output_stride, eval_output_stride, imagenet_cache_path())
 
 

@@ -1,7 +1,9 @@
 """A registry of model factory functions (``@register`` / ``create_model`` / ``list_models``).
 
 Factories are plain functions ``name(num_classes: int, **kwargs) -> nn.Module``; the
-config names one by its registered name and passes keyword arguments through.
+config names one by its registered name and passes keyword arguments through. The model
+modules register themselves when :mod:`dmt.models` is imported (its ``__init__`` imports them
+all), so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -35,25 +37,13 @@ def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classif
     return wrap(fn) if fn is not None else wrap
 
 
-def _load_all() -> None:
-    # Importing the modules runs their @register decorators.
-    from dmt.models import small, wrn  # noqa: F401
-
-    try:  # segmentation models live in their own modules
-        from dmt.models import deeplabv2, deeplabv3plus, small_seg  # noqa: F401
-    except ImportError:  # pragma: no cover - during incremental development
-        pass
-
-
 def list_models(task: str | None = None) -> list[str]:
     """Names of all registered models, optionally only those of one task."""
-    _load_all()
     return sorted(n for n in _MODELS if task is None or _TASKS[n] == task)
 
 
 def model_task(name: str) -> str:
     """The task (classification or segmentation) a registered model solves."""
-    _load_all()
     if name not in _MODELS:
         raise UserError(f"config key 'model.name': unknown model {name!r}; known: {', '.join(list_models())}")
     return _TASKS[name]
@@ -61,7 +51,6 @@ def model_task(name: str) -> str:
 
 def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Build a registered model by name."""
-    _load_all()
     if name not in _MODELS:
         raise UserError(f"config key 'model.name': unknown model {name!r}; known: {', '.join(list_models())}")
     params = inspect.signature(_MODELS[name]).parameters

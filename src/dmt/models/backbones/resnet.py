@@ -1,0 +1,199 @@
+"""ResNet bodies for segmentation: torchvision's ResNet without its classifier, dilated to an output stride.
+
+Shared by DeepLab-v2 (output stride 8) and DeepLab-v3+ (16 or 8), with the weight files they
+start from: torchvision's ImageNet ResNet-101 (``IMAGENET1K_V1``, read from a local file, never
+downloaded), the COCO-pretrained DeepLab-v2 as ``dmt convert-coco`` writes it
+(:mod:`dmt.models.coco`), and the strict checks every pretrained file goes through.
+
+* The body is torchvision's ResNet (V1.5: stride in the 3x3 conv) with the strides of the last
+  stages replaced by dilation (torchvision's own ``replace_stride_with_dilation``). As in
+  torchvision, the *first* block of a dilated stage keeps the previous dilation.
+* The slim body (:class:`SlimBottleneck`, blocks ``[1, 1, 2, 2]``) is the same code with 4x
+  fewer channels, for tests and smoke runs: strides, dilations and state-dict names match.
+* State-dict names are ``backbone.<torchvision ResNet name>`` in every model that uses a body.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import ResNet101_Weights, resnet101
+from torchvision.models.resnet import Bottleneck, ResNet
+
+from dmt.errors import UserError
+
+IMAGENET_WEIGHTS = ResNet101_Weights.IMAGENET1K_V1
+#: ``metadata["format"]`` of the safetensors files written by ``dmt convert-coco`` (:mod:`dmt.models.coco`).
+COCO_WEIGHTS_FORMAT = "dmt-deeplabv2-backbone"
+OUTPUT_STRIDES = (8, 16)
+
+
+def resnet_body(resnet: ResNet) -> nn.Sequential:
+    """The convolutional part of a torchvision ResNet (``avgpool`` and ``fc`` dropped), names kept."""
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    return nn.Sequential(OrderedDict((n, getattr(resnet, n)) for n in names))
+
+
+class SlimBottleneck(Bottleneck):
+    # torchvision's Bottleneck unchanged except expansion 4 -> 1: stage outputs shrink from
+    # 256..2048 to 64..512 channels, keeping the block code and the dilation logic identical.
+    expansion = 1
+
+
+def dilation_plan(output_stride: int) -> list[bool]:
+    """torchvision's ``replace_stride_with_dilation`` for ``layer2..4`` at an output stride of 8 or 16."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise UserError(f"model option output_stride: expected 8 or 16, got {output_stride}")
+    return [False, output_stride == 8, True]
+
+
+def resnet101_body(output_stride: int) -> nn.Sequential:
+    """torchvision's ResNet-101 body dilated to ``output_stride`` (8 or 16)."""
+    return resnet_body(resnet101(weights=None, replace_stride_with_dilation=dilation_plan(output_stride)))
+
+
+def slim_resnet_body(width: int, output_stride: int) -> nn.Sequential:
+    """A slim ResNet body (about 0.5 M parameters; 64 channels after ``layer1``, 512 after ``layer4``)."""
+    return resnet_body(ResNet(SlimBottleneck, [1, 1, 2, 2], width_per_group=width,
+                              replace_stride_with_dilation=dilation_plan(output_stride)))
+
+
+def imagenet_cache_path() -> Path:
+    """Where torchvision keeps the ResNet-101 ImageNet weights once downloaded (never fetched here)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(IMAGENET_WEIGHTS.url).path).name
+
+
+def read_torch_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
+    """Read a ``.pth`` state dict with ``torch.load(weights_only=True)``: tensors only, no code.
+
+    Args:
+        path: the file.
+        what: what the file should hold, for error messages.
+
+    Raises:
+        UserError: the file holds other Python objects (refused, nothing executed), cannot be
+            read, or is not a mapping of names to tensors.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt or hostile files
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise UserError(
+                f"{path}: refused to load {what}: the file holds Python objects, not only tensors "
+                f"(it references {found.group(1)})"
+            ) from None
+        if "Weights only load failed" in str(e) or "WeightsUnpickler" in str(e):
+            # never pass on torch's advice to retry with weights_only=False: that runs the file's code
+            detail = str(e).split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+            reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not plain tensors"
+            raise UserError(f"{path}: cannot read {what}: the safe loader refused it ({reason}); "
+                            "nothing in it was executed") from None
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: cannot read {what} as a PyTorch checkpoint ({first_line})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # some copies wrap it
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
+        raise UserError(f"{path}: expected {what} as a state dict (names -> tensors), got {type(obj).__name__}")
+    return dict(obj)
+
+
+def key_preview(keys: Sequence[str], n: int = 4) -> str:
+    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+def backbone_key_problems(state: dict[str, Tensor], own: dict[str, Tensor], backbone_only: bool = True) -> list[str]:
+    """What keeps ``state`` from filling every backbone tensor of a model whose state dict is ``own``.
+
+    Every ``backbone.*`` tensor (counters aside) must be present with its shape; keys ``own`` does
+    not have are unexpected. With ``backbone_only`` the head (``classifier.*``) is not checked.
+
+    Returns:
+        One ``"label: keys"`` entry per kind of problem; empty when the weights fit.
+    """
+    required = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
+    checked = [k for k in state if k.startswith("backbone.") or not backbone_only]
+    missing = [k for k in required if k not in state]
+    unexpected = [k for k in checked if k not in own]
+    reshaped = [k for k in checked if k in own and state[k].shape != own[k].shape]
+    return [f"{label}: {key_preview(keys)}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)) if keys]
+
+
+def load_backbone_state(model: nn.Module, state: dict[str, Tensor], source: str) -> bool:
+    """Copy ``backbone.*`` tensors (all required) and ``classifier.*`` (if they fit) into ``model``.
+
+    ``num_batches_tracked`` counters may be absent (caffe-converted weights have none). The
+    head is loaded only when every ASPP tensor is present with this model's shape, which is how
+    the COCO head (21 classes) is kept for PASCAL VOC, as in DMT, and dropped otherwise.
+
+    Args:
+        model: the network to fill.
+        state: tensors named like ``model.state_dict()``.
+        source: the file the tensors came from, for error messages.
+
+    Returns:
+        Whether the ASPP head was loaded too.
+
+    Raises:
+        UserError: backbone tensors are missing, unexpected or of another shape.
+    """
+    own = model.state_dict()
+    problems = backbone_key_problems(state, own)
+    if problems:
+        raise UserError(f"{source}: weights do not fit this {type(model).__name__} backbone ({'; '.join(problems)})")
+    new = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    head = [k for k in own if k.startswith("classifier.")]
+    load_head = all(k in state and state[k].shape == own[k].shape for k in head)
+    if load_head:
+        new.update({k: state[k] for k in head})
+    own.update(new)
+    model.load_state_dict(own)
+    return load_head
+
+
+def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a torchvision ResNet ImageNet state dict (``conv1.weight`` ... ``fc.bias``) into the body."""
+    state = read_torch_state_dict(path, "ImageNet ResNet weights")
+    load_backbone_state(model, {f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")}, str(path))
+
+
+def find_weights(
+    init: str, weights_path: str | Path | None, default: Path | None, how: str, strict: bool
+) -> Path | None:
+    """The weights file to read, or ``None`` (after a warning) when it is absent and not required."""
+    path = Path(weights_path).expanduser() if weights_path is not None else default
+    if path is not None and path.is_file():
+        return path
+    where = f"not found at {path}" if path is not None else "not given"
+    message = f"model option weights_path: {init} weights {where}; {how}"
+    if strict:
+        raise UserError(message)
+    # stacklevel 4: find_weights <- the model's builder <- the factory <- the code that asked for the model.
+    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)", stacklevel=4)
+    return None
+
+
+def load_coco_weights(model: nn.Module, path: str | Path) -> bool:
+    """Load a safetensors file written by ``dmt convert-coco``; returns whether the head was loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            fmt = (f.metadata() or {}).get("format")
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise UserError(
+            f"{path}: not a safetensors file ({e}); convert the COCO checkpoint first: dmt convert-coco SRC DST"
+        ) from None
+    if fmt != COCO_WEIGHTS_FORMAT:
+        raise UserError(f"{path}: metadata format is {fmt!r}, expected {COCO_WEIGHTS_FORMAT!r} (dmt convert-coco)")
+    return load_backbone_state(model, state, str(path))

@@ -1,0 +1,4 @@
+"""Segmentation heads: what turns a body's features into per-pixel logits (DeepLab's ASPP and decoder).
+
+A head imports torch alone; the models (one file per model family, one level up) pair it with a body.
+"""
