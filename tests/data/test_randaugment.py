@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
+from dmt.data.classification_transforms import Cutout, RandomMagnitudeRandAugment, classification_train_transform
 from dmt.data.randaugment import (
     CUTOUT_COLOUR,
     OPERATIONS,
@@ -21,7 +22,6 @@ from dmt.data.randaugment import (
     solarize_add,
     translate,
 )
-from dmt.data.transforms import Cutout, RandomMagnitudeRandAugment, classification_train_transform
 
 
 def _row(values) -> torch.Tensor:

@@ -9,15 +9,13 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from dmt.data.transforms import (
-    ConfidenceMap,
+from dmt.data.classification_transforms import (
     Cutout,
     RandomMagnitudeRandAugment,
     classification_eval_transform,
     classification_train_transform,
-    seg_eval_transform,
-    seg_train_transform,
 )
+from dmt.data.transforms import ConfidenceMap, seg_eval_transform, seg_train_transform
 
 FILL = (0.25, 0.5, 0.75)
 

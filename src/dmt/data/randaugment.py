@@ -43,7 +43,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from dmt.data.transforms import _size_of, _Transform
+from dmt.data.transforms import Transform, size_of
 
 CUTOUT_COLOUR = (125, 123, 114)  # RGB of the original's Cutout patch (about CIFAR-10's mean)
 
@@ -158,7 +158,7 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-class OriginalRandAugment(_Transform):
+class OriginalRandAugment(Transform):
     """The original's RandAugment: ``num_ops`` operations of :data:`OPERATIONS` at one random magnitude.
 
     Args:
@@ -177,7 +177,7 @@ class OriginalRandAugment(_Transform):
         self.num_ops, self.max_magnitude = num_ops, max_magnitude
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        h, w = _size_of(flat_inputs)
+        h, w = size_of(flat_inputs)
         magnitude = int(torch.randint(1, self.max_magnitude + 1, ()))
         steps = []
         for _ in range(self.num_ops):
