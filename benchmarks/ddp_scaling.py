@@ -31,8 +31,8 @@ def worker(args: argparse.Namespace) -> None:
     from dmt.engine.batches import batch_slices
     from dmt.engine.loop import FitOptions, TrainState, fit, make_sgd
     from dmt.models import create_model
-    from dmt.pipeline.steps import SegmentationStep
-    from dmt.pipeline.training import convert_sync_bn, training_module
+    from dmt.tasks.segmentation.steps import SegmentationStep
+    from dmt.tasks.training import convert_sync_bn, training_module
 
     dist.init_from_env("cpu")
     world, rank = dist.world_size(), dist.rank()

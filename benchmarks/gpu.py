@@ -44,8 +44,9 @@ from dmt.config.loader import load_config  # noqa: E402
 from dmt.engine.accel import apply_channels_last, to_channels_last  # noqa: E402
 from dmt.engine.loop import FitOptions, TrainState, fit, make_sgd  # noqa: E402
 from dmt.models import create_model  # noqa: E402
-from dmt.pipeline.seg_eval import upsampled_logits  # noqa: E402
-from dmt.pipeline.steps import SegmentationStep, StatTotals  # noqa: E402
+from dmt.tasks.segmentation.inference import upsampled_logits  # noqa: E402
+from dmt.tasks.segmentation.steps import SegmentationStep  # noqa: E402
+from dmt.tasks.stats import StatTotals  # noqa: E402
 
 # dense bf16 tensor-core peaks (no sparsity), FLOP/s
 PEAKS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,

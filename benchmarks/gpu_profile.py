@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from dmt.engine.accel import apply_channels_last, to_channels_last  # noqa: E402
 from dmt.engine.loop import FitOptions, TrainState, fit, make_sgd  # noqa: E402
 from dmt.models import create_model  # noqa: E402
-from dmt.pipeline.seg_eval import upsampled_logits  # noqa: E402
-from dmt.pipeline.steps import SegmentationStep, StatTotals  # noqa: E402
+from dmt.tasks.segmentation.inference import upsampled_logits  # noqa: E402
+from dmt.tasks.segmentation.steps import SegmentationStep  # noqa: E402
+from dmt.tasks.stats import StatTotals  # noqa: E402
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 crop, steps = (321, 15) if dev.type == "cuda" else (65, 2)
@@ -60,7 +61,8 @@ def dmt_rate(n: int, profile: bool = False) -> float:
         torch.cuda.synchronize()
     rate = steps * n / (time.perf_counter() - t0)
     if profile:
-        from torch.profiler import ProfilerActivity, profile as prof
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as prof
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         with prof(activities=acts) as p:

@@ -67,7 +67,7 @@ def test_step_op_counts_charge_each_part_and_only_the_model_grows_with_depth():
     from dmt.bench import format_item
     from dmt.bench.host_ops import PARTS, step_op_counts
     from dmt.engine.loop import FitOptions, TrainState, make_ema, make_sgd
-    from dmt.pipeline.steps import SegmentationStep
+    from dmt.tasks.segmentation.steps import SegmentationStep
 
     def counts(depth: int) -> dict[str, int]:
         torch.manual_seed(0)

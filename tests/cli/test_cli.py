@@ -91,7 +91,7 @@ def test_cifar_smoke_run_end_to_end(cifar_root, tmp_path, capsys):
     assert not list(out.rglob("state.safetensors"))  # finished stages drop their resume state
     assert "phase5" in capsys.readouterr().out
     # model files name their classes, so `dmt predict` can name them without the run or --data
-    from dmt.pipeline.artifacts import load_model
+    from dmt.models.files import load_model
 
     assert load_model(out / "stages" / "phase5" / "model.safetensors")[1]["classes"][:2] == ["airplane", "automobile"]
 

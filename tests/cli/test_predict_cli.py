@@ -11,8 +11,8 @@ from PIL import Image
 
 from dmt.cli.main import main
 from dmt.models import create_model
-from dmt.pipeline.artifacts import save_model
-from dmt.pipeline.seg_eval import upsampled_logits
+from dmt.models.files import save_model
+from dmt.tasks.segmentation.inference import upsampled_logits
 
 
 def _image(path, h, w, seed):

@@ -8,7 +8,7 @@ import pytest
 
 from dmt.cli.main import main
 from dmt.config.smoke import SMOKE_SEG_IMAGES, SMOKE_SHRINK
-from dmt.pipeline.eval_checkpoint import run_eval_overrides
+from dmt.predict.evaluate import run_eval_overrides
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from seg_fixtures import tree_hashes, write_cityscapes_tree, write_voc_tree  # noqa: E402
@@ -113,7 +113,6 @@ def test_ablation_presets_run(method, voc_root, tmp_path):
 
 def test_custom_folder_with_own_lists_and_heldout_selection(tmp_path):
     import numpy as np
-
     from seg_fixtures import write_folder_tree
 
     rng = np.random.default_rng(0)

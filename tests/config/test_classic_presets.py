@@ -12,8 +12,8 @@ import yaml
 from dmt.cli.main import main
 from dmt.config import list_presets, load_config
 from dmt.config.smoke import apply_smoke
-from dmt.pipeline.plan import make_plan
-from dmt.pipeline.seg_eval import check_window
+from dmt.config.validate import check_window
+from dmt.tasks.plan import make_plan
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from seg_fixtures import write_cityscapes_tree  # noqa: E402
@@ -77,7 +77,7 @@ def test_cityscapes_classic_smoke_with_published_split_files(tmp_path, monkeypat
     line = "leftImg8bit/train/{0}/{1}_leftImg8bit.png gtFine/train/{0}/{1}_gtFine_labelTrainIds.png\n"
     (split / "labeled.txt").write_text("".join(line.format(n.split("_")[0], n) for n in train[:2]))
     (split / "unlabeled.txt").write_text("".join(line.format(n.split("_")[0], n) for n in train[2:]))
-    from dmt.pipeline import seg_eval
+    from dmt.tasks.segmentation import inference as seg_eval
 
     slid = []  # (side, window) of every side that was cut into windows
     real_starts = seg_eval.window_starts

@@ -16,7 +16,7 @@ from dmt.data.published_splits import (
 )
 from dmt.data.splits import read_split_file
 from dmt.errors import UserError
-from dmt.pipeline.seg_data import load_segmentation_data
+from dmt.tasks.segmentation.data import load_segmentation_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from seg_fixtures import write_cityscapes_tree, write_voc_tree  # noqa: E402

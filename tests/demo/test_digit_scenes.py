@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as tnf
 from sklearn.datasets import load_digits
 
-from dmt.data.digit_scenes import (
+from dmt.data.segmentation import SegmentationDataset, collate_segmentation
+from dmt.data.transforms import seg_eval_transform, seg_train_transform
+from dmt.demo.digit_scenes import (
     digit_pool,
     digit_scenes_source,
     make_digit_scenes,
     plan_digit_scenes,
     render_digit_scenes,
 )
-from dmt.data.segmentation import SegmentationDataset, collate_segmentation
-from dmt.data.transforms import seg_eval_transform, seg_train_transform
 
 TARGETS = load_digits().target
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dmt.data.digits import DIGITS_LABELLED_PER_CLASS, digits_test_split, load_digits_data
 from dmt.data.splits import per_class_labelled_split
+from dmt.demo.digits import DIGITS_LABELLED_PER_CLASS, digits_test_split, load_digits_data
 from dmt.errors import UserError
 
 

@@ -19,7 +19,7 @@ def test_shards_cover_every_item_exactly_once(n, world):
 
 def test_shard_items_in_whole_batches(monkeypatch):
     from dmt.engine import distributed
-    from dmt.pipeline.sharding import shard_items
+    from dmt.engine.sharding import shard_items
 
     items = list(range(11))
     parts = []

@@ -17,7 +17,7 @@ from launch import env, free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-# the tiny digits run of tests/pipeline/test_resume.py; global batches 64 and 16 + 48 split in two
+# the tiny digits run of tests/run/test_resume.py; global batches 64 and 16 + 48 split in two
 TINY = ["baseline.epochs=20", "phases.ratios=[0.5, 1.0]", "phases.epochs=4", "phases.batch_pseudo=32",
         "oracle.epochs=1", "checkpoint_min_seconds=0", "eval.batch_size=256", "data.num_workers=0"]
 

@@ -146,7 +146,7 @@ def test_a_batch_that_does_not_divide_is_refused(cifar_root, tmp_path):
 
 def test_a_locked_run_directory_is_refused_once_for_the_whole_job(cifar_root, tmp_path):
     from dmt.config import load_config
-    from dmt.pipeline.rundir import RunDir
+    from dmt.run.rundir import RunDir
 
     out = tmp_path / "run"
     holder = RunDir(out)

@@ -18,8 +18,8 @@ from torch import nn
 from dmt.engine import distributed as dist
 from dmt.engine.batches import batch_slices
 from dmt.engine.loop import FitOptions, TrainState, fit, make_sgd
-from dmt.pipeline.steps import SegmentationStep
-from dmt.pipeline.training import convert_sync_bn, training_module
+from dmt.tasks.segmentation.steps import SegmentationStep
+from dmt.tasks.training import convert_sync_bn, training_module
 
 torch.set_num_threads(1)
 
@@ -89,10 +89,10 @@ def case_label(out: Path, run_dir: str) -> None:
     import yaml
 
     from dmt.config.loader import config_from_dict
-    from dmt.pipeline.context import StageContext
-    from dmt.pipeline.plan import make_plan
-    from dmt.pipeline.rundir import RunDir
-    from dmt.pipeline.segmentation import SegmentationRunner
+    from dmt.run.rundir import RunDir
+    from dmt.tasks.context import StageContext
+    from dmt.tasks.plan import make_plan
+    from dmt.tasks.segmentation.runner import SegmentationRunner
 
     dist.init_from_env("cpu")
     src = Path(run_dir)

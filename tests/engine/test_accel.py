@@ -15,12 +15,20 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from dmt.engine.accel import (apply_channels_last, autocast_dtype, cpu_has_native_bf16, maybe_compile,
-                              to_channels_last, use_channels_last)
+from dmt.engine.accel import (
+    apply_channels_last,
+    autocast_dtype,
+    cpu_has_native_bf16,
+    maybe_compile,
+    to_channels_last,
+    use_channels_last,
+)
 from dmt.engine.loop import FitOptions, TrainState, fit, make_ema, make_sgd
 from dmt.engine.schedule import learning_rate
 from dmt.method.weights import agreement_stats, student_view
-from dmt.pipeline.steps import DynamicMixupStep, SegmentationStep, StatTotals
+from dmt.tasks.classification.steps import DynamicMixupStep
+from dmt.tasks.segmentation.steps import SegmentationStep
+from dmt.tasks.stats import StatTotals
 
 
 class ConvBN(nn.Module):
@@ -253,7 +261,7 @@ def test_switch_resolution_and_helpers():
 
 def test_accelerate_wires_layout_and_compile_into_a_stage():
     from dmt.config.schema import TrainRuntimeConfig
-    from dmt.pipeline.training import accelerate
+    from dmt.tasks.training import accelerate
 
     model = ConvBN()
     state = TrainState(model, make_sgd(model, 0.1, 0.9, 0.0), make_ema(model, 0.9))
@@ -271,7 +279,7 @@ def test_train_compile_reaches_torch_compile_with_its_mode(setting, kwargs, monk
     """``train.compile`` true or a mode name: the step's forward module is compiled in that mode
     (torch.compile is replaced by a recorder: compiling takes minutes on this CPU)."""
     from dmt.config.loader import load_config
-    from dmt.pipeline.training import accelerate
+    from dmt.tasks.training import accelerate
 
     calls = []
     monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append((module, kw)) or ("compiled", module))

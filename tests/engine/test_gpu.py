@@ -5,7 +5,7 @@ import torch
 
 from dmt.engine.loop import FitOptions, TrainState, amp_settings, fit, make_ema, make_sgd
 from dmt.models import create_model
-from dmt.pipeline.steps import SegmentationStep
+from dmt.tasks.segmentation.steps import SegmentationStep
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

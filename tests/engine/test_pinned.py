@@ -23,7 +23,8 @@ def test_eval_loader_passes_pin_memory():
 @pytest.mark.parametrize("device, pinned", [("cpu", False), ("cuda", True)])
 def test_evaluation_and_labelling_pin_for_cuda(device, pinned, monkeypatch):
     """The spy stops each pass at its loader: no CUDA is needed to see what it asked for."""
-    from dmt.pipeline import evaluate, seg_eval
+    from dmt.tasks.classification import evaluate
+    from dmt.tasks.segmentation import inference, labelling
 
     asked = []
 
@@ -31,12 +32,12 @@ def test_evaluation_and_labelling_pin_for_cuda(device, pinned, monkeypatch):
         asked.append(pin_memory)
         raise _Stop
 
-    monkeypatch.setattr(seg_eval, "eval_loader", spy)
+    monkeypatch.setattr(inference, "eval_loader", spy)
     monkeypatch.setattr(evaluate, "eval_loader", spy)
     model = nn.Conv2d(3, 2, 1)
     dataset = type("D", (), {"source": type("S", (), {"mean": (0.0, 0.0, 0.0)})()})()
     with pytest.raises(_Stop):
-        next(seg_eval.label_images(model, dataset, 2, torch.device(device), False))
+        next(labelling.label_images(model, dataset, 2, torch.device(device), False))
     with pytest.raises(_Stop):
         evaluate.predict_probabilities(model, dataset, 2, torch.device(device))
     assert asked == [pinned, pinned]

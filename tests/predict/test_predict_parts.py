@@ -8,11 +8,17 @@ import torch
 from PIL import Image
 
 from dmt.errors import UserError
-from dmt.pipeline.predict import restore
-from dmt.pipeline.predict_inputs import collect_inputs, read_rgb
-from dmt.pipeline.predict_meta import resolve_meta
-from dmt.pipeline.predict_render import blend, classes_present, classification_row, confidence_image, \
-    overlay_with_legend, palette_mask
+from dmt.predict.inputs import collect_inputs, read_rgb
+from dmt.predict.meta import resolve_meta
+from dmt.predict.predict import restore
+from dmt.predict.render import (
+    blend,
+    classes_present,
+    classification_row,
+    confidence_image,
+    overlay_with_legend,
+    palette_mask,
+)
 
 
 def _png(path, h=5, w=7, value=0):

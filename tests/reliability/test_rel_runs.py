@@ -1,6 +1,6 @@
 """Issue 10, items 3, 5, 6 and 7 on whole runs: SIGTERM, NaN losses, read-only --out, corrected configs.
 
-The runs are the tiny digits demo of tests/pipeline/test_resume.py, cut shorter.
+The runs are the tiny digits demo of tests/run/test_resume.py, cut shorter.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dmt.cli.main import main
 from dmt.config import load_config
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.signals import EXIT_TERMINATED
-from dmt.pipeline.rundir import RunDir
+from dmt.run.rundir import RunDir
 
 TINY = ["baseline.epochs=10", "phases.ratios=[1.0]", "phases.epochs=4", "phases.batch_pseudo=32",
         "checkpoint_min_seconds=0", "eval.batch_size=256", "data.num_workers=0", "oracle.enabled=false"]
@@ -164,7 +164,7 @@ def _overflowing(load_model):
 
 
 def test_a_teacher_with_overflowing_logits_is_one_line_naming_stage_and_teacher(tmp_path, capsys, monkeypatch):
-    from dmt.pipeline import classification
+    from dmt.tasks.classification import runner as classification
 
     monkeypatch.setattr(classification, "load_model", _overflowing(classification.load_model))
     code = main(["demo", "--out", str(tmp_path / "run"), *TINY, "baseline.epochs=1"])
@@ -175,7 +175,7 @@ def test_a_teacher_with_overflowing_logits_is_one_line_naming_stage_and_teacher(
 
 
 def test_a_segmentation_teacher_with_overflowing_logits_is_one_line(tmp_path, capsys, monkeypatch):
-    from dmt.pipeline import segmentation
+    from dmt.tasks.segmentation import runner as segmentation
 
     monkeypatch.setattr(segmentation, "load_model", _overflowing(segmentation.load_model))
     code = main(["run", "demo-digit-scenes", "--smoke", "--out", str(tmp_path / "run"), "phases.ratios=[1.0]",

@@ -14,8 +14,8 @@ import pytest
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.errors import UserError
-from dmt.pipeline.runner import run_experiment
 from dmt.report import load_run, render_page, write_report
+from dmt.run.runner import run_experiment
 
 SECTIONS = ("summary", "headline", "iou", "pseudo", "dynamics", "samples", "curves")
 

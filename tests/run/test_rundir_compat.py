@@ -5,7 +5,7 @@ import yaml
 
 from dmt.config import load_config
 from dmt.errors import UserError
-from dmt.pipeline.rundir import RunDir
+from dmt.run.rundir import RunDir
 
 
 def _open_with_old_config(tmp_path, cfg, drop):

@@ -12,7 +12,7 @@ import torch
 from dmt.cli.main import main
 from dmt.config import dump_config, load_config
 from dmt.engine.checkpoint import save_checkpoint
-from dmt.pipeline.status import lock_held, run_status, start_command
+from dmt.run.status import lock_held, run_status, start_command
 
 TINY = ["phases.ratios=[0.5, 1.0]"]  # plan: baseline, phase1, phase2, oracle
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dmt.pipeline.panels import IGNORE_COLOUR, class_palette, colourise, grid, segmentation_rows, upscale
+from dmt.tasks.panels import IGNORE_COLOUR, class_palette, colourise, grid, segmentation_rows, upscale
 
 
 def test_colourise_maps_classes_and_ignore() -> None:

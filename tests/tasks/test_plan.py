@@ -4,8 +4,8 @@ import pytest
 
 from dmt.config import load_config
 from dmt.errors import UserError
-from dmt.pipeline.context import stage_seed, total_steps
-from dmt.pipeline.plan import make_plan
+from dmt.tasks.context import stage_seed, total_steps
+from dmt.tasks.plan import make_plan
 
 
 def test_classification_dmt_is_a_chain_of_ema_teachers():

@@ -9,7 +9,9 @@ from dmt.engine.batches import mix_seed
 from dmt.method.losses import mixup_cross_entropy, weighted_cross_entropy
 from dmt.method.mixup import mix, random_permutation, sample_lambda
 from dmt.method.weights import confidence_weights, dynamic_weights
-from dmt.pipeline.steps import DynamicMixupStep, SegmentationStep, StatTotals, SupervisedMixupStep
+from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
+from dmt.tasks.segmentation.steps import SegmentationStep
+from dmt.tasks.stats import StatTotals
 
 
 class BNNet(nn.Module):

@@ -2,7 +2,8 @@
 
 :mod:`dmt.bench.harness` times variants (interleaved repeats, median and min, peak memory);
 :mod:`dmt.bench.items` defines what is measured; :func:`run_bench` runs a selection, prints a
-table and returns the rows (the CLI writes them as JSON).
+table and returns the rows (the CLI writes them as JSON). Beside ``cli``: imports ``tasks`` (the steps
+and labelling it times) and everything below.
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def _step_variants(quick: bool, device: torch.device, make_model, make_step, bat
 
 def _cls_case() -> tuple[Callable[[], nn.Module], Callable[[nn.Module], Callable], dict[str, torch.Tensor]]:
     """(model factory, step factory, batch) of the WRN-28-2 DMT step."""
-    from dmt.pipeline.steps import DynamicMixupStep, StatTotals
+    from dmt.tasks.classification.steps import DynamicMixupStep
+    from dmt.tasks.stats import StatTotals
 
     g = torch.Generator().manual_seed(0)
     batch = {"pseudo_images": torch.randn(56, 3, 32, 32, generator=g),
@@ -162,7 +163,8 @@ def _deeplab() -> nn.Module:
 
 
 def _seg_step(model: nn.Module) -> Callable:
-    from dmt.pipeline.steps import SegmentationStep, StatTotals
+    from dmt.tasks.segmentation.steps import SegmentationStep
+    from dmt.tasks.stats import StatTotals
 
     return SegmentationStep(model, weighting="dynamic", gamma1=5.0, gamma2=5.0, ramp=False, total_steps=100,
                             totals=StatTotals())
@@ -182,7 +184,7 @@ def seg_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
 
 
 def seg_inference_variants(quick: bool, device: torch.device) -> list[Variant]:
-    from dmt.pipeline.seg_eval import upsampled_logits
+    from dmt.tasks.segmentation.inference import upsampled_logits
 
     side = 321 if quick else 505
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
@@ -261,7 +263,7 @@ def labelling_variants(quick: bool, tmp: Path) -> tuple[list[Variant], dict[str,
     """The labelling item's variants (also built alone in a subprocess to measure peak memory)."""
     from dmt.data.labels import PseudoLabelStore, histogram_of_store
     from dmt.method.thresholds import class_balanced_thresholds
-    from dmt.pipeline.seg_eval import label_images
+    from dmt.tasks.segmentation.labelling import label_images
 
     n, side, classes, ratio = (16 if quick else 64), 505, 21, 0.2
     dataset = _scene_dataset(n, side)

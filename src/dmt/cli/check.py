@@ -1,6 +1,6 @@
 """``dmt check PRESET_OR_YAML [key=value ...] [--smoke] [--full]``: the pre-flight check alone.
 
-Checks what ``dmt run`` checks before its first stage (see :mod:`dmt.pipeline.preflight`):
+Checks what ``dmt run`` checks before its first stage (see :mod:`dmt.run.preflight`):
 listed files exist, image and mask headers open with matching sizes, weights files open and
 fit the model. Writes nothing.
 """
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.pipeline.preflight import preflight
+    from dmt.run.preflight import preflight
 
     overrides = [*args.overrides, *(["data.check=full"] if args.full else [])]
     cfg = load_config(args.config, overrides)

@@ -8,8 +8,8 @@ from pathlib import Path
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.engine.distributed import is_main, launch_world_size
-from dmt.pipeline.report import format_table
-from dmt.pipeline.runner import run_experiment
+from dmt.run.runner import run_experiment
+from dmt.run.summary import format_table
 
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
 

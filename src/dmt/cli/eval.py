@@ -8,7 +8,6 @@ import json
 from dmt.engine import distributed as dist
 from dmt.errors import UserError
 
-
 CLASSIFICATION_DATA = ("cifar10", "digits")  # evaluated on their test set; other sets have named splits
 
 
@@ -28,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.pipeline.eval_checkpoint import evaluate_checkpoint
+    from dmt.predict.evaluate import evaluate_checkpoint
 
     if args.split is not None and args.data in CLASSIFICATION_DATA and args.split != "test":
         raise UserError(f"--split {args.split!r}: {args.data} models are evaluated on the test set "

@@ -43,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from dmt.errors import UserError
-    from dmt.pipeline.context import resolve_device
-    from dmt.pipeline.predict import PredictOptions, predict
+    from dmt.predict.predict import PredictOptions, predict
+    from dmt.tasks.context import resolve_device
 
     if args.batch_size < 1 or args.top_k < 1 or args.workers < 0:
         raise UserError("--batch-size and --top-k must be at least 1, --workers at least 0")

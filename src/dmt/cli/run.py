@@ -16,8 +16,8 @@ from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.engine import distributed as dist
 from dmt.errors import UserError
-from dmt.pipeline.report import format_table
-from dmt.pipeline.runner import run_experiment
+from dmt.run.runner import run_experiment
+from dmt.run.summary import format_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.pipeline.status import format_status, run_status
+    from dmt.run.status import format_status, run_status
 
     status = run_status(args.run_dir)
     print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))

@@ -22,7 +22,7 @@ SMOKE_SEG_IMAGES = 4  # segmentation: images of each set (labelled, unlabelled, 
 # Cityscapes' 1024x512 (its default 0.5 of 2048x1024) 128x64. DeepLab's output stride is 8, so
 # crops of 41x41 (VOC) or 32x64 (Cityscapes) still give 6x6 and 4x8 logits.
 SMOKE_SHRINK = 8
-_DEFAULT_SCALE = {"cityscapes": 0.5}  # data.scale 0 means this (see dmt.pipeline.seg_data)
+_DEFAULT_SCALE = {"cityscapes": 0.5}  # data.scale 0 means this (see dmt.tasks.segmentation.data)
 # Official layouts only: their image sizes are known. Custom folders and the generated demo
 # scenes keep their sizes.
 _SHRUNK_DATASETS = ("voc", "cityscapes")

@@ -14,11 +14,11 @@ from dmt.config.loader import load_config
 from dmt.data.segmentation import SegmentationDataset
 from dmt.data.transforms import seg_eval_transform
 from dmt.engine.accel import use_channels_last
+from dmt.engine.sharding import shard_items
 from dmt.errors import UserError
-from dmt.pipeline.artifacts import load_model
-from dmt.pipeline.context import resolve_device
-from dmt.pipeline.predict_meta import run_config
-from dmt.pipeline.sharding import shard_items
+from dmt.models.files import load_model
+from dmt.predict.meta import run_config
+from dmt.tasks.context import resolve_device
 
 log = logging.getLogger("dmt")
 
@@ -63,9 +63,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     channels_last = use_channels_last(dev, cfg.train.channels_last)
     if meta["task"] == "classification":
         from dmt.data.arrays import ArrayImageDataset
-        from dmt.data.transforms import classification_eval_transform
-        from dmt.pipeline.classification import load_test_set
-        from dmt.pipeline.evaluate import classification_accuracy
+        from dmt.data.classification_transforms import classification_eval_transform
+        from dmt.tasks.classification.data import load_test_set
+        from dmt.tasks.classification.evaluate import classification_accuracy
 
         test = load_test_set(cfg)
         if len(test.classes) != meta["num_classes"]:
@@ -75,8 +75,9 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
                                       torch.as_tensor(test.labels[mine]), batch_size, dev, channels_last=channels_last)
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
-    from dmt.pipeline.seg_data import build_source, pad_colour
-    from dmt.pipeline.seg_eval import check_window, evaluate_segmentation
+    from dmt.config.validate import check_window
+    from dmt.tasks.segmentation.data import build_source, pad_colour
+    from dmt.tasks.segmentation.inference import evaluate_segmentation
 
     check_window(cfg.eval.window, cfg.eval.stride)
     source = build_source(cfg)

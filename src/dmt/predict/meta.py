@@ -19,7 +19,7 @@ import numpy as np
 
 from dmt.data.transforms import IMAGENET_MEAN
 from dmt.errors import UserError
-from dmt.pipeline.rundir import read_run_config
+from dmt.run.rundir import read_run_config
 
 # Classification reading size (square) of the built-in datasets: what their models were trained on.
 CLASSIFICATION_SIZE = {"cifar10": 32, "digits": 8}

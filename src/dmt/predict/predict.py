@@ -4,7 +4,7 @@ Segmentation writes, per image, ``<out>/masks/<name>.png`` (a palette PNG whose 
 are the class indices), ``<out>/overlays/<name>.png`` (the image blended with the class colours,
 with a legend of the classes present) and, with ``probs``, ``<out>/probs/<name>.png`` (the top
 class's probability as uint8, 255 = certain). Inference is the evaluation's: images batched
-with padding (the dataset mean), whole or in windows (:func:`~dmt.pipeline.seg_eval.window_logits`),
+with padding (the dataset mean), whole or in windows (:func:`~dmt.tasks.segmentation.inference.window_logits`),
 the model's stored input convention applied by the model itself; every output has the image's
 own size.
 
@@ -28,16 +28,16 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from dmt.config.validate import check_window
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.progress import Progress
 from dmt.errors import UserError
-from dmt.pipeline.artifacts import load_model
-from dmt.pipeline.predict_inputs import InputImage, collect_inputs, read_rgb
-from dmt.pipeline.predict_meta import PredictMeta, resolve_meta
-from dmt.pipeline.predict_render import CSV_COLUMNS, classification_row, confidence_image, overlay_with_legend, \
-    palette_mask
-from dmt.pipeline.seg_eval import check_window, window_logits
+from dmt.models.files import load_model
+from dmt.predict.inputs import InputImage, collect_inputs, read_rgb
+from dmt.predict.meta import PredictMeta, resolve_meta
+from dmt.predict.render import CSV_COLUMNS, classification_row, confidence_image, overlay_with_legend, palette_mask
+from dmt.tasks.segmentation.inference import window_logits
 
 log = logging.getLogger("dmt")
 

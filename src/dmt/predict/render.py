@@ -1,6 +1,6 @@
 """What ``dmt predict`` writes for one image: palette mask, overlay with legend, confidence map, CSV rows.
 
-Pure functions from arrays to PIL images or rows; :mod:`dmt.pipeline.predict` does the I/O.
+Pure functions from arrays to PIL images or rows; :mod:`dmt.predict.predict` does the I/O.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""``dmt report``: one self-contained HTML page from one or several run directories."""
+"""``dmt report``: one self-contained HTML page from one or several run directories.
+
+``load`` reads what a run directory holds (never writing into it), ``figures`` draws one plot per
+section and ``page`` assembles the HTML with every picture embedded. A tool above ``run``:
+imports ``run`` (a run's config, the summaries), ``tasks.panels`` (sample pictures) and ``data``.
+"""
 
 from __future__ import annotations
 

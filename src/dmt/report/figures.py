@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from dmt.pipeline.report import headline_metric
 from dmt.report.load import RunData
+from dmt.run.summary import headline_metric
 
 FigureResult = tuple[bytes | None, str]
 WIDTH = 6.4  # inches at 100 dpi: two runs side by side fit a 1400-pixel window

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dmt.errors import UserError
-from dmt.pipeline.rundir import read_run_config
+from dmt.run.rundir import read_run_config
 
 log = logging.getLogger("dmt")
 
@@ -135,7 +135,7 @@ def read_curves(run: Path) -> tuple[dict[str, dict[str, tuple[list[int], list[fl
 def _stored_label_pictures(labels: Path, thresholds: list[float | None] | None, palette: np.ndarray
                            ) -> tuple[list[str], list[np.ndarray]]:
     """The first stored pseudo labels of a phase, thresholded as training used them, colourised."""
-    from dmt.pipeline.panels import colourise, upscale
+    from dmt.tasks.panels import colourise, upscale
 
     names, pictures = [], []
     for f in sorted(labels.glob("*.npz"))[:SAMPLES_SHOWN]:
@@ -158,7 +158,7 @@ def _stored_label_pictures(labels: Path, thresholds: list[float | None] | None, 
 
 def read_samples(run: Path, results: dict[str, Any], num_classes: int) -> tuple[dict[str, Samples], dict[str, bool]]:
     """Each stage's sample grid, or for phases without one, pictures of the labels still stored."""
-    from dmt.pipeline.panels import SAMPLES_JSON, SAMPLES_PNG, class_palette
+    from dmt.tasks.panels import SAMPLES_JSON, SAMPLES_PNG, class_palette
 
     samples, kept = {}, {}
     palette = class_palette(num_classes)

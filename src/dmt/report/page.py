@@ -90,7 +90,7 @@ def _figure_cell(run: RunData, make: Callable[[RunData], figures.FigureResult], 
 
 
 def _legend(run: RunData) -> str:
-    from dmt.pipeline.panels import IGNORE_COLOUR, class_palette
+    from dmt.tasks.panels import IGNORE_COLOUR, class_palette
 
     palette = class_palette(len(run.class_names))
     items = [f'<span><i style="background: rgb{tuple(int(c) for c in colour)}"></i>{_e(name)}</span>'

@@ -1,6 +1,6 @@
 """Pre-flight check: find bad data and bad weights files before the first stage, not hours in.
 
-Run by :func:`dmt.pipeline.runner.run_experiment` before the run directory is touched, and
+Run by :func:`dmt.run.runner.run_experiment` before the run directory is touched, and
 alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
 
 * ``headers`` (default): every listed image and mask exists and its header opens (PIL reads
@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from dmt.config.schema import ExperimentConfig
 from dmt.data.segmentation import SegItem, SegSource, load_pair
 from dmt.errors import UserError
+from dmt.tasks.plan import make_plan, member_init, members, name_config_key
 
 log = logging.getLogger("dmt")
 
@@ -91,13 +92,11 @@ def _quiet() -> Iterator[None]:
 
 def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource]:
     """Every item a run of ``cfg`` reads (labelled, unlabelled, held-out, val), each once."""
-    from dmt.pipeline.plan import make_plan
-    from dmt.pipeline.seg_data import load_segmentation_data
+    from dmt.tasks.segmentation.data import load_segmentation_data
 
-    members = sorted({s.member for s in make_plan(cfg) if s.kind == "baseline"})
     # the split protocol writes the lists it chose; here they go to a scratch folder
     with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, _quiet():
-        data = load_segmentation_data(cfg, Path(scratch), members)
+        data = load_segmentation_data(cfg, Path(scratch), members(cfg))
     seen: dict[tuple[str, bool], SegItem] = {}
     groups = [*data.labelled.values(), *data.heldout.values(), data.unlabelled, data.val]
     if cfg.oracle.enabled:
@@ -138,34 +137,10 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
                         f"{size[0]}x{size[1]} (HxW); they must match")
 
 
-def name_config_key(text: str, key: str) -> str:
-    """A model factory's message about its weights file, in the words of the config.
-
-    The factories name their own arguments (``weights_path``, ``strict_weights``); a user of
-    ``dmt run`` knows the config key (``model.weights`` or ``mutual.weights_b``) and ``--smoke``.
-    """
-    text = text.replace("model option weights_path:", f"config key {key!r}:")
-    text = text.replace("pass weights_path=", f"set {key}=").replace("(strict_weights=False)", "(--smoke)")
-    return text if key in text else f"config key {key!r}: {text}"
-
-
-def member_init(cfg: ExperimentConfig, member: str | None) -> tuple[str, str, str | None]:
-    """``(config key, init, weights file)`` of a model's pretrained initialisation.
-
-    Model B of two-model methods has its own (``mutual.init_b`` / ``mutual.weights_b``) unless
-    both start alike (``mutual.dms``); every other model uses ``model.init`` / ``model.weights``.
-    """
-    if member == "b" and not cfg.mutual.dms:
-        return "mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b
-    return "model.weights", cfg.model.init, cfg.model.weights
-
-
 def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None]]:
     """``(config key, init, file)`` of each pretrained initialisation the run will load."""
-    from dmt.pipeline.plan import make_plan
-
-    members = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
-    out = dict.fromkeys(member_init(cfg, m) for m in members)
+    names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
+    out = dict.fromkeys(member_init(cfg, m) for m in names)
     return [(key, init, path) for key, init, path in out if init != "none" or path]
 
 

@@ -18,22 +18,22 @@ from dmt.config.schema import ExperimentConfig
 from dmt.engine import distributed as dist
 from dmt.engine.loop import NonFiniteLoss
 from dmt.errors import UserError
-from dmt.pipeline.context import StageContext, resolve_device, stage_seed
-from dmt.pipeline.plan import Stage, make_plan
-from dmt.pipeline.preflight import preflight_all
-from dmt.pipeline.report import plot_results, summarize
-from dmt.pipeline.rundir import RunDir
-from dmt.pipeline.training import STATE_FILE
+from dmt.run.preflight import preflight_all
+from dmt.run.rundir import RunDir
+from dmt.run.summary import plot_results, summarize
+from dmt.tasks.context import StageContext, resolve_device, stage_seed
+from dmt.tasks.plan import Stage, make_plan
+from dmt.tasks.training import STATE_FILE
 
 log = logging.getLogger("dmt")
 
 
 def _task_runner(ctx: StageContext) -> Any:
     if ctx.cfg.task == "classification":
-        from dmt.pipeline.classification import ClassificationRunner
+        from dmt.tasks.classification.runner import ClassificationRunner
 
         return ClassificationRunner(ctx)
-    from dmt.pipeline.segmentation import SegmentationRunner
+    from dmt.tasks.segmentation.runner import SegmentationRunner
 
     return SegmentationRunner(ctx)
 

@@ -28,7 +28,7 @@ import yaml
 from dmt.engine.progress import expected_wall, format_duration, loop_eta, run_eta
 from dmt.errors import UserError
 
-STATE_FILE = "state.safetensors"  # as dmt.pipeline.training.STATE_FILE (not imported: that pulls in torch)
+STATE_FILE = "state.safetensors"  # as dmt.tasks.training.STATE_FILE (not imported: that pulls in torch)
 _STARTED = re.compile(r"run directory (?P<out>.+?) \((?P<argv>.*)\)\s*$")
 
 
@@ -149,7 +149,7 @@ def _plan(run: Path, cfg: dict[str, Any], results: dict[str, Any]) -> list[str]:
     if results.get("plan"):
         return list(results["plan"])
     from dmt.config.loader import config_from_dict
-    from dmt.pipeline.plan import make_plan
+    from dmt.tasks.plan import make_plan
 
     try:
         return [s.name for s in make_plan(config_from_dict(cfg))]

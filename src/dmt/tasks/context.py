@@ -1,4 +1,4 @@
-"""What every stage runner is handed: config, run directory, device, scalar logging."""
+"""What every stage runner is handed: config, the stage's folders, device, scalar logging."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -18,10 +19,7 @@ from dmt.engine.accel import use_channels_last
 from dmt.engine.batches import mix_seed
 from dmt.engine.progress import RunClock, set_run_clock
 from dmt.errors import UserError
-from dmt.pipeline.rundir import RunDir
-
-if TYPE_CHECKING:
-    from dmt.pipeline.plan import Stage
+from dmt.tasks.plan import Stage
 
 log = logging.getLogger("dmt")
 
@@ -60,12 +58,25 @@ def total_steps(opt: OptimConfig, steps_per_epoch: int) -> int:
     return min(steps, opt.max_steps) if opt.max_steps > 0 else steps
 
 
+class StageFolders(Protocol):
+    """Where a stage's files go; the run directory (:class:`dmt.run.rundir.RunDir`) provides them.
+
+    Tasks know these three folders and nothing else of the run directory's layout.
+    """
+
+    def stage_dir(self, name: str) -> Path: ...  # created on first use (by rank 0)
+
+    def splits_dir(self) -> Path: ...  # the split lists a run used
+
+    def tb_dir(self, name: str) -> Path: ...  # a stage's TensorBoard run
+
+
 @dataclass
 class StageContext:
     """A stage's surroundings; ``scalars`` writes to TensorBoard and the log."""
 
     cfg: ExperimentConfig
-    run: RunDir
+    run: StageFolders
     device: torch.device
     stage_started: float = 0.0  # time.monotonic() when this session started the current stage
     prior_elapsed: float = 0.0  # seconds the current stage ran in earlier sessions (from its checkpoint)

@@ -1,4 +1,4 @@
-"""From a config to the ordered list of stages its method needs.
+"""From a config to the ordered list of stages its method needs, and the models (members) they train.
 
 The curriculum is explicit: a plan is a list you can print, and the runner executes it top to
 bottom. Each phase names the stage whose model labels its data (the teacher) and the stage its
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dmt.config.schema import ExperimentConfig
-from dmt.method.curriculum import check_ratios
 from dmt.errors import UserError
+from dmt.method.curriculum import check_ratios
 
 StageKind = Literal["baseline", "phase", "oracle"]
 
@@ -34,18 +34,24 @@ def _suffix(member: str) -> str:
     return f"-{member}" if member else ""
 
 
+def members(cfg: ExperimentConfig) -> list[str]:
+    """The models a run trains side by side: ``["a", "b"]`` for two-model (mutual) methods, else ``[""]``."""
+    mutual = cfg.task == "segmentation" and cfg.method in ("dmt", "naive", "flip")
+    return ["a", "b"] if mutual else [""]
+
+
 def make_plan(cfg: ExperimentConfig) -> list[Stage]:
     """The stages of ``cfg.method`` in execution order."""
     try:
         check_ratios(cfg.phases.ratios)
     except ValueError as exc:
         raise UserError(f"config key 'phases.ratios': {exc}") from None
-    mutual = cfg.task == "segmentation" and cfg.method in ("dmt", "naive", "flip")
-    members = ["a", "b"] if mutual else [""]
-    stages = [Stage(f"baseline{_suffix(m)}", "baseline", m) for m in members]
+    names = members(cfg)
+    mutual = names == ["a", "b"]
+    stages = [Stage(f"baseline{_suffix(m)}", "baseline", m) for m in names]
     if cfg.method != "baseline":
         for k, ratio in enumerate(cfg.phases.ratios, start=1):
-            for m in members:
+            for m in names:
                 # mutual: A learns from B's previous model and vice versa; otherwise self-training
                 teacher_member = ({"a": "b", "b": "a"}[m]) if mutual else m
                 prev = "baseline" if k == 1 else f"phase{k - 1}"
@@ -59,3 +65,25 @@ def make_plan(cfg: ExperimentConfig) -> list[Stage]:
     if cfg.oracle.enabled:
         stages.append(Stage("oracle", "oracle"))
     return stages
+
+
+def name_config_key(text: str, key: str) -> str:
+    """A model factory's message about its weights file, in the words of the config.
+
+    The factories name their own arguments (``weights_path``, ``strict_weights``); a user of
+    ``dmt run`` knows the config key (``model.weights`` or ``mutual.weights_b``) and ``--smoke``.
+    """
+    text = text.replace("model option weights_path:", f"config key {key!r}:")
+    text = text.replace("pass weights_path=", f"set {key}=").replace("(strict_weights=False)", "(--smoke)")
+    return text if key in text else f"config key {key!r}: {text}"
+
+
+def member_init(cfg: ExperimentConfig, member: str | None) -> tuple[str, str, str | None]:
+    """``(config key, init, weights file)`` of a model's pretrained initialisation.
+
+    Model B of two-model methods has its own (``mutual.init_b`` / ``mutual.weights_b``) unless
+    both start alike (``mutual.dms``); every other model uses ``model.init`` / ``model.weights``.
+    """
+    if member == "b" and not cfg.mutual.dms:
+        return "mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b
+    return "model.weights", cfg.model.init, cfg.model.weights

@@ -13,10 +13,10 @@ from dmt.config.schema import OptimConfig, TrainRuntimeConfig
 from dmt.engine import distributed as dist
 from dmt.engine.accel import apply_channels_last, maybe_compile, use_channels_last
 from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
-from dmt.engine.sync_bn import convert_sync_batchnorm
 from dmt.engine.loop import FitOptions, TrainState, fit
-from dmt.pipeline.context import StageContext
-from dmt.pipeline.steps import StatTotals
+from dmt.engine.sync_bn import convert_sync_batchnorm
+from dmt.tasks.context import StageContext
+from dmt.tasks.stats import StatTotals
 
 log = logging.getLogger("dmt")
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from dmt.config import load_config
+from dmt.data.classification_transforms import Cutout, RandomMagnitudeRandAugment
 from dmt.data.randaugment import OriginalRandAugment
-from dmt.data.transforms import Cutout, RandomMagnitudeRandAugment
-from dmt.pipeline.classification import ClassificationRunner
-from dmt.pipeline.context import StageContext
-from dmt.pipeline.rundir import RunDir
+from dmt.run.rundir import RunDir
+from dmt.tasks.classification.runner import ClassificationRunner
+from dmt.tasks.context import StageContext
 
 
 @pytest.mark.parametrize("policy", ["torchvision", "original"])

@@ -9,10 +9,10 @@ import pytest
 from dmt.config.schema import DataConfig, ExperimentConfig, MutualConfig
 from dmt.data.splits import dms_subsets, read_split_file, segmentation_splits
 from dmt.errors import UserError
-from dmt.pipeline.plan import make_plan
-from dmt.pipeline.seg_data import DMS_RATIOS, load_segmentation_data
+from dmt.tasks.plan import make_plan
+from dmt.tasks.segmentation.data import DMS_RATIOS, load_segmentation_data
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "data"))
 from seg_fixtures import write_voc_tree  # noqa: E402
 
 NAMES = [f"20{7 + k % 4:02d}_{k:06d}" for k in range(80)]  # sorted order differs from this one

@@ -16,8 +16,8 @@ from dmt.data.labels import PseudoLabelStore, histogram_of_store
 from dmt.data.segmentation import SegItem, SegmentationDataset, SegSource
 from dmt.data.transforms import seg_eval_transform
 from dmt.method.thresholds import apply_class_thresholds, class_balanced_thresholds, confidence_histogram
-from dmt.pipeline.seg_eval import label_images, predictions
-from dmt.pipeline.segmentation import ThresholdedLabels
+from dmt.tasks.segmentation.inference import predictions
+from dmt.tasks.segmentation.labelling import ThresholdedLabels, label_images
 
 CLASSES = 5
 SIZES = [(17, 23), (20, 19), (11, 30), (17, 23), (8, 8)]  # different sizes: padded batches

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from dmt.config import load_config
-from dmt.pipeline.context import StageContext
-from dmt.pipeline.rundir import RunDir
-from dmt.pipeline.segmentation import SegmentationRunner
+from dmt.run.rundir import RunDir
+from dmt.tasks.context import StageContext
+from dmt.tasks.segmentation.runner import SegmentationRunner
 
 # 16x16 scenes, evaluation padded to 20x20; training crops of 24 at scale 1 pad by 8 and crop nothing
 SMALL = ["data.num_scenes=8", "data.val_scenes=2", "data.scene_size=[16, 16]", "data.labelled_split=1/2",

@@ -8,7 +8,7 @@ import pytest
 from safetensors.torch import load_file
 
 from dmt.cli.main import main
-from dmt.pipeline.segmentation import SELECTED_ON_VAL
+from dmt.tasks.segmentation.runner import SELECTED_ON_VAL
 
 TINY = ["data.num_scenes=40", "data.val_scenes=8", "data.labelled_split=1/4", "baseline.epochs=4",
         "baseline.batch_size=4", "phases.ratios=[1.0]", "phases.epochs=3", "phases.batch_pseudo=8",
@@ -31,7 +31,7 @@ def _score_of_weights(evaluate):
 
 
 def test_select_val_keeps_the_best_model_on_val_and_says_so(tmp_path, monkeypatch):
-    import dmt.pipeline.segmentation as seg
+    import dmt.tasks.segmentation.runner as seg
 
     monkeypatch.setattr(seg, "evaluate_segmentation", _score_of_weights(seg.evaluate_segmentation))
     out = tmp_path / "run"

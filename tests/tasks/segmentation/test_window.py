@@ -7,20 +7,20 @@ import pytest
 import torch
 from torch import nn
 
+from dmt.config.validate import check_window
 from dmt.data.segmentation import SegItem, SegmentationDataset, SegSource
 from dmt.data.transforms import seg_eval_transform
 from dmt.errors import UserError
-from dmt.pipeline.seg_eval import (
-    check_window,
+from dmt.tasks.segmentation.inference import (
     default_stride,
     evaluate_segmentation,
-    label_images,
     predictions,
     upsampled_logits,
     window_counts,
     window_logits,
     window_starts,
 )
+from dmt.tasks.segmentation.labelling import label_images
 
 
 def strided_net(seed: int = 0) -> nn.Module:
@@ -136,9 +136,9 @@ def test_dmt_eval_takes_the_window_from_the_command_line(tmp_path, capsys) -> No
 
     from dmt.cli.main import main
     from dmt.models.deeplabv3plus import deeplabv3plus_tiny
-    from dmt.pipeline.artifacts import save_model
+    from dmt.models.files import save_model
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "data"))
     from seg_fixtures import write_voc_tree
 
     root = write_voc_tree(tmp_path / "voc", size=(24, 32))

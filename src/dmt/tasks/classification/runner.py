@@ -1,13 +1,12 @@
 """Classification DMT: data, baseline, curriculum phases and oracle for one run.
 
-The stages of :mod:`dmt.pipeline.plan` are executed by :class:`ClassificationRunner`; each
+The stages of :mod:`dmt.tasks.plan` are executed by :class:`ClassificationRunner`; each
 returns its metrics for ``results.json``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,92 +14,29 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from dmt.config.schema import ExperimentConfig, TrainConfig
+from dmt.config.schema import TrainConfig
 from dmt.data.arrays import ArrayDataset, ArrayImageDataset
-from dmt.data.splits import cifar_valtiny_split, per_class_labelled_split, write_split_file
-from dmt.data.transforms import classification_eval_transform, classification_train_transform
+from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
 from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.thresholds import select_most_confident
 from dmt.models import create_model
-from dmt.pipeline.artifacts import load_model, save_model
-from dmt.pipeline.context import StageContext, total_steps
-from dmt.pipeline.evaluate import classification_accuracy, predict_probabilities
-from dmt.pipeline.plan import Stage
-from dmt.pipeline.steps import DynamicMixupStep, StatTotals, SupervisedMixupStep
-from dmt.pipeline.sharding import process_seed, shard_items, stream_slices, zip_streams
-from dmt.pipeline.stage_panels import NUM_CLS_SAMPLES, classification_stage_end
-from dmt.pipeline.training import convert_sync_bn, reduce_totals, train_stage
+from dmt.models.files import load_model, save_model
+from dmt.tasks.classification.data import load_classification_data
+from dmt.tasks.classification.evaluate import classification_accuracy, predict_probabilities
+from dmt.tasks.classification.panels import NUM_CLS_SAMPLES, classification_stage_end
+from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
+from dmt.tasks.context import StageContext, total_steps
+from dmt.tasks.plan import Stage
+from dmt.tasks.stats import StatTotals
+from dmt.tasks.training import convert_sync_bn, reduce_totals, train_stage
 
 log = logging.getLogger("dmt")
 
 MODEL_FILE = "model.safetensors"
-
-
-@dataclass
-class ClassificationData:
-    """Images and the run's split of them (indices into ``train``)."""
-
-    train: ArrayDataset
-    test: ArrayDataset
-    labelled: np.ndarray
-    unlabelled: np.ndarray
-    valtiny: np.ndarray
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.train.classes)
-
-    @property
-    def oracle(self) -> np.ndarray:
-        """Every training image with its true label (labelled and unlabelled, not valtiny)."""
-        return np.sort(np.concatenate([self.labelled, self.unlabelled]))
-
-
-def load_train_test(cfg: ExperimentConfig) -> tuple[ArrayDataset, ArrayDataset]:
-    """The training images and the held-out test set of ``data.name``."""
-    d = cfg.data
-    if d.name == "cifar10":
-        from dmt.data.cifar import load_cifar10
-
-        if not d.root:
-            raise UserError("config key 'data.root': the folder holding cifar-10-batches-py is required")
-        return load_cifar10(d.root)
-    if d.name == "digits":
-        from dmt.data.digits import digits_test_split, load_digits_data
-
-        everything = load_digits_data()
-        pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
-        return everything.subset(pool), everything.subset(test_idx)
-    raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, digits)")
-
-
-def load_test_set(cfg: ExperimentConfig) -> ArrayDataset:
-    """The test set alone (``dmt eval``)."""
-    return load_train_test(cfg)[1]
-
-
-def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> ClassificationData:
-    """Read the dataset, apply the paper's split protocol and record the splits in the run."""
-    d = cfg.data
-    train, test = load_train_test(cfg)
-
-    if d.valtiny_per_class > 0:
-        train_idx, valtiny = cifar_valtiny_split(train.labels, d.valtiny_per_class, seed=1)
-    else:
-        train_idx, valtiny = np.arange(len(train)), np.zeros(0, dtype=np.int64)
-    labelled, unlabelled = per_class_labelled_split(train.labels, train_idx, d.labels_per_class, d.split_seed)
-    if d.limit > 0:  # --smoke: a few images of each set, split as usual
-        labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
-        test = test.subset(np.arange(min(d.limit, len(test))))
-    if dist.is_main():  # one writer; every process computes the same split
-        for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
-            write_split_file(splits_dir / f"{name}.txt", idx)
-    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %d test", d.name, len(labelled),
-             len(unlabelled), len(valtiny), len(test))
-    return ClassificationData(train, test, labelled, unlabelled, valtiny)
 
 
 class ClassificationRunner:

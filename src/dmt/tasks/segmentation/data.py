@@ -19,13 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dmt.config.schema import ExperimentConfig
-from dmt.data.segmentation import SegItem, SegSource
-from dmt.engine import distributed as dist
-from dmt.data.splits import check_names, dms_subsets, entry_name, protocol_names, read_split_file, sbd_split, \
-    segmentation_splits, write_split_file
 from dmt.data.published_splits import PUBLISHED, split_from_config
+from dmt.data.segmentation import SegItem, SegSource
+from dmt.data.splits import (
+    check_names,
+    dms_subsets,
+    entry_name,
+    protocol_names,
+    read_split_file,
+    sbd_split,
+    segmentation_splits,
+    write_split_file,
+)
+from dmt.engine import distributed as dist
 from dmt.errors import UserError
-from dmt.pipeline.plan import Stage
+from dmt.tasks.plan import Stage
 
 log = logging.getLogger("dmt")
 
@@ -72,7 +80,7 @@ def build_source(cfg: ExperimentConfig) -> SegSource:
 
         return folder_source(d.root, scale=d.scale or 1.0)
     if d.name == "digit_scenes":
-        from dmt.data.digit_scenes import digit_scenes_source
+        from dmt.demo.digit_scenes import digit_scenes_source
 
         return digit_scenes_source(num_train=d.num_scenes, num_val=d.val_scenes, size=tuple(d.scene_size),
                                    digits=tuple(d.scene_digits), seed=0)

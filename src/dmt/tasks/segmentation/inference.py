@@ -1,16 +1,19 @@
-"""Segmentation inference: whole-image or sliding-window prediction, mIoU over a set, the labelling pass."""
+"""Segmentation inference: whole-image or sliding-window prediction, and mIoU over a set.
+
+The labelling pass (:mod:`dmt.tasks.segmentation.labelling`) runs the same batches through the
+same windows; :func:`dmt.predict.predict` uses :func:`window_logits` on your own images.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmt.config.validate import check_window  # noqa: F401  (re-exported: evaluation's callers check here)
+from dmt.config.validate import check_window
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from dmt.engine import distributed as dist
 from dmt.engine.accel import inference_layout
@@ -18,7 +21,6 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
-from dmt.method.confidence import max_softmax
 
 
 class PadCollate:
@@ -132,13 +134,13 @@ def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int,
     up to the convolution algorithm's rounding).
     """
     use_amp, dtype = amp_settings(device, amp)
-    for batch, images in _device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
+    for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
         with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
             logits = window_logits(model, images, window, stride)
         yield batch, logits.float().softmax(dim=1)
 
 
-def _device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
+def device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                     num_workers: int, description: str, channels_last: bool
                     ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """The inference passes' common part: ``model`` in eval mode (and NHWC with ``channels_last``);
@@ -170,41 +172,3 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
     scores = cm.compute()
     return {"miou": scores["miou"], "pixel_accuracy": scores["pixel_accuracy"],
             "per_class_iou": scores["per_class_iou"]}
-
-
-@torch.no_grad()
-def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
-                 amp: bool, num_workers: int = 0, description: str = "label",
-                 window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                 channels_last: bool = False) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
-
-    Streams: after the model's forward pass, each image is upsampled on its own (when the model
-    predicts at a lower resolution), cropped to its own size and reduced by
-    :func:`~dmt.method.confidence.max_softmax` in cache-sized blocks, so no full-size float32
-    probabilities of the batch exist. Every value is bit-for-bit the one the whole-batch
-    ``upsampled_logits(...).float().softmax(1).max(1)`` gives (tests/pipeline/test_labelling.py).
-    With a ``window`` (sliding-window inference, :func:`window_logits`) the batch's logits come
-    at full resolution, averaged over the windows, and are reduced the same way.
-    ``channels_last`` as for :func:`predictions`.
-    """
-    use_amp, dtype = amp_settings(device, amp)
-    for batch, images in _device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
-        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-            logits = model(images) if window is None else window_logits(model, images, window, stride)
-        for i, name in enumerate(batch["name"]):
-            yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
-                                        use_amp))
-        del logits
-
-
-def _image_labels(logits: torch.Tensor, padded: torch.Size, size: tuple[int, int], device: torch.device,
-                  dtype: torch.dtype, use_amp: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One image's ``(classes uint8, confidence float16)`` at its own ``size`` from its ``1 x C`` logits."""
-    if logits.shape[-2:] != padded:
-        # the same interpolation as upsampled_logits, per image: every output pixel is the same
-        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-            logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=True)
-    h, w = size  # the image's own size: evaluation padding is cropped away before the softmax
-    confidence, classes = max_softmax(logits[:, :, :h, :w])
-    return classes[0].cpu().numpy(), confidence[0].cpu().numpy()

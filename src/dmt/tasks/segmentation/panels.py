@@ -1,10 +1,8 @@
-"""End-of-stage pictures and scores for TensorBoard and ``dmt report`` (rank 0 only, a few images).
+"""End-of-stage pictures and scores of a segmentation stage, for TensorBoard and ``dmt report`` (rank 0 only).
 
-Segmentation: a grid of the first :data:`NUM_SAMPLES` unlabelled images (by name) with their
-ground truth where known, the teacher's kept pseudo labels (a phase) and the final model's
-prediction, written to the stage folder (:mod:`dmt.pipeline.panels`) and TensorBoard, plus
-per-class IoU scalars. Classification: a few kept pseudo-labelled images with their pseudo label
-and the final model's class, in TensorBoard.
+A grid of the first :data:`NUM_SAMPLES` unlabelled images (by name) with their ground truth where
+known, the teacher's kept pseudo labels (a phase) and the final model's prediction, written to
+the stage folder (:mod:`dmt.tasks.panels`) and TensorBoard, plus per-class IoU scalars.
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ import torch
 from torch import nn
 
 from dmt.engine import distributed as dist
-from dmt.pipeline.context import StageContext
-from dmt.pipeline.panels import class_palette, grid, save_samples, segmentation_rows, upscale
-from dmt.pipeline.plan import Stage
+from dmt.tasks.context import StageContext
+from dmt.tasks.panels import class_palette, grid, save_samples, segmentation_rows
+from dmt.tasks.plan import Stage
 
 NUM_SAMPLES = 4  # images per segmentation grid: enough to see what happened, cheap at stage end
-NUM_CLS_SAMPLES = 8
 
 
 def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn.Module, metrics: dict[str, Any],
@@ -41,7 +38,7 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
     if not picks:
         return
     from dmt.data.segmentation import SegmentationDataset, load_pair
-    from dmt.pipeline.seg_eval import predictions
+    from dmt.tasks.segmentation.inference import predictions
 
     images, truths = [], []
     for it in picks:
@@ -64,38 +61,3 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
         "classes": list(source.class_names), "palette": palette.tolist(),
         "teacher": stage.teacher if targets is not None else None})
     ctx.image(stage.name, "samples/" + " | ".join(columns), picture, step)
-
-
-def classification_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn.Module, metrics: dict[str, Any],
-                             images: np.ndarray, pseudo_probs: torch.Tensor, class_names: Sequence[str],
-                             eval_transform: Any) -> None:
-    """A phase's scores, and a few kept pseudo-labelled images with pseudo label and final prediction,
-    in TensorBoard (rank 0).
-
-    Args:
-        images: ``N x H x W x 3`` uint8, the first kept images, in ``pseudo_probs`` order.
-        pseudo_probs: the teacher's probabilities of the kept images (``K x C``, ``K >= N``).
-    """
-    if not dist.is_main():
-        return
-    ctx.stage_scores(stage, step, metrics, class_names)
-    if not len(images):
-        return
-    n = min(NUM_CLS_SAMPLES, len(images))
-    from torchvision import tv_tensors
-
-    # as ArrayImageDataset feeds evaluation: uint8 C x H x W through the eval transform, floats in [0, 1]
-    batch = torch.stack([torch.as_tensor(eval_transform(tv_tensors.Image(torch.from_numpy(images[k]).permute(2, 0, 1))),
-                                         dtype=torch.float32) for k in range(n)]).to(ctx.device)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        predicted = model(batch).argmax(1).cpu().tolist()
-    model.train(was_training)
-    picture = grid([[upscale(images[k], 64) for k in range(n)]])
-    teacher = pseudo_probs[:n].max(1)
-    lines = ["| image | pseudo label (confidence) | final prediction |", "|---|---|---|"]
-    for k in range(n):
-        lines.append(f"| {k + 1} | {class_names[int(teacher.indices[k])]} ({float(teacher.values[k]):.3f}) | "
-                     f"{class_names[predicted[k]]} |")
-    ctx.image(stage.name, "samples/kept pseudo-labelled images", picture, step, "\n".join(lines))

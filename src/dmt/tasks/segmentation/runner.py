@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dmt.config.schema import TrainConfig
+from dmt.config.validate import check_window
 from dmt.data.labels import PseudoLabelStore, histogram_of_store
 from dmt.data.segmentation import SegItem, SegmentationDataset, collate_segmentation
 from dmt.data.transforms import seg_eval_transform, seg_train_transform
@@ -25,19 +26,20 @@ from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.engine.sharding import shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
-from dmt.method.thresholds import apply_threshold_table, class_balanced_thresholds, threshold_table
+from dmt.method.thresholds import class_balanced_thresholds
 from dmt.models import create_model
-from dmt.pipeline.artifacts import load_model, save_model
-from dmt.pipeline.context import StageContext, total_steps
-from dmt.pipeline.plan import Stage, make_plan
-from dmt.pipeline.preflight import member_init, name_config_key
-from dmt.pipeline.seg_data import load_segmentation_data, pad_colour
-from dmt.pipeline.seg_eval import check_window, evaluate_segmentation, label_images
-from dmt.pipeline.steps import SegmentationStep, StatTotals
-from dmt.pipeline.sharding import shard_items, stream_slices, zip_streams
-from dmt.pipeline.stage_panels import segmentation_stage_end
-from dmt.pipeline.training import convert_sync_bn, reduce_totals, sync_from_main, train_stage
+from dmt.models.files import load_model, save_model
+from dmt.tasks.context import StageContext, total_steps
+from dmt.tasks.plan import Stage, member_init, members, name_config_key
+from dmt.tasks.segmentation.data import load_segmentation_data, pad_colour
+from dmt.tasks.segmentation.inference import evaluate_segmentation
+from dmt.tasks.segmentation.labelling import ThresholdedLabels, label_images
+from dmt.tasks.segmentation.panels import segmentation_stage_end
+from dmt.tasks.segmentation.steps import SegmentationStep
+from dmt.tasks.stats import StatTotals
+from dmt.tasks.training import convert_sync_bn, reduce_totals, sync_from_main, train_stage
 
 log = logging.getLogger("dmt")
 
@@ -49,30 +51,12 @@ WEIGHTING = {"dmt": "dynamic", "dst": "dynamic", "cbst": "dynamic", "naive": "co
              "online": "online", "baseline": "dynamic"}
 
 
-class ThresholdedLabels:
-    """Pseudo targets of one phase: stored class maps with per-class thresholds applied.
-
-    A small picklable callable, so data-loader workers can read the store themselves.
-    """
-
-    def __init__(self, store: PseudoLabelStore, thresholds: torch.Tensor) -> None:
-        self.store, self.thresholds = store, thresholds
-        # one look-up per pixel on the float16 bit patterns as stored: no float32 copy of any map
-        self.table = threshold_table(thresholds)
-
-    def __call__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        classes, confidence = self.store.read(name)
-        kept = apply_threshold_table(torch.from_numpy(classes), torch.from_numpy(confidence), self.table)
-        return kept.numpy(), confidence
-
-
 class SegmentationRunner:
     """Runs the stages of a segmentation plan."""
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
-        members = sorted({s.member for s in make_plan(self.cfg) if s.kind == "baseline"})
-        self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members)
+        self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members(self.cfg))
         src, d = self.data.source, self.cfg.data
         self.num_classes = src.num_classes
         fill = pad_colour(self.cfg, src)  # data.pad_fill: the mean colour, or black as the original

@@ -1,6 +1,6 @@
-"""Step functions: one training step's forward pass and loss, built from the method functions.
+"""The segmentation step function: one training step's forward pass and loss, built from the method functions.
 
-Each step is a small callable ``(batch, step) -> {"loss": tensor, **scalars}`` that the engine
+The step is a small callable ``(batch, step) -> {"loss": tensor, **scalars}`` that the engine
 (:func:`dmt.engine.loop.fit`) drives. Phase-long statistics (mean dynamic weight, disagreement)
 are accumulated in ``totals`` so that they survive a resume.
 """
@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from dmt.engine import distributed as dist
-from dmt.engine.batches import mix_seed
-from dmt.engine.bn import batch_stats_without_update
 from dmt.method.curriculum import ramped_gamma
-from dmt.method.losses import mixup_cross_entropy, online_pseudo_targets, weighted_cross_entropy
-from dmt.method.mixup import mix, random_permutation, sample_lambda
-from dmt.method.weights import agreement_stats, confidence_weights, dynamic_weights_from_view, \
-    flip_targets_and_weights, student_view
-from dmt.pipeline.seg_eval import upsampled_logits
+from dmt.method.losses import online_pseudo_targets, weighted_cross_entropy
+from dmt.method.weights import (
+    agreement_stats,
+    confidence_weights,
+    dynamic_weights_from_view,
+    flip_targets_and_weights,
+    student_view,
+)
+from dmt.tasks.segmentation.inference import upsampled_logits
+from dmt.tasks.stats import StatTotals
 
 
 def global_normalizer(target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor | None:
@@ -35,108 +37,6 @@ def global_normalizer(target: torch.Tensor, ignore_index: int = 255) -> torch.Te
         return None
     count = dist.all_reduce_sum((target != ignore_index).sum())
     return count.clamp_min(1).float() / dist.world_size()
-
-
-class StatTotals:
-    """Running sums of per-step statistics, weighted by the number of pseudo targets.
-
-    :meth:`add` takes floats or 0-dim tensors and keeps tensors on their device (a step never
-    waits to read them); :meth:`means` and :meth:`state_dict` read them once and leave
-    ``sums`` as plain floats and ``count`` as an int.
-    """
-
-    def __init__(self, state: dict | None = None) -> None:
-        self.sums: dict[str, Any] = dict((state or {}).get("sums", {}))
-        self.count: Any = int((state or {}).get("count", 0))
-
-    def add(self, stats: dict[str, Any], n: Any) -> None:
-        for k, v in stats.items():
-            v = v.double() if isinstance(v, torch.Tensor) else float(v)
-            self.sums[k] = self.sums.get(k, 0.0) + v * n
-        self.count = self.count + n
-
-    def _settle(self) -> None:
-        """Read device values back: ``sums`` become floats, ``count`` an int."""
-        keys = list(self.sums)
-        values = [torch.as_tensor(self.sums[k], dtype=torch.float64).cpu() for k in keys]
-        if values:
-            self.sums = dict(zip(keys, torch.stack(values).tolist()))
-        self.count = int(self.count)
-
-    def means(self) -> dict[str, float]:
-        self._settle()
-        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
-
-    @classmethod
-    def summed(cls, states: list[dict]) -> "StatTotals":
-        """The totals of several processes' :meth:`state_dict`, added in the given order."""
-        merged = cls()
-        for state in states:
-            part = cls(state)
-            for k, v in part.sums.items():
-                merged.sums[k] = merged.sums.get(k, 0.0) + v
-            merged.count += part.count
-        return merged
-
-    def state_dict(self) -> dict:
-        self._settle()
-        return {"sums": dict(self.sums), "count": self.count}
-
-
-class SupervisedMixupStep:
-    """Baseline / oracle: cross-entropy on labelled images, with mixup when ``alpha > 0``."""
-
-    def __init__(self, model: nn.Module, alpha: float, seed: int) -> None:
-        self.model, self.alpha, self.seed = model, alpha, seed
-
-    def __call__(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> dict[str, Any]:
-        x, y = batch
-        # per-step generators: the same step draws the same lambda and pairing after a resume
-        lam = sample_lambda(self.alpha, np.random.default_rng(mix_seed(self.seed, step, 0)))
-        perm = random_permutation(x.shape[0], torch.Generator().manual_seed(mix_seed(self.seed, step, 1)))
-        logits = self.model(mix(x, lam, perm) if lam < 1 else x)
-        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device, non_blocking=True)], lam)
-        return {"loss": loss, "sup_loss": loss.detach()}
-
-
-class DynamicMixupStep:
-    """A DMT classification step: labelled + pseudo-labelled images, dynamic weights, mixup.
-
-    The weights come from the student on the *un-mixed* batch (train-mode BN, running statistics
-    untouched), are mixed like the images, and weight ``lam CE(y) + (1 - lam) CE(y[perm])``.
-    ``gamma1 == gamma2 == 0`` is curriculum labelling: every pseudo label weighs 1.
-    """
-
-    def __init__(self, model: nn.Module, *, gamma1: float, gamma2: float, ramp: bool, total_steps: int,
-                 alpha: float, seed: int, totals: StatTotals) -> None:
-        self.model, self.gamma1, self.gamma2, self.ramp = model, gamma1, gamma2, ramp
-        self.total_steps, self.alpha, self.seed, self.totals = total_steps, alpha, seed, totals
-
-    def __call__(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, Any]:
-        probs = batch["pseudo_probs"]
-        x = torch.cat([batch["pseudo_images"], batch["labelled_images"]])
-        y = torch.cat([probs.argmax(1), batch["labels"]])
-        teacher_conf = torch.cat([probs.max(1).values, torch.ones_like(batch["labels"], dtype=probs.dtype)])
-        labelled = torch.cat([torch.zeros(probs.shape[0], dtype=torch.bool, device=x.device),
-                              torch.ones(batch["labels"].shape[0], dtype=torch.bool, device=x.device)])
-        g1 = ramped_gamma(self.gamma1, step, self.total_steps, self.ramp)
-        g2 = ramped_gamma(self.gamma2, step, self.total_steps, self.ramp)
-
-        with torch.no_grad(), batch_stats_without_update(self.model):
-            view = student_view(self.model(x), y)
-        if self.gamma1 == 0 and self.gamma2 == 0:
-            w = torch.ones(y.shape, device=x.device)
-        else:
-            w = dynamic_weights_from_view(view, y, teacher_conf, labelled, g1, g2)
-        stats = agreement_stats(view, y, teacher_conf, labelled, w)
-        n_pseudo = stats.pop("pseudo_targets")
-        self.totals.add(stats, n_pseudo)
-
-        lam = sample_lambda(self.alpha, np.random.default_rng(mix_seed(self.seed, step, 0)))
-        perm = random_permutation(x.shape[0], torch.Generator().manual_seed(mix_seed(self.seed, step, 1)))
-        logits = self.model(mix(x, lam, perm) if lam < 1 else x)
-        loss = mixup_cross_entropy(logits, y, y[perm.to(y.device, non_blocking=True)], lam, mix(w, lam, perm))
-        return {"loss": loss, "gamma1": g1, "gamma2": g2, **stats}
 
 
 class SegmentationStep:
