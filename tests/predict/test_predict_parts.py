@@ -52,7 +52,7 @@ def test_bad_inputs_are_one_line_naming_the_path(tmp_path):
     with pytest.raises(UserError, match="l.txt names no images"):
         collect_inputs([str(tmp_path / "l.txt")])
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(UserError, match="broken.png: cannot read this image"):
+    with pytest.raises(UserError, match="cannot read image .*broken.png: "):
         read_rgb(tmp_path / "broken.png")
 
 

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("config", metavar="PRESET_OR_YAML", help="a preset name (see `dmt presets`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. data.root=/data")
-    p.add_argument("--smoke", action="store_true", help="check what `dmt run --smoke` would read")
+    p.add_argument("--smoke", action="store_true",
+                   help="as `dmt run --smoke` checks: every listed file, but missing weights files are a warning")
     p.add_argument("--full", action="store_true", help="decode every image and mask (data.check=full)")
     p.set_defaults(func=main)
 

@@ -62,6 +62,10 @@ class DataConfig:
     # image and mask header (sizes must match) and every weights file; "full" also decodes every
     # file and checks mask values; "none" checks nothing up front
     check: Literal["headers", "full", "none"] = "headers"
+    # images (and masks) of more pixels are refused from their header before decoding, by the
+    # pre-flight check and wherever a file is read (0: no limit); Pillow's decompression-bomb
+    # threshold by default, about 9459 x 9459
+    max_pixels: int = 89_478_485
 
 
 @dataclass

@@ -103,6 +103,7 @@ RULES: list[tuple[str, Check, str]] = [
     ("data.scene_digits", digit_list, "at least two different digits 0..9"),
     ("data.scale", non_negative, "a resize factor > 0 (0: the dataset's default)"),
     ("data.limit", non_negative, "an integer >= 0 (0: all)"),
+    ("data.max_pixels", non_negative, "a number of pixels >= 0 (0: no limit)"),
     *[(f"baseline.{k}", c, e) for k, c, e in _TRAIN],
     *[(f"oracle.{k}", c, e) for k, c, e in _TRAIN],
     *[(f"phases.{k}", c, e) for k, c, e in _OPTIM],

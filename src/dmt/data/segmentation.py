@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from dmt.data.images import DEFAULT_MAX_PIXELS, open_image
 from dmt.data.transforms import IMAGENET_MEAN, ConfidenceMap, resize_mask_exact
 from dmt.errors import UserError
 
@@ -66,6 +66,8 @@ class SegSource:
         scale: Resize factor applied to images (bilinear, antialiased) and masks (nearest)
             right after reading; Cityscapes uses 0.5.
         ignore_index: Mask value for "no label".
+        max_pixels: Images (and masks) of more pixels are refused from their header, before
+            decoding (``data.max_pixels``; ``None``: no limit).
     """
 
     name: str
@@ -79,6 +81,7 @@ class SegSource:
     label_map: np.ndarray | None = None
     scale: float = 1.0
     ignore_index: int = IGNORE_INDEX
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.label_map is not None and self.label_map.shape != (256,):
@@ -141,12 +144,12 @@ def load_pair(item: SegItem, source: SegSource, with_mask: bool) -> tuple[torch.
     Raises:
         UserError: Unreadable file, missing mask, size mismatch or out-of-range mask values.
     """
-    image_np = read_image(item.image, item.name)
+    image_np = read_image(item.image, item.name, source.max_pixels)
     mask_np = None
     if with_mask:
         if item.mask is None:
             raise UserError(f"{describe(item.image, item.name)} has no mask; it can only be used as unlabelled data")
-        mask_np = read_mask(item.mask, item.name)
+        mask_np = read_mask(item.mask, item.name, source.max_pixels)
         if mask_np.shape != image_np.shape[:2]:
             raise UserError(
                 f"mask {describe(item.mask, item.name)} is {mask_np.shape[0]}x{mask_np.shape[1]} but image "
@@ -293,7 +296,7 @@ def read_name_list(path: Path) -> list[str]:
     return names
 
 
-def read_image(data: Path | np.ndarray, name: str) -> np.ndarray:
+def read_image(data: Path | np.ndarray, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image as ``H x W x 3`` uint8 RGB (grey, palette and RGBA files are converted).
 
     16-bit grey images (PNG ``I;16``) are scaled to 8 bits (``round(v * 255 / 65535)``); PIL's
@@ -305,7 +308,7 @@ def read_image(data: Path | np.ndarray, name: str) -> np.ndarray:
         if data.ndim != 3 or data.shape[2] != 3 or data.dtype != np.uint8:
             raise ValueError(f"in-memory image {name!r} must be HxWx3 uint8, got {data.shape} {data.dtype}")
         return data
-    with _open(data, "image") as img:
+    with open_image(data, "image", max_pixels) as img:
         # PNG is at most 16 bits per channel: older Pillow versions open 16-bit grey as "I"
         if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
             return grey16_to_rgb8(np.asarray(img), data)
@@ -324,7 +327,7 @@ def grey16_to_rgb8(values: np.ndarray, path: Path) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def read_mask(data: Path | np.ndarray, name: str) -> np.ndarray:
+def read_mask(data: Path | np.ndarray, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A mask as ``H x W`` uint8 of raw values.
 
     Palette (``P``) PNGs, as in VOC ``SegmentationClassAug``, are read as their palette
@@ -335,7 +338,7 @@ def read_mask(data: Path | np.ndarray, name: str) -> np.ndarray:
         if data.ndim != 2 or data.dtype != np.uint8:
             raise ValueError(f"in-memory mask {name!r} must be HxW uint8, got {data.shape} {data.dtype}")
         return data
-    with _open(data, "mask") as img:
+    with open_image(data, "mask", max_pixels) as img:
         if img.mode in ("P", "L"):
             return np.asarray(img)
         if img.mode == "1" or img.mode.startswith("I"):
@@ -347,14 +350,3 @@ def read_mask(data: Path | np.ndarray, name: str) -> np.ndarray:
         f"mask {data} has image mode {img.mode}; expected a single-channel (palette or grey) PNG whose "
         "pixel values are class indices, 255 = ignore"
     )
-
-
-def _open(path: Path, what: str) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()  # decode now, so a truncated file fails here with its name
-        return img
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read {what} {path}: {e}") from None

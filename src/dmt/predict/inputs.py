@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from dmt.data.images import DEFAULT_MAX_PIXELS, open_image
 from dmt.errors import UserError
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -107,13 +108,11 @@ def unique_names(pairs: list[tuple[Path, str]]) -> list[InputImage]:
     return out
 
 
-def read_rgb(path: Path, channels: int = 3) -> np.ndarray:
-    """An image file as ``H x W x 3`` (or ``H x W x 1`` grey) uint8; an unreadable file is a UserError naming it."""
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated file fails here, with its name
-            return np.asarray(img.convert("L" if channels == 1 else "RGB")).reshape(img.height, img.width, channels)
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read this image ({e})") from None
+def read_rgb(path: Path, channels: int = 3, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file as ``H x W x 3`` (or ``H x W x 1`` grey) uint8.
+
+    A missing, unreadable or truncated file, or one of more than ``max_pixels`` pixels (refused
+    from its header, before decoding), is a :class:`UserError` naming it.
+    """
+    with open_image(path, "image", max_pixels) as img:
+        return np.asarray(img.convert("L" if channels == 1 else "RGB")).reshape(img.height, img.width, channels)

@@ -16,6 +16,7 @@ only segmentation data is checked here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from contextlib import contextmanager
@@ -23,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from PIL import Image, UnidentifiedImageError
-
 from dmt.config.schema import ExperimentConfig
+from dmt.data.images import image_size
 from dmt.data.segmentation import SegItem, SegSource, load_pair
 from dmt.errors import UserError
 from dmt.tasks.plan import make_plan, member_init, members, name_config_key
@@ -91,9 +91,15 @@ def _quiet() -> Iterator[None]:
 
 
 def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource]:
-    """Every item a run of ``cfg`` reads (labelled, unlabelled, held-out, val), each once."""
+    """Every item a run of ``cfg`` reads (labelled, unlabelled, held-out, val), each once.
+
+    A ``--smoke`` run trains on a few images of each list, but its check covers the full lists
+    the real run will read: a set-up that passes ``--smoke`` does not fail later on a file.
+    """
     from dmt.tasks.segmentation.data import load_segmentation_data
 
+    if cfg.smoke and cfg.data.limit:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, limit=0))
     # the split protocol writes the lists it chose; here they go to a scratch folder
     with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, _quiet():
         data = load_segmentation_data(cfg, Path(scratch), members(cfg))
@@ -107,17 +113,6 @@ def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource
     return list(seen.values()), data.source
 
 
-def _header(path: Path, what: str) -> tuple[tuple[int, int], str]:
-    """``((height, width), mode)`` of an image file, read from its header only."""
-    try:
-        with Image.open(path) as img:
-            return (img.height, img.width), img.mode
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} not found") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read {what} {path}: {e}") from None
-
-
 def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
     """One item's files: headers readable and sizes matching (``full``: decoded and values checked)."""
     if full:
@@ -125,10 +120,10 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
         return
     if not isinstance(item.image, Path):  # generated in memory (digit scenes): nothing to read
         return
-    size, _ = _header(item.image, "image")
+    size, _ = image_size(item.image, "image", source.max_pixels)
     if item.mask is None or not isinstance(item.mask, Path):
         return
-    mask_size, mode = _header(item.mask, "mask")
+    mask_size, mode = image_size(item.mask, "mask", source.max_pixels)
     if mode not in ("P", "L", "1") and not mode.startswith("I"):
         raise UserError(f"mask {item.mask} has image mode {mode}; expected a single-channel (palette or grey) "
                         "PNG whose pixel values are class indices, 255 = ignore")

@@ -14,6 +14,7 @@ paper's scripts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,11 @@ def parse_labelled_split(text: str) -> float | str:
 
 
 def build_source(cfg: ExperimentConfig) -> SegSource:
-    """The dataset named by ``data.name``, in its official (or the custom) layout."""
+    """The dataset named by ``data.name``, in its official (or the custom) layout, with ``data.max_pixels``."""
+    return dataclasses.replace(_layout_source(cfg), max_pixels=cfg.data.max_pixels or None)
+
+
+def _layout_source(cfg: ExperimentConfig) -> SegSource:
     d = cfg.data
     if d.name in ("voc", "cityscapes", "folder") and not d.root:
         raise UserError(f"config key 'data.root': the {d.name} dataset folder is required")
