@@ -14,7 +14,7 @@ import sys
 from dmt import __version__
 from dmt.engine import signals
 from dmt.engine.batches import unwrap_worker_error
-from dmt.engine.distributed import launch_rank, launched, shutdown
+from dmt.engine.distributed import launch_rank, launched, lost_process, shutdown
 from dmt.errors import UserError
 
 COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "check", "status")
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not who:
             raise
+        lost = lost_process(exc)
+        if lost:  # another process died (killed, out of memory): one line, no traceback of ours
+            print(f"error: {lost}", file=sys.stderr)
+            return 2
         # a failing process names itself; torchrun then stops the others
         print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise

@@ -8,7 +8,9 @@ Processes are started by ``torchrun`` (or ``accelerate launch``, ``srun`` + torc
 sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous variables. :func:`init_from_env`
 joins the process group they describe: NCCL when each process has its own CUDA device, gloo on
 the CPU. Collectives time out (``DMT_DIST_TIMEOUT`` seconds, default 30 min) so a rank that died
-brings the job down instead of leaving the others waiting forever.
+brings the job down instead of leaving the others waiting forever; when a collective fails
+because a process stopped, :func:`lost_process` names it (the processes' ids are gathered when
+the group forms) so the survivors print one line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -26,6 +30,10 @@ log = logging.getLogger("dmt")
 T = TypeVar("T")
 
 _DEFAULT_TIMEOUT_S = 1800.0
+# what a collective says when the process at the other end is gone (gloo's TCP pairs, NCCL)
+_PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "Connection refused", "communicator was aborted",
+              "remote process exited")
+_peers: list[tuple[str, int]] = []  # (host, pid) of every rank, in rank order, once the group is formed
 
 
 def launch_world_size() -> int:
@@ -93,9 +101,62 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     kwargs: dict[str, Any] = {"backend": backend, "timeout": timeout}
     if use_cuda:
         kwargs["device_id"] = torch.device("cuda", local)
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if restart and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # torchrun (--max-restarts) keeps its store across restarts: the restarted processes would
+        # find the addresses their predecessors published there and fail to connect (gloo), or
+        # wait forever; a prefix of this attempt's own keeps each attempt's keys apart
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), launch_world_size(),
+                              is_master=False, timeout=timeout)
+        kwargs.update(store=dist.PrefixStore(f"dmt/attempt{restart}", store), rank=launch_rank(),
+                      world_size=launch_world_size())
     dist.init_process_group(**kwargs)
     log.debug("rank %d of %d joined (%s)", rank(), world_size(), backend)
+    _peers[:] = all_gather_objects((socket.gethostname(), os.getpid()))
     return torch.device("cuda", local) if use_cuda else torch.device("cpu")
+
+
+def restart_note() -> str | None:
+    """What to log when torchrun restarted the job (``--max-restarts``) after a process stopped, else None."""
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if not restarts:
+        return None
+    return (f"torchrun restarted the job after a process stopped (restart {restarts} of "
+            f"{os.environ.get('TORCHELASTIC_MAX_RESTARTS', '?')}): every stage resumes from its last checkpoint")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has ended (a zombie waiting for its parent has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+def lost_process(exc: BaseException) -> str | None:
+    """The one line a surviving process prints when ``exc`` is a collective that lost its peer, else None.
+
+    Processes of this machine that have ended are named by id and rank; a process on another
+    machine is not visible from here, so the line then quotes the connection error.
+    """
+    text = str(exc)
+    if not _peers or not any(s in text for s in _PEER_LOST):
+        return None
+    host = socket.gethostname()
+    gone = [f"process {pid} (rank {r})" for r, (h, pid) in enumerate(_peers) if h == host and r != rank() and _gone(pid)]
+    what = " and ".join(gone) + " stopped" if gone else \
+        f"a process of this job stopped ({text.strip().splitlines()[0][:200]})"
+    return (f"{what}; this process (rank {rank()}) cannot go on without it. Re-run the same command to resume "
+            "from the last checkpoint, or start torchrun with --max-restarts K to restart automatically")
 
 
 def shutdown() -> None:

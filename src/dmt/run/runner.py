@@ -73,6 +73,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     preflight_all(cfg)
     run = RunDir(out)
     run.open(cfg)
+    restarted = dist.restart_note()
+    if restarted and dist.is_main():  # said in log.txt, where the run's story is read
+        log.warning("%s", restarted)
     if dist.world_size() > 1:
         log.info("%d processes (%s), global batches split between them", dist.world_size(),
                  "NCCL" if device.type == "cuda" else "gloo")
