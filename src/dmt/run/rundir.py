@@ -35,7 +35,7 @@ from dmt.errors import UserError
 RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
 RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
-                  "train.compile", "train.skip_nonfinite", "data.check"}
+                  "train.compile", "train.skip_nonfinite", "data.check", "data.max_pixels"}
 
 log = logging.getLogger("dmt")
 
