@@ -160,6 +160,10 @@ class EvalConfig:
     # overlapping logits averaged (Cityscapes' protocol); null: whole images
     window: list[int] | None = None
     stride: list[int] | None = None  # step between windows (h, w); null: two thirds of the window
+    # without eval.window, an image whose larger side exceeds this (after the reading scale) is
+    # still predicted in windows of max_side x max_side (default stride), so memory is bounded by a
+    # window, not by the image; 0: always whole. Every shipped preset's images stay whole (<= 1024)
+    max_side: int = 1024
 
 
 @dataclass

@@ -119,6 +119,7 @@ RULES: list[tuple[str, Check, str]] = [
     ("eval.batch_size", at_least_one, "a batch size >= 1"),
     ("eval.heldout", non_negative, "an integer >= 0"),
     ("eval.every_epochs", at_least_one, "an integer >= 1"),
+    ("eval.max_side", non_negative, "a side in pixels >= 0 (0: whole images, however large)"),
     ("train.skip_nonfinite", non_negative, "an integer >= 0"),
 ]
 

@@ -24,7 +24,7 @@ log = logging.getLogger("dmt")
 
 # how the run evaluated: what makes `dmt eval` of a run's model score it as the run did
 RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("eval", "window"), ("eval", "stride"),
-                 ("train", "channels_last"))
+                 ("eval", "max_side"), ("train", "channels_last"))
 
 
 def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
@@ -88,7 +88,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
     dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
-                                   stride=cfg.eval.stride, channels_last=channels_last)
+                                   stride=cfg.eval.stride, channels_last=channels_last, max_side=cfg.eval.max_side)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
             "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,

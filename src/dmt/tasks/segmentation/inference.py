@@ -6,8 +6,10 @@ same windows; :func:`dmt.predict.predict` uses :func:`window_logits` on your own
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ContextManager
 
 import torch
 import torch.nn.functional as F
@@ -86,16 +88,85 @@ def window_counts(height: int, width: int, window: Sequence[int], stride: Sequen
     return counts
 
 
+def inference_window(size: Sequence[int], window: Sequence[int] | None, max_side: int | None
+                     ) -> Sequence[int] | None:
+    """The window an image (or padded batch) of ``size`` is predicted in; None: whole.
+
+    ``window`` (``eval.window``) when the run evaluates in windows; otherwise an image whose
+    larger side exceeds ``max_side`` (``eval.max_side``, ``dmt predict --max-side``; 0 or None:
+    no limit) is cut into ``max_side`` squares, so memory is bounded by a window, not by the image.
+    """
+    if window is not None:
+        return window
+    if max_side and max(size) > max_side:
+        return (max_side, max_side)
+    return None
+
+
+def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,
+                 stride: Sequence[int] | None = None,
+                 autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+                 ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """The logits of ``images`` at the input resolution, as consecutive bands of rows, top to bottom.
+
+    Yields ``(first_row, end_row, logits N x C x rows x W)``; the bands cover every row once.
+    Whole images (``window`` None or covering them) are one band: :func:`upsampled_logits`.
+    In windows, the model sees ``window``-sized crops (clipped to the image) placed every
+    ``stride`` pixels (default: :func:`default_stride`), the last one flush with the edge; each
+    crop's logits are upsampled to the crop's size and summed in float32, and a band of rows is
+    yielded, divided by the number of windows covering each pixel, as soon as no later window
+    reaches it. Only about ``window height + stride`` rows of logits are held at once, whatever
+    the image's height; the values are those of :func:`window_logits`, to the bit.
+
+    Args:
+        model: maps ``N x 3 x h x w`` images to logits at that or a lower resolution.
+        images: the batch, already padded to one size.
+        window: ``(height, width)`` of the crops, or None for the whole image.
+        stride: ``(height, width)`` steps between crops, each between 1 and the window's side.
+        autocast: the context each forward pass runs in (mixed precision); the sums and the
+            division run outside it, in float32.
+    """
+    h, w = images.shape[-2:]
+    if window is None or (window[0] >= h and window[1] >= w):
+        with autocast():
+            logits = upsampled_logits(model, images)
+        yield 0, h, logits
+        return
+    check_window(window, stride)
+    stride = tuple(stride) if stride is not None else default_stride(window)
+    wh, ww = min(window[0], h), min(window[1], w)
+    tops, lefts = window_starts(h, wh, stride[0]), window_starts(w, ww, stride[1])
+    base = 0  # the first row the buffers hold
+    total: torch.Tensor | None = None
+    counts = torch.zeros(0, w, dtype=torch.float32, device=images.device)
+    for k, top in enumerate(tops):
+        for left in lefts:
+            with autocast():
+                logits = upsampled_logits(model, images[..., top : top + wh, left : left + ww])
+            logits = logits.float()
+            if total is None:
+                total = logits.new_zeros((images.shape[0], logits.shape[1], 0, w))
+            grow = top + wh - base - total.shape[2]
+            if grow > 0:  # the window reaches rows below the buffers: add them, zeroed
+                total = torch.cat([total, total.new_zeros((*total.shape[:2], grow, w))], dim=2)
+                counts = torch.cat([counts, counts.new_zeros((grow, w))])
+            total[:, :, top - base : top - base + wh, left : left + ww] += logits
+            counts[top - base : top - base + wh, left : left + ww] += 1
+        done = tops[k + 1] if k + 1 < len(tops) else h  # no later window reaches rows above this
+        assert total is not None
+        yield base, done, total[:, :, : done - base] / counts[: done - base]
+        total, counts = total[:, :, done - base :].clone(), counts[done - base :].clone()
+        base = done
+
+
 def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,
                   stride: Sequence[int] | None = None) -> torch.Tensor:
     """Logits ``N x C x H x W`` at the input resolution, predicted whole or window by window.
 
     With ``window=None``, or a window at least as large as the image, this is exactly
-    :func:`upsampled_logits`. Otherwise the model sees ``window``-sized crops (clipped to the image)
-    placed every ``stride`` pixels (default: :func:`default_stride`), the last one flush with the
-    edge; each crop's logits are upsampled to the crop's size and the logits of overlapping
-    windows averaged (accumulated in float32), so each pixel's value is the mean over exactly
-    the windows that contain it. Evaluation, pseudo-labelling and prediction all call this.
+    :func:`upsampled_logits`. Otherwise the logits of overlapping windows are averaged (see
+    :func:`window_bands`, which yields the same values band by band without holding the whole
+    image's logits), so each pixel's value is the mean over exactly the windows that contain it.
 
     Args:
         model: maps ``N x 3 x h x w`` images to logits at that or a lower resolution.
@@ -103,23 +174,8 @@ def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] 
         window: ``(height, width)`` of the crops, or None for the whole image.
         stride: ``(height, width)`` steps between crops, each between 1 and the window's side.
     """
-    h, w = images.shape[-2:]
-    if window is None or (window[0] >= h and window[1] >= w):
-        return upsampled_logits(model, images)
-    check_window(window, stride)
-    stride = tuple(stride) if stride is not None else default_stride(window)
-    wh, ww = min(window[0], h), min(window[1], w)
-    total: torch.Tensor | None = None
-    counts = torch.zeros(h, w, dtype=torch.float32, device=images.device)
-    for top in window_starts(h, wh, stride[0]):
-        for left in window_starts(w, ww, stride[1]):
-            logits = upsampled_logits(model, images[..., top : top + wh, left : left + ww]).float()
-            if total is None:
-                total = logits.new_zeros((images.shape[0], logits.shape[1], h, w))
-            total[..., top : top + wh, left : left + ww] += logits
-            counts[top : top + wh, left : left + ww] += 1
-    assert total is not None
-    return total / counts
+    bands = [logits for _, _, logits in window_bands(model, images, window, stride)]
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
 
 
 @torch.no_grad()
@@ -158,15 +214,21 @@ def device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: i
 def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_classes: int, batch_size: int,
                           device: torch.device, amp: bool = False, num_workers: int = 0,
                           description: str = "eval", window: Sequence[int] | None = None,
-                          stride: Sequence[int] | None = None, channels_last: bool = False) -> dict[str, Any]:
+                          stride: Sequence[int] | None = None, channels_last: bool = False,
+                          max_side: int | None = None) -> dict[str, Any]:
     """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set.
 
-    ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images.
+    ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images,
+    except those larger than ``max_side`` (:func:`inference_window`). Windows are scored band by
+    band (:func:`window_bands`): no full-size map of every class's logits is held.
     """
     cm = ConfusionMatrix(num_classes)
-    for batch, probs in predictions(model, dataset, batch_size, device, amp, num_workers, description,
-                                    window, stride, channels_last):
-        cm.update(probs.argmax(1).cpu(), batch["mask"])
+    use_amp, dtype = amp_settings(device, amp)
+    autocast = functools.partial(torch.autocast, device.type, dtype=dtype, enabled=use_amp)
+    for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
+        win = inference_window(images.shape[-2:], window, max_side)
+        for top, end, logits in window_bands(model, images, win, stride if window else None, autocast):
+            cm.update(logits.float().softmax(dim=1).argmax(1).cpu(), batch["mask"][:, top:end])
     # with several processes each scored its share of the set: the matrices add up exactly
     cm.matrix = dist.all_reduce_sum(cm.matrix)
     scores = cm.compute()

@@ -8,6 +8,7 @@ then gives the training data each image's kept targets.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from dmt.data.segmentation import SegmentationDataset
 from dmt.engine.loop import amp_settings
 from dmt.method.confidence import max_softmax
 from dmt.method.thresholds import apply_threshold_table, threshold_table
-from dmt.tasks.segmentation.inference import device_batches, window_logits
+from dmt.tasks.segmentation.inference import device_batches, inference_window, window_bands
 
 
 class ThresholdedLabels:
@@ -44,7 +45,8 @@ class ThresholdedLabels:
 def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                  amp: bool, num_workers: int = 0, description: str = "label",
                  window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                 channels_last: bool = False) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+                 channels_last: bool = False, max_side: int | None = None
+                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
 
     Streams: after the model's forward pass, each image is upsampled on its own (when the model
@@ -52,18 +54,33 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
     :func:`~dmt.method.confidence.max_softmax` in cache-sized blocks, so no full-size float32
     probabilities of the batch exist. Every value is bit-for-bit the one the whole-batch
     ``upsampled_logits(...).float().softmax(1).max(1)`` gives (tests/tasks/segmentation/test_labelling.py).
-    With a ``window`` (sliding-window inference, :func:`window_logits`) the batch's logits come
-    at full resolution, averaged over the windows, and are reduced the same way.
-    ``channels_last`` as for :func:`predictions`.
+    In windows (``window``, or an image larger than ``max_side``:
+    :func:`~dmt.tasks.segmentation.inference.inference_window`) the logits come band by band,
+    averaged over the windows (:func:`~dmt.tasks.segmentation.inference.window_bands`), and each
+    band is reduced the same way: only a few rows of windows' logits are held, whatever the
+    image's size. ``channels_last`` as for :func:`~dmt.tasks.segmentation.inference.predictions`.
     """
     use_amp, dtype = amp_settings(device, amp)
+    autocast = functools.partial(torch.autocast, device.type, dtype=dtype, enabled=use_amp)
     for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
-        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-            logits = model(images) if window is None else window_logits(model, images, window, stride)
-        for i, name in enumerate(batch["name"]):
-            yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
-                                        use_amp))
-        del logits
+        win = inference_window(images.shape[-2:], window, max_side)
+        if win is None:
+            with autocast():
+                logits = model(images)
+            for i, name in enumerate(batch["name"]):
+                yield (name, *_image_labels(logits[i : i + 1], images.shape[-2:], batch["size"][i], device, dtype,
+                                            use_amp))
+            del logits
+            continue
+        labels = [(np.empty(size, np.uint8), np.empty(size, np.float16)) for size in batch["size"]]
+        for top, end, logits in window_bands(model, images, win, stride if window else None, autocast):
+            for i, ((h, w), (classes, confidence)) in enumerate(zip(batch["size"], labels)):
+                if top < h:  # the image's own rows: evaluation padding is cropped before the softmax
+                    conf, cls = max_softmax(logits[i : i + 1, :, : min(end, h) - top, :w])
+                    classes[top : min(end, h)] = cls[0].cpu().numpy()
+                    confidence[top : min(end, h)] = conf[0].cpu().numpy()
+        for name, (classes, confidence) in zip(batch["name"], labels):
+            yield name, classes, confidence
 
 
 def _image_labels(logits: torch.Tensor, padded: torch.Size, size: tuple[int, int], device: torch.device,

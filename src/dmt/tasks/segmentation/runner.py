@@ -100,7 +100,8 @@ class SegmentationRunner:
         c = self.cfg
         return evaluate_segmentation(model, self._dataset(shard_items(items, c.eval.batch_size), False), self.num_classes,
                                      c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}",
-                                     window=c.eval.window, stride=c.eval.stride, channels_last=self.ctx.channels_last)
+                                     window=c.eval.window, stride=c.eval.stride, channels_last=self.ctx.channels_last,
+                                     max_side=c.eval.max_side)
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -228,7 +229,7 @@ class SegmentationRunner:
                         teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
                         self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label",
                         window=self.cfg.eval.window, stride=self.cfg.eval.stride,
-                        channels_last=self.ctx.channels_last):
+                        channels_last=self.ctx.channels_last, max_side=self.cfg.eval.max_side):
                     if np.isnan(confidence).any():  # overflowing logits: thresholds would be meaningless
                         raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities "
                                         f"on {name}; its logits overflow (lower the learning rate or set amp=false)")
