@@ -1,6 +1,7 @@
 """Wall time of `dmt run PRESET --smoke` for every preset (or those named), on fabricated data.
 
-    .venv/bin/python benchmarks/smoke_presets.py [PRESET ...]   # all presets: about 25 minutes
+    .venv/bin/python benchmarks/smoke_presets.py [PRESET ...]           # all presets: about 25 minutes
+    .venv/bin/python benchmarks/smoke_presets.py --check [PRESET ...]   # the pre-flight part alone
 
 The performance issue's target: every preset's --smoke finishes within 2 minutes on the project's
 2-core CPU and still runs every stage. This builds, under a temporary folder, datasets in the
@@ -16,6 +17,9 @@ official on-disk layouts at their real image sizes:
 then times each preset's whole --smoke run in a subprocess (start-up included) with the real
 networks from random init (``model.init=none``: nothing is downloaded). Run it alone: other jobs on
 the cores distort it. Prints one line per preset and a summary; exit status 1 if any run failed.
+
+``--check`` times ``dmt check PRESET --smoke`` instead: the header pre-flight over every file of
+the full lists that a --smoke run now starts with (what it adds to the run), start-up included.
 """
 
 from __future__ import annotations
@@ -83,8 +87,9 @@ def overrides_for(preset: str, data: dict[str, list[str]]) -> list[str]:
     return out
 
 
-def main(presets: list[str]) -> int:
+def main(presets: list[str], check: bool = False) -> int:
     presets = presets or list(list_presets())
+    command = "check" if check else "run"
     failed, slow, times = [], [], {}
     with tempfile.TemporaryDirectory(prefix="dmt-smoke-presets-") as tmp:
         start = time.perf_counter()
@@ -92,14 +97,17 @@ def main(presets: list[str]) -> int:
         print(f"fabricated the datasets in {time.perf_counter() - start:.0f} s", flush=True)
         for preset in presets:
             start = time.perf_counter()
-            proc = subprocess.run([DMT, "run", preset, *overrides_for(preset, data), "--smoke",
-                                   "--out", str(Path(tmp) / "runs" / preset)], capture_output=True, text=True)
+            out = [] if check else ["--out", str(Path(tmp) / "runs" / preset)]
+            proc = subprocess.run([DMT, command, preset, *overrides_for(preset, data), "--smoke", *out],
+                                  capture_output=True, text=True)
             times[preset] = elapsed = time.perf_counter() - start
             if proc.returncode != 0:
                 failed.append(preset)
                 status = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
             else:
                 status = "ok" if elapsed <= LIMIT_S else f"ok, over {LIMIT_S:.0f} s"
+                if check:
+                    status = proc.stdout.strip().splitlines()[-1]
                 if elapsed > LIMIT_S:
                     slow.append(preset)
             print(f"{preset:<28} {elapsed:6.1f} s  {status}", flush=True)
@@ -111,4 +119,5 @@ def main(presets: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    sys.exit(main([a for a in args if a != "--check"], check="--check" in args))

@@ -66,7 +66,8 @@ def test_voc_dmt_smoke_end_to_end(voc_root, tmp_path, capsys):
     assert scores["miou"] == pytest.approx(by_name["phase5-a"]["metrics"]["miou"], abs=1e-6)
     # ... or taken from the run directory the model file sits in
     assert run_eval_overrides(model, "voc") == ["data.eval_pad=[32, 32]", "data.pad_fill=black",
-                                                f"data.scale={1 / SMOKE_SHRINK}", "eval.max_side=1024",
+                                                f"data.scale={1 / SMOKE_SHRINK}", "data.max_pixels=89478485",
+                                                "eval.max_side=1024",
                                                 "train.channels_last=auto"]
     assert run_eval_overrides(model, "cityscapes") == []  # another dataset: nothing of the run's applies
     assert main(["eval", str(model), "--data", "voc", "--root", str(voc_root), "--device", "cpu"]) == 0

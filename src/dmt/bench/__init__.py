@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from dmt.bench import predict_large  # noqa: F401  (registers its item)
 from dmt.bench.items import ITEMS, quiet
 
 
@@ -62,7 +63,7 @@ def format_item(name: str, result: dict[str, Any]) -> str:
     lines.append(f"  {'variant':<44} {'median':>9} {'min':>9} {'peak MiB':>9} {'vs plain':>9}  extra")
     for r in result["rows"]:
         extra = "  ".join(f"{k} {v:.3g}" for k, v in r.items()
-                          if k in ("bytes_per_pixel", "images_per_s_per_worker") and v is not None)
+                          if k in ("bytes_per_pixel", "images_per_s_per_worker", "megapixels_per_s") and v is not None)
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
         lines.append(f"  {r['variant']:<44} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s {r['peak_mib']:>9.1f} "
                      f"{ratio:>9}  {extra}")

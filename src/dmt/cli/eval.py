@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="which set: test (classification) / val (segmentation)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-pixels", type=int, default=None, metavar="PIXELS",
+                   help="images of more pixels are refused from their header (= data.max_pixels; default: the "
+                        "run's, else Pillow's 89,478,485; 0: no limit)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted data config overrides, e.g. eval_pad=[505,505]; "
                    "eval.window=[H,W] eval.stride=[H,W] for sliding-window evaluation")
     p.set_defaults(func=main)
@@ -34,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
                         "(--split test, or leave it out)")
     # bare keys are data keys; eval.window / eval.stride choose sliding-window evaluation
     overrides = [o if o.startswith(("data.", "eval.")) else f"data.{o}" for o in args.overrides]
+    if args.max_pixels is not None:
+        overrides.append(f"data.max_pixels={args.max_pixels}")
     if any("=" not in o for o in overrides):
         raise UserError("overrides must look like key=value")
     dist.init_from_env(args.device)  # under torchrun each process scores its share of the set

@@ -28,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="segmentation: sliding-window inference (default: the run's eval.window, else whole images)")
     p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="step between windows (default: two thirds of the window)")
+    p.add_argument("--max-side", type=int, default=None, metavar="PIXELS",
+                   help="segmentation: images whose larger side exceeds this are predicted in windows of this "
+                        "size, so memory is bounded by a window (default: the run's eval.max_side, else 1024; "
+                        "0: whole images)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="PIXELS",
+                   help="images of more pixels are skipped, read from the header only (default: the run's "
+                        "data.max_pixels, else Pillow's 89,478,485; 0: no limit)")
     p.add_argument("--top-k", type=int, default=5, help="classification: classes in the top_k column")
     p.add_argument("--data", default=None,
                    help="take class names and colours from a built-in dataset (voc, cityscapes, digit_scenes, "
@@ -48,9 +55,12 @@ def main(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.top_k < 1 or args.workers < 0:
         raise UserError("--batch-size and --top-k must be at least 1, --workers at least 0")
+    if (args.max_side or 0) < 0 or (args.max_pixels or 0) < 0:
+        raise UserError("--max-side and --max-pixels must be at least 0 (0: no limit)")
     opts = PredictOptions(out=Path(args.out), device=resolve_device(args.device), batch_size=args.batch_size,
                           amp=not args.no_amp, probs=args.probs, top_k=args.top_k, window=args.window,
-                          stride=args.stride, num_workers=args.workers)
+                          stride=args.stride, num_workers=args.workers, max_side=args.max_side,
+                          max_pixels=None if args.max_pixels is None else (args.max_pixels or 0))
     summary = predict(args.model, args.inputs, opts, data=args.data, classes_file=args.classes,
                       palette_file=args.palette, scale=args.scale, size=args.size)
     print(f"predicted {summary.written} image(s) -> {args.out}")

@@ -23,7 +23,8 @@ from dmt.tasks.context import resolve_device
 log = logging.getLogger("dmt")
 
 # how the run evaluated: what makes `dmt eval` of a run's model score it as the run did
-RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("eval", "window"), ("eval", "stride"),
+RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), ("data", "max_pixels"),
+                 ("eval", "window"), ("eval", "stride"),
                  ("eval", "max_side"), ("train", "channels_last"))
 
 

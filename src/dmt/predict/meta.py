@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dmt.data.images import DEFAULT_MAX_PIXELS
 from dmt.data.transforms import IMAGENET_MEAN
 from dmt.errors import UserError
 from dmt.run.rundir import read_run_config
@@ -24,6 +25,7 @@ from dmt.run.rundir import read_run_config
 # Classification reading size (square) of the built-in datasets: what their models were trained on.
 CLASSIFICATION_SIZE = {"cifar10": 32, "digits": 8}
 DEFAULT_CLASSIFICATION_SIZE = 32
+DEFAULT_MAX_SIDE = 1024  # eval.max_side's default: larger images are predicted in windows
 
 
 @dataclass
@@ -39,6 +41,8 @@ class PredictMeta:
         size: classification: images are resized to ``size x size``.
         window, stride: sliding-window inference as the run evaluated (its ``eval.window``), or
             ``None``: whole images.
+        max_side: larger images are predicted in windows (the run's ``eval.max_side``).
+        max_pixels: images of more pixels are skipped (the run's ``data.max_pixels``).
     """
 
     class_names: tuple[str, ...]
@@ -48,6 +52,8 @@ class PredictMeta:
     size: int = DEFAULT_CLASSIFICATION_SIZE
     window: list[int] | None = None
     stride: list[int] | None = None
+    max_side: int = DEFAULT_MAX_SIDE
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
 
 def run_config(model_file: Path) -> dict[str, Any] | None:
@@ -112,6 +118,10 @@ def resolve_meta(model_file: Path, model_meta: dict[str, Any], *, data: str | No
         found.update(dataset_meta(cfg["data"]))
         evaluation = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
         found.update({k: evaluation[k] for k in ("window", "stride") if evaluation.get(k)})
+        if isinstance(evaluation.get("max_side"), int):
+            found["max_side"] = evaluation["max_side"]
+        if isinstance(cfg["data"].get("max_pixels"), int):
+            found["max_pixels"] = cfg["data"]["max_pixels"] or None
     if data is not None:
         named = dataset_meta({"name": data})
         if not named:
@@ -136,4 +146,6 @@ def resolve_meta(model_file: Path, model_meta: dict[str, Any], *, data: str | No
                        mean=tuple(found.get("mean", IMAGENET_MEAN)),  # type: ignore[arg-type]
                        scale=scale if scale is not None else float(found.get("scale", 1.0)),
                        size=size if size is not None else int(found.get("size", DEFAULT_CLASSIFICATION_SIZE)),
-                       window=found.get("window"), stride=found.get("stride"))
+                       window=found.get("window"), stride=found.get("stride"),
+                       max_side=int(found.get("max_side", DEFAULT_MAX_SIDE)),
+                       max_pixels=found.get("max_pixels", DEFAULT_MAX_PIXELS))

@@ -32,11 +32,21 @@ def palette_mask(classes: np.ndarray, palette: np.ndarray) -> Image.Image:
     return img
 
 
+BLEND_ROWS = 256  # rows blended at once: the float temporaries of a large image stay a few MB
+
+
 def blend(image: np.ndarray, classes: np.ndarray, palette: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """``H x W x 3`` uint8: the image with each pixel's class colour mixed in at ``alpha``."""
-    colours = palette[classes].astype(np.float32)
-    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    """``H x W x 3`` uint8: the image with each pixel's class colour mixed in at ``alpha``.
+
+    Blended :data:`BLEND_ROWS` rows at a time, so a photo of tens of megapixels needs no full-size
+    float copies (each pixel's value is the same as from one whole-image computation).
+    """
+    out = np.empty(image.shape[:2] + (3,), dtype=np.uint8)
+    for r in range(0, image.shape[0], BLEND_ROWS):
+        colours = palette[classes[r : r + BLEND_ROWS]].astype(np.float32)
+        mixed = (1.0 - alpha) * image[r : r + BLEND_ROWS].astype(np.float32) + alpha * colours
+        out[r : r + BLEND_ROWS] = np.clip(np.rint(mixed), 0, 255)
+    return out
 
 
 def classes_present(classes: np.ndarray, num_classes: int) -> list[tuple[int, float]]:
@@ -77,9 +87,14 @@ def overlay_with_legend(image: np.ndarray, classes: np.ndarray, palette: np.ndar
     return canvas
 
 
+def confidence_bytes(confidence: np.ndarray) -> np.ndarray:
+    """The top class's probability as the probs PNG stores it: uint8 ``round(255 * p)`` (255: certain)."""
+    return np.clip(np.rint(confidence.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
 def confidence_image(confidence: np.ndarray) -> Image.Image:
-    """A grey PNG of the top class's probability, ``round(255 * p)`` (255: certain)."""
-    return Image.fromarray(np.clip(np.rint(confidence.astype(np.float32) * 255.0), 0, 255).astype(np.uint8), mode="L")
+    """A grey PNG of the top class's probability (float, or uint8 from :func:`confidence_bytes`)."""
+    return Image.fromarray(confidence if confidence.dtype == np.uint8 else confidence_bytes(confidence), mode="L")
 
 
 CSV_COLUMNS = ("file", "class", "class_name", "probability", "top_k")

@@ -1,0 +1,103 @@
+"""One image's class and confidence maps at its own size, from whole-image logits or from bands of rows.
+
+``dmt predict`` keeps, per pixel, the class (uint8) and the confidence as the probs PNG stores it
+(uint8, ``round(255 p)``), never a full-size map of every class: windowed predictions arrive as
+bands of rows (:func:`~dmt.tasks.segmentation.inference.window_bands`), and each band is cropped
+to the image, brought back to the image's own size when it was resized on reading (the logits are
+interpolated, bilinear, before the softmax) and reduced at once. Whole images go through
+:func:`restore` as they always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dmt.predict.render import confidence_bytes
+
+
+def restore(logits: torch.Tensor, shape: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One image's ``1 x C x H' x W'`` logits (padded batch) -> ``(classes uint8, confidence float32)`` at ``size``.
+
+    The padding is cropped away first; a read-time resize is undone by bilinear interpolation of
+    the logits (not of the classes), so every pixel of the original image gets a prediction.
+    """
+    h, w = shape
+    logits = logits[..., :h, :w].float()
+    if (h, w) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    confidence, classes = logits.softmax(dim=1).max(dim=1)
+    return classes[0].to(torch.uint8).cpu().numpy(), confidence[0].cpu().numpy()
+
+
+class RowResize:
+    """Bilinear resizing (``align_corners=False``, as :func:`restore`) of logits that arrive as bands of rows.
+
+    :meth:`push` takes the next band of input rows and returns the output rows that can now be
+    computed: each output row blends the two input rows around its source position, so one input
+    row is carried from one band to the next. Columns are resized by ``F.interpolate`` on the
+    whole width. The values equal those of one ``F.interpolate`` of the whole map up to float
+    rounding (the two directions are blended in another order).
+    """
+
+    def __init__(self, in_height: int, out_size: tuple[int, int]) -> None:
+        self.in_height, (self.out_height, self.out_width) = in_height, out_size
+        self.scale = in_height / self.out_height  # input rows per output row, as torch computes it
+        self.done = 0  # output rows returned so far
+        self.carry: torch.Tensor | None = None  # the last input row of the previous band
+
+    def _source(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.maximum((rows + 0.5) * self.scale - 0.5, 0.0)
+        low = np.minimum(src.astype(np.int64), self.in_height - 1)
+        high = np.minimum(low + 1, self.in_height - 1)
+        return low, high, (src - low).astype(np.float32)
+
+    def push(self, top: int, band: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """``band``: input rows ``top ..`` (``1 x C x k x W'``); returns ``(first output row, rows)``."""
+        first = top - (0 if self.carry is None else 1)
+        rows = band if self.carry is None else torch.cat([self.carry, band], dim=2)
+        available = top + band.shape[2]  # input rows [first, available) are held
+        wanted = np.arange(self.done, self.out_height)
+        low, high, weight = self._source(wanted)
+        ready = int(np.count_nonzero(high < available)) if available < self.in_height else len(wanted)
+        start = self.done
+        self.done += ready
+        self.carry = rows[:, :, -1:]
+        if not ready:
+            return start, rows.new_zeros((*rows.shape[:2], 0, self.out_width))
+        low_t = torch.from_numpy(low[:ready] - first).to(rows.device)
+        high_t = torch.from_numpy(high[:ready] - first).to(rows.device)
+        w = torch.from_numpy(weight[:ready]).to(rows.device).view(1, 1, -1, 1)
+        blended = rows.index_select(2, low_t) * (1 - w) + rows.index_select(2, high_t) * w
+        if blended.shape[-1] != self.out_width:
+            blended = F.interpolate(blended, size=(ready, self.out_width), mode="bilinear", align_corners=False)
+        return start, blended
+
+
+def assemble(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[int, int]],
+             sizes: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each image's ``(classes uint8, confidence uint8)`` at its own size, from a batch's bands of logits.
+
+    Args:
+        bands: ``(first row, end row, N x C x rows x W)`` of the padded batch, top to bottom.
+        shapes: each image's size in the batch (before padding, after the read-time resize).
+        sizes: each image's own size on disk, which its outputs take.
+    """
+    out = [(np.empty(size, np.uint8), np.empty(size, np.uint8)) for size in sizes]
+    resizers = [RowResize(shape[0], size) if tuple(shape) != tuple(size) else None
+                for shape, size in zip(shapes, sizes)]
+    for top, end, logits in bands:
+        for i, ((h, w), (classes, confidence), resize) in enumerate(zip(shapes, out, resizers)):
+            if top >= h:  # padding rows of this image
+                continue
+            first, rows = top, logits[i : i + 1, :, : min(end, h) - top, :w].float()
+            if resize is not None:
+                first, rows = resize.push(top, rows)
+            if rows.shape[2]:
+                conf, cls = rows.softmax(dim=1).max(dim=1)
+                classes[first : first + rows.shape[2]] = cls[0].to(torch.uint8).cpu().numpy()
+                confidence[first : first + rows.shape[2]] = confidence_bytes(conf[0].cpu().numpy())
+    return out
