@@ -92,3 +92,23 @@ def test_step_op_counts_charge_each_part_and_only_the_model_grows_with_depth():
     assert deep["forward"] > shallow["forward"] and deep["backward"] > shallow["backward"]
     table = format_item("step_ops", {"what": "ops", "rows": [{"variant": "x", **{f"ops_{k}": v for k, v in deep.items()}}]})
     assert "optimizer" in table and str(deep["total"]) in table
+
+
+def test_each_variant_is_measured_in_processes_of_its_own(tmp_path, monkeypatch):
+    """Variants built side by side in one process slow each other: every one gets its own processes."""
+    import os
+
+    from dmt.bench.harness import measure_in_processes
+
+    (tmp_path / "fake_items.py").write_text(
+        "import os, time\n"
+        "from dmt.bench.harness import Variant\n"
+        "def fake_variants(quick, device):\n"
+        "    return [Variant('plain', lambda: time.sleep(0.02), plain=True, info={'pid': os.getpid()}),\n"
+        "            Variant('fast', lambda: time.sleep(0.01), info={'pid': os.getpid()})]\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    rows = measure_in_processes("fake_items:fake_variants", ["plain", "fast"], "plain", 4, "cpu", False, rounds=2)
+    assert [r["variant"] for r in rows] == ["plain", "fast"] and all(len(r["times_s"]) == 4 for r in rows)
+    pids = {r["pid"] for r in rows}
+    assert len(pids) == 2 and os.getpid() not in pids  # not this process, not one process for both
+    assert rows[0]["ratio"] == 1.0 and 1.3 < rows[1]["ratio"] < 3.0

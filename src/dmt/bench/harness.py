@@ -1,17 +1,25 @@
-"""Timing harness: interleaved repeats of several variants, median and min, peak memory.
+"""Timing harness: repeats of several variants, median and min, peak memory.
 
-Variants of one item run in turn within each repeat (A B C, A B C, ...), so a slow spell of a
-shared machine hits every variant alike; the ratio of each variant to the item's plain one is
-taken from medians. Peak memory is CUDA's ``max_memory_allocated`` on a GPU and, on the CPU, the
-largest increase of this process's resident set over its size before the call (sampled every
-millisecond by a thread), the best available stand-in for "extra memory the call needed".
+:func:`measure_in_processes` runs each variant in a process of its own, as a user runs one
+configuration, alternating the processes (A B C, A B C, ...) so that a slow spell of a shared
+machine hits every variant alike: variants built side by side in one process slow each other
+(allocator and cache state, threads), which made the plain DeepLab-v2 step 1.4x slower than
+alone and overstated the gains. :func:`measure` interleaves variants within this process, for
+cheap items. The ratio of each variant to the item's plain one is taken from medians. Peak memory
+is CUDA's ``max_memory_allocated`` on a GPU and, on the CPU, the largest increase of the
+resident set over its size before the call (sampled every millisecond by a thread), the best
+available stand-in for "extra memory the call needed".
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import math
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -95,6 +103,77 @@ def measure(variants: list[Variant], repeats: int, device: torch.device, warmup:
         rows.append({"variant": v.name, "median_s": med, "min_s": min(times[v.name]), "times_s": times[v.name],
                      "peak_mib": peaks[v.name] / 2**20, "ratio": plain_median / med if plain_median else None,
                      **v.info})
+    return rows
+
+
+_CHILD = """
+import json, sys, torch
+from pathlib import Path
+from dmt.bench.harness import Variant, timed_runs
+module, function, name, quick, arg, runs, warmup = sys.argv[1:8]
+torch.manual_seed(0)
+builder = getattr(__import__(module, fromlist=[function]), function)
+built = builder(quick == "True", Path(arg) if arg.startswith("/") else torch.device(arg))
+variants = built[0] if isinstance(built, tuple) else built
+variant = next(v for v in variants if v.name == name)
+print(json.dumps(timed_runs(variant, int(runs), int(warmup), torch.device("cpu" if arg.startswith("/") else arg))))
+"""
+
+
+def timed_runs(variant: Variant, runs: int, warmup: int, device: torch.device) -> dict[str, Any]:
+    """Prepare one variant, run it ``warmup`` times untimed, then ``runs`` timed times.
+
+    Returns ``times_s``, ``peak_bytes`` (of the first timed run after the warm-up) and the
+    variant's ``info``, as the child process of :func:`measure_in_processes` prints them.
+    """
+    if variant.prepare is not None:
+        variant.prepare()
+    for _ in range(warmup):
+        variant.run()
+    times, peak = [], 0
+    for k in range(runs):
+        t, p = _timed(variant.run, device)
+        times.append(t)
+        peak = p if k == 0 else peak
+    return {"times_s": times, "peak_bytes": peak, "info": variant.info}
+
+
+def measure_in_processes(builder: str, names: list[str], plain: str | None, repeats: int, arg: str,
+                         quick: bool, rounds: int = 2, warmup: int = 1) -> list[dict[str, Any]]:
+    """Time each variant in processes of its own, alternating variants, ``rounds`` processes each.
+
+    Args:
+        builder: ``"module:function"`` building the item's variants as ``function(quick, arg)``
+            (a list, or a tuple whose first element is the list).
+        names: the variants to measure, in report order; ``plain`` names the reference.
+        repeats: timed runs per variant in all, split over its ``rounds`` processes.
+        arg: the builder's second argument: a device (``"cpu"``) or a scratch folder path.
+
+    Returns:
+        Rows as :func:`measure`'s; ``peak_mib`` is the largest first-run peak of the processes.
+    """
+    module, function = builder.split(":")
+    per_round = max(1, math.ceil(repeats / rounds))
+    times: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, int] = {n: 0 for n in names}
+    info: dict[str, dict] = {n: {} for n in names}
+    for _ in range(rounds):
+        for name in names:
+            done = subprocess.run([sys.executable, "-c", _CHILD, module, function, name, str(quick), arg,
+                                   str(per_round), str(warmup)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{name}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            times[name] += got["times_s"]
+            peaks[name] = max(peaks[name], got["peak_bytes"])
+            info[name] = got["info"]
+    plain_median = statistics.median(times[plain]) if plain else None
+    rows = []
+    for name in names:
+        med = statistics.median(times[name])
+        rows.append({"variant": name, "median_s": med, "min_s": min(times[name]), "times_s": times[name],
+                     "peak_mib": peaks[name] / 2**20, "ratio": plain_median / med if plain_median else None,
+                     "measured": "each variant in processes of its own", **info[name]})
     return rows
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmt.bench.harness import Variant, measure
+from dmt.bench.harness import Variant, measure, measure_in_processes
 from dmt.engine.accel import apply_channels_last, autocast_dtype, to_channels_last
 from dmt.engine.loop import FitOptions, TrainState, fit, make_ema, make_sgd
 from dmt.models import create_model
@@ -144,9 +144,9 @@ def cls_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
 @item("cls_dmt_step")
 def cls_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
     """WRN-28-2 DMT step: batch 64 (56 pseudo + 8 labelled), weight pass on un-mixed images + mixup."""
-    rows = measure(cls_dmt_step_variants(quick, device), 2 if quick else 5, device)
     return {"what": "WRN-28-2 DMT step, batch 64 (56 pseudo + 8 labelled), mixup + weight pass",
-            "rows": _child_peaks("cls_dmt_step", rows, quick, device)}
+            "rows": _isolated("cls_dmt_step", cls_dmt_step_variants(quick, device), 2 if quick else 6, str(device),
+                              quick)}
 
 
 def _seg_batch(side: int, classes: int = 21) -> dict[str, torch.Tensor]:
@@ -177,10 +177,10 @@ def seg_dmt_step_variants(quick: bool, device: torch.device) -> list[Variant]:
 @item("seg_dmt_step")
 def seg_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
     """DeepLab-v2/ResNet-101 DMT step, 1 pseudo + 1 labelled crop (321x321; --quick: 161x161)."""
-    rows = measure(seg_dmt_step_variants(quick, device), 1 if quick else 3, device)
     side = 161 if quick else 321
     return {"what": f"DeepLab-v2/ResNet-101 DMT step, 2 x {side}x{side}",
-            "rows": _child_peaks("seg_dmt_step", rows, quick, device)}
+            "rows": _isolated("seg_dmt_step", seg_dmt_step_variants(quick, device), 1 if quick else 4, str(device),
+                              quick)}
 
 
 def seg_inference_variants(quick: bool, device: torch.device) -> list[Variant]:
@@ -210,9 +210,9 @@ def seg_inference_variants(quick: bool, device: torch.device) -> list[Variant]:
 @item("seg_inference")
 def seg_inference(quick: bool, device: torch.device) -> dict[str, Any]:
     """DeepLab-v2/ResNet-101 inference on one 505x505 image (--quick: 321x321), logits upsampled."""
-    rows = measure(seg_inference_variants(quick, device), 2 if quick else 3, device)
     return {"what": f"DeepLab-v2/ResNet-101 inference, 1 x {321 if quick else 505}x{321 if quick else 505}",
-            "rows": _child_peaks("seg_inference", rows, quick, device)}
+            "rows": _isolated("seg_inference", seg_inference_variants(quick, device), 2 if quick else 4, str(device),
+                              quick)}
 
 
 # ---- labelling ---------------------------------------------------------------------------------
@@ -270,10 +270,12 @@ def labelling_variants(quick: bool, tmp: Path) -> tuple[list[Variant], dict[str,
     torch.manual_seed(0)
     model = nn.Conv2d(3, classes, 1).eval()
     bytes_per_pixel: dict[str, float] = {}
+    info: dict[str, dict] = {"plain": {}, "dmt": {}, "dmt-amp": {}}  # what each variant reports
 
     def plain() -> None:
         stored = _original_labelling(model, dataset, 8, ratio, classes)
         bytes_per_pixel["plain"] = sum(c.nbytes + q.nbytes for c, q in stored.values()) / (n * side * side)
+        info["plain"]["bytes_per_pixel"] = bytes_per_pixel["plain"]
 
     def ours(key: str, amp: bool | str) -> Callable[[], None]:
         def run() -> None:
@@ -289,54 +291,32 @@ def labelling_variants(quick: bool, tmp: Path) -> tuple[list[Variant], dict[str,
                 names.append(name)
             class_balanced_thresholds(histogram_of_store(store, names, classes), ratio)
             bytes_per_pixel[key] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / (n * side * side)
+            info[key]["bytes_per_pixel"] = bytes_per_pixel[key]
         return run
-    return [Variant("plain", plain, plain=True), Variant("dmt", ours("dmt", False)),
-            Variant("dmt-amp", ours("dmt-amp", "auto"))], bytes_per_pixel, n
+    return [Variant("plain", plain, plain=True, info=info["plain"]), Variant("dmt", ours("dmt", False), info=info["dmt"]),
+            Variant("dmt-amp", ours("dmt-amp", "auto"), info=info["dmt-amp"])], bytes_per_pixel, n
 
 
-def _peak_in_child(item_name: str, variant: str, quick: bool) -> int:
-    """Peak RSS increase (bytes) of one run of a variant in a fresh process (no allocator history).
-
-    The child builds the item's variants with ``<item>_variants(quick, ...)`` and runs one once.
-    """
-    with tempfile.TemporaryDirectory(prefix="dmt-bench-peak-") as scratch:
-        arg = f"Path({scratch!r})" if item_name == "labelling" else "torch.device('cpu')"
-        code = ("import sys, torch; from pathlib import Path; from dmt.bench.harness import PeakRSS; "
-                "from dmt.bench import items; torch.manual_seed(0); "
-                f"vs = items.{item_name}_variants({quick!r}, {arg}); vs = vs[0] if isinstance(vs, tuple) else vs; "
-                f"v = next(v for v in vs if v.name == {variant!r}); v.prepare and v.prepare(); "
-                "p = PeakRSS(); p.__enter__(); v.run(); p.__exit__(); print(p.increase)")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
-
-
-def _child_peaks(item_name: str, rows: list[dict], quick: bool, device: torch.device) -> list[dict]:
-    """On the CPU, replace in-process peaks (blurred by the allocator's cache) by fresh-process ones."""
-    if device.type != "cpu":
-        return rows
-    for row in rows:
-        row["peak_mib"] = _peak_in_child(item_name, row["variant"], quick) / 2**20
-        row["peak_is"] = "RSS increase of the first run in a fresh process"
-    return rows
+def _isolated(item_name: str, variants: list[Variant], repeats: int, arg: str, quick: bool) -> list[dict]:
+    """The item's variants timed each in processes of its own (see :func:`measure_in_processes`)."""
+    plain = next((v.name for v in variants if v.plain), None)
+    return measure_in_processes(f"dmt.bench.items:{item_name}_variants", [v.name for v in variants], plain, repeats,
+                                arg, quick, rounds=1 if quick else 2)
 
 
 @item("labelling")
 def labelling(quick: bool, device: torch.device) -> dict[str, Any]:
     """Class-balanced labelling of 64 images of 505x505 (--quick: 16) with a 1x1-conv stand-in network.
 
-    Times come from interleaved runs in this process; peak memory from one run of each variant
-    in a fresh subprocess (in this process the allocator keeps what an earlier variant freed).
+    Each variant runs in processes of its own (times and the peak of its first run there).
     """
     tmp = Path(tempfile.mkdtemp(prefix="dmt-bench-labels-"))
+    n = 16 if quick else 64
     try:
-        variants, bytes_per_pixel, n = labelling_variants(quick, tmp)
-        rows = measure(variants, 2 if quick else 3, torch.device("cpu"))
+        rows = measure_in_processes("dmt.bench.items:labelling_variants", ["plain", "dmt", "dmt-amp"], "plain",
+                                    2 if quick else 4, str(tmp), quick, rounds=1 if quick else 2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for row, key in zip(rows, ("plain", "dmt", "dmt-amp")):
-        row["bytes_per_pixel"] = bytes_per_pixel.get(key)
-        row["peak_mib"] = _peak_in_child("labelling", key, quick) / 2**20
-        row["peak_is"] = "RSS increase in a fresh process"
     rows[0]["variant"] = "plain (original two-pass, float32)"
     rows[1]["variant"] = "dmt, float32"
     rows[2]["variant"] = "dmt defaults (amp auto)"
