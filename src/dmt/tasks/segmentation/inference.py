@@ -113,10 +113,10 @@ def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] |
     Whole images (``window`` None or covering them) are one band: :func:`upsampled_logits`.
     In windows, the model sees ``window``-sized crops (clipped to the image) placed every
     ``stride`` pixels (default: :func:`default_stride`), the last one flush with the edge; each
-    crop's logits are upsampled to the crop's size and summed in float32, and a band of rows is
-    yielded, divided by the number of windows covering each pixel, as soon as no later window
-    reaches it. Only about ``window height + stride`` rows of logits are held at once, whatever
-    the image's height; the values are those of :func:`window_logits`, to the bit.
+    crop's logits are upsampled to the crop's size and summed in float32, and the rows no later
+    window reaches are yielded, :data:`BAND_ROWS` at a time, divided by the number of windows
+    covering each pixel. One buffer of ``window height`` rows of logits is held, whatever the
+    image's height; the values are those of :func:`window_logits`, to the bit.
 
     Args:
         model: maps ``N x 3 x h x w`` images to logits at that or a lower resolution.
@@ -136,27 +136,42 @@ def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] |
     stride = tuple(stride) if stride is not None else default_stride(window)
     wh, ww = min(window[0], h), min(window[1], w)
     tops, lefts = window_starts(h, wh, stride[0]), window_starts(w, ww, stride[1])
-    base = 0  # the first row the buffers hold
-    total: torch.Tensor | None = None
-    counts = torch.zeros(0, w, dtype=torch.float32, device=images.device)
+    # sums and window counts of rows base .. base + wh (no window reaches further): one buffer,
+    # allocated at the first window, whose finished rows are handed out and then shifted away
+    base, total = 0, None
+    counts = torch.zeros(wh, w, dtype=torch.float32, device=images.device)
     for k, top in enumerate(tops):
         for left in lefts:
             with autocast():
                 logits = upsampled_logits(model, images[..., top : top + wh, left : left + ww])
             logits = logits.float()
             if total is None:
-                total = logits.new_zeros((images.shape[0], logits.shape[1], 0, w))
-            grow = top + wh - base - total.shape[2]
-            if grow > 0:  # the window reaches rows below the buffers: add them, zeroed
-                total = torch.cat([total, total.new_zeros((*total.shape[:2], grow, w))], dim=2)
-                counts = torch.cat([counts, counts.new_zeros((grow, w))])
+                total = logits.new_zeros((images.shape[0], logits.shape[1], wh, w))
             total[:, :, top - base : top - base + wh, left : left + ww] += logits
             counts[top - base : top - base + wh, left : left + ww] += 1
+            del logits
         done = tops[k + 1] if k + 1 < len(tops) else h  # no later window reaches rows above this
         assert total is not None
-        yield base, done, total[:, :, : done - base] / counts[: done - base]
-        total, counts = total[:, :, done - base :].clone(), counts[done - base :].clone()
+        for r in range(0, done - base, BAND_ROWS):  # a few rows at a time: small temporaries downstream
+            end = min(r + BAND_ROWS, done - base)
+            yield base + r, base + end, total[:, :, r:end] / counts[r:end]
+        _shift_rows(total, counts, done - base)
         base = done
+
+
+BAND_ROWS = 64  # rows of logits handed out at once by window_bands
+
+
+def _shift_rows(total: torch.Tensor, counts: torch.Tensor, n: int) -> None:
+    """Drop the first ``n`` rows of the buffers (dimension 2 of ``total``, 0 of ``counts``): the rest
+    moves up, in blocks of ``n`` rows so that no copy reads what it writes, and the freed rows are zeroed."""
+    rows = counts.shape[0]
+    for r in range(0, rows - n, n):
+        m = min(n, rows - n - r)
+        total[:, :, r : r + m].copy_(total[:, :, r + n : r + n + m])
+        counts[r : r + m].copy_(counts[r + n : r + n + m])
+    total[:, :, max(rows - n, 0) :].zero_()
+    counts[max(rows - n, 0) :].zero_()
 
 
 def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,
