@@ -3,7 +3,7 @@
 import pytest
 
 from dmt.engine.batches import StepBatchSampler, batch_slices
-from dmt.engine.distributed import per_process_batch, shard
+from dmt.engine.sharding import per_process_batch, shard
 from dmt.errors import UserError
 
 

@@ -14,7 +14,8 @@ import sys
 from dmt import __version__
 from dmt.engine import signals
 from dmt.engine.batches import unwrap_worker_error
-from dmt.engine.distributed import launch_rank, launched, lost_process, shutdown
+from dmt.engine.distributed import launch_rank, launched, shutdown
+from dmt.engine.peers import lost_process
 from dmt.errors import UserError
 
 COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "check", "status")

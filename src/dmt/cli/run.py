@@ -16,7 +16,7 @@ from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.engine import distributed as dist
 from dmt.errors import UserError
-from dmt.run.runner import run_experiment
+from dmt.run.runner import processes_per_member, run_experiment
 from dmt.run.summary import format_table
 
 
@@ -65,8 +65,8 @@ def default_out(config: str, smoke: bool) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    if args.smoke:
-        cfg = apply_smoke(cfg, world_size=dist.launch_world_size())
+    if args.smoke:  # batches divide by the processes each stage runs on (a member's share side by side)
+        cfg = apply_smoke(cfg, world_size=processes_per_member(cfg, dist.launch_world_size()))
     if args.nproc < 0:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1 and not dist.launched():

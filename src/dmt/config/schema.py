@@ -177,6 +177,11 @@ class TrainRuntimeConfig:
     # default mode) or a torch.compile mode; "reduce-overhead" also replays the compiled forward
     # and backward as CUDA graphs, for GPU steps bound by the host issuing kernels
     compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = False
+    # the members of a phase (models A and B of two-model methods, and the two baselines) run at the
+    # same time, each on its own half of the processes (DDP inside each half); each member's results
+    # are those of a run one after the other with that many processes per member. auto: on with 2 or
+    # more processes (an even number); `dmt run ... --nproc 2` then runs A and B side by side on one GPU
+    members_in_parallel: bool | Literal["auto"] = "auto"
     # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
     # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
     skip_nonfinite: int = 0

@@ -10,17 +10,21 @@ joins the process group they describe: NCCL when each process has its own CUDA d
 the CPU. Collectives time out (``DMT_DIST_TIMEOUT`` seconds, default 30 min) so a rank that died
 brings the job down instead of leaving the others waiting forever; when a collective fails
 because a process stopped, :func:`lost_process` names it (the processes' ids are gathered when
-the group forms) so the survivors print one line instead of a traceback.
+the group forms, :mod:`dmt.engine.peers`) so the survivors print one line instead of a traceback.
+
+Independent stages (the members of a phase) may run at the same time on shares of the
+processes (:func:`split`): inside :func:`within`, every function here (rank, world size,
+collectives) speaks for the current share's process group, not the whole job.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import contextlib
 import os
 import socket
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -30,10 +34,9 @@ log = logging.getLogger("dmt")
 T = TypeVar("T")
 
 _DEFAULT_TIMEOUT_S = 1800.0
-# what a collective says when the process at the other end is gone (gloo's TCP pairs, NCCL)
-_PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "Connection refused", "communicator was aborted",
-              "remote process exited")
 _peers: list[tuple[str, int]] = []  # (host, pid) of every rank, in rank order, once the group is formed
+_group: Any = None  # the process group the functions below speak for (None: the whole job)
+_uses_cuda = False  # whether the processes compute on GPUs (set when the group forms)
 
 
 def launch_world_size() -> int:
@@ -56,50 +59,108 @@ def is_initialized() -> bool:
 
 
 def world_size() -> int:
-    """Number of processes in the job (1 without a launcher)."""
-    return dist.get_world_size() if is_initialized() else 1
+    """Number of processes in the job, or in the current share of it (1 without a launcher)."""
+    return dist.get_world_size(_group) if is_initialized() else 1
 
 
 def rank() -> int:
-    """This process's rank, 0 .. world_size - 1 (0 without a launcher)."""
-    return dist.get_rank() if is_initialized() else 0
+    """This process's rank in the job (or the current share), 0 .. world_size - 1 (0 without a launcher)."""
+    return dist.get_rank(_group) if is_initialized() else 0
 
 
 def is_main() -> bool:
-    """Rank 0: the only process that writes run files."""
+    """Rank 0 of the job (or of the current share): the process that writes its files."""
     return rank() == 0
+
+
+def job_rank() -> int:
+    """This process's rank in the whole job, whatever share it works in."""
+    return dist.get_rank() if is_initialized() else 0
+
+
+def split(shares: int) -> tuple[int, Any]:
+    """Cut the job's processes into ``shares`` equal, consecutive shares; returns ``(my share, its group)``.
+
+    Every process must call this alike (torch creates groups collectively). The shares' groups
+    use the job's backend when each process of a share has a device of its own (NCCL), else gloo.
+    """
+    size = world_size()
+    if size % shares:
+        raise ValueError(f"{size} processes cannot be split into {shares} equal shares")
+    per = size // shares
+    mine, group = job_rank() // per, None
+    devices = all_gather_objects(torch.cuda.current_device() if _uses_cuda else None)
+    for share in range(shares):
+        ranks = list(range(share * per, (share + 1) * per))
+        # NCCL where each process of the share has a GPU of its own; gloo otherwise (CPU, or
+        # processes sharing a GPU, which one NCCL communicator cannot hold)
+        distinct = _uses_cuda and len({devices[r] for r in ranks}) == len(ranks)
+        made = dist.new_group(ranks, backend="nccl" if distinct else "gloo")
+        if share == mine:
+            group = made
+    return mine, group
+
+
+@contextlib.contextmanager
+def within(group: Any) -> Iterator[None]:
+    """Inside the block, rank, world size and collectives are those of ``group`` (a share of the job)."""
+    global _group
+    outer, _group = _group, group
+    try:
+        yield
+    finally:
+        _group = outer
+
+
+def uses_cuda() -> bool:
+    """Whether the job's processes compute on GPUs (over NCCL, or gloo when they share GPUs)."""
+    return _uses_cuda
+
+
+def current_group() -> Any:
+    """The process group of the current share (None: the whole job), for DDP and SyncBatchNorm."""
+    return _group
 
 
 def timeout_seconds() -> float:
     return float(os.environ.get("DMT_DIST_TIMEOUT", _DEFAULT_TIMEOUT_S))
 
 
-def init_from_env(device: str = "auto") -> torch.device | None:
+def init_from_env(device: str = "auto", share_gpus: bool = False) -> torch.device | None:
     """Join the process group described by the launcher's environment (no-op without one).
 
     Args:
         device: the config's ``device`` (``auto``, ``cpu``, ``cuda``): CUDA gives every process
             the GPU ``LOCAL_RANK`` and the NCCL backend; the CPU uses gloo.
+        share_gpus: more processes than GPUs are allowed (members side by side: process
+            ``LOCAL_RANK`` takes GPU ``LOCAL_RANK mod count``); the job then talks over gloo and
+            each member's share over NCCL where its processes have GPUs of their own.
 
     Returns:
         The device of this process, or ``None`` when no launcher started it (the caller then
         resolves the device as usual).
     """
+    global _uses_cuda
     if not launched() or is_initialized():
         return None
     use_cuda = not device.startswith("cpu") and torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    shared = False  # several processes on one GPU
     if use_cuda:
-        if local >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        if local >= count and not share_gpus:
             from dmt.errors import UserError
 
-            raise UserError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA devices are visible; "
-                            "start at most one process per GPU (torchrun --nproc-per-node)")
+            raise UserError(f"LOCAL_RANK {local} but only {count} CUDA devices are visible; start at most one "
+                            "process per GPU (torchrun --nproc-per-node), or run members side by side "
+                            "(train.members_in_parallel)")
+        shared = launch_world_size() > count
+        local %= count
         torch.cuda.set_device(local)
-    backend = "nccl" if use_cuda else "gloo"
+    backend = "nccl" if use_cuda and not shared else "gloo"
     timeout = datetime.timedelta(seconds=timeout_seconds())
     kwargs: dict[str, Any] = {"backend": backend, "timeout": timeout}
-    if use_cuda:
+    if backend == "nccl":
         kwargs["device_id"] = torch.device("cuda", local)
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
     if restart and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
@@ -113,6 +174,7 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     dist.init_process_group(**kwargs)
     log.debug("rank %d of %d joined (%s)", rank(), world_size(), backend)
     _peers[:] = all_gather_objects((socket.gethostname(), os.getpid()))
+    _uses_cuda = use_cuda
     return torch.device("cuda", local) if use_cuda else torch.device("cpu")
 
 
@@ -125,38 +187,9 @@ def restart_note() -> str | None:
             f"{os.environ.get('TORCHELASTIC_MAX_RESTARTS', '?')}): every stage resumes from its last checkpoint")
 
 
-def _gone(pid: int) -> bool:
-    """Whether process ``pid`` of this machine has ended (a zombie waiting for its parent has)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state in ("Z", "X")
-    except FileNotFoundError:
-        return True
-    except (OSError, IndexError):  # no /proc (not Linux): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        return False
-
-
-def lost_process(exc: BaseException) -> str | None:
-    """The one line a surviving process prints when ``exc`` is a collective that lost its peer, else None.
-
-    Processes of this machine that have ended are named by id and rank; a process on another
-    machine is not visible from here, so the line then quotes the connection error.
-    """
-    text = str(exc)
-    if not _peers or not any(s in text for s in _PEER_LOST):
-        return None
-    host = socket.gethostname()
-    gone = [f"process {pid} (rank {r})" for r, (h, pid) in enumerate(_peers) if h == host and r != rank() and _gone(pid)]
-    what = " and ".join(gone) + " stopped" if gone else \
-        f"a process of this job stopped ({text.strip().splitlines()[0][:200]})"
-    return (f"{what}; this process (rank {rank()}) cannot go on without it. Re-run the same command to resume "
-            "from the last checkpoint, or start torchrun with --max-restarts K to restart automatically")
+def peers() -> list[tuple[str, int]]:
+    """``(host, pid)`` of every rank, in rank order, gathered when the group formed (empty for one process)."""
+    return list(_peers)
 
 
 def shutdown() -> None:
@@ -166,8 +199,8 @@ def shutdown() -> None:
 
 
 def backend_is_nccl() -> bool:
-    """Whether the job communicates with NCCL (one GPU per process)."""
-    return is_initialized() and dist.get_backend() == "nccl"
+    """Whether the job (or the current share) communicates with NCCL (one GPU per process)."""
+    return is_initialized() and dist.get_backend(_group) == "nccl"
 
 
 def _collective_device() -> torch.device:
@@ -177,7 +210,7 @@ def _collective_device() -> torch.device:
 def barrier() -> None:
     """Wait for every process (no-op for one)."""
     if world_size() > 1:
-        dist.barrier()
+        dist.barrier(group=_group)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -188,7 +221,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return tensor.clone()
     work = tensor.detach().to(_collective_device(), copy=True)
-    dist.all_reduce(work, op=dist.ReduceOp.SUM)
+    dist.all_reduce(work, op=dist.ReduceOp.SUM, group=_group)
     return work.to(tensor.device)
 
 
@@ -208,13 +241,13 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         out = tensor.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=_group)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=_group)
         return grad
 
 
@@ -223,7 +256,7 @@ def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
     if world_size() == 1:
         return tensor.clone()
     work = tensor.detach().to(_collective_device(), copy=True)
-    dist.all_reduce(work, op=dist.ReduceOp.MAX)
+    dist.all_reduce(work, op=dist.ReduceOp.MAX, group=_group)
     return work.to(tensor.device)
 
 
@@ -233,10 +266,10 @@ def broadcast_tensors_(tensors: list[torch.Tensor], src: int = 0) -> None:
         return
     for t in tensors:
         if t.device == _collective_device():
-            dist.broadcast(t, src=src)
+            dist.broadcast(t, group=_group, group_src=src)
         else:
             work = t.to(_collective_device())
-            dist.broadcast(work, src=src)
+            dist.broadcast(work, group=_group, group_src=src)
             t.copy_(work)
 
 
@@ -252,7 +285,8 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     if world_size() == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src, device=_collective_device() if backend_is_nccl() else None)
+    dist.broadcast_object_list(box, group=_group, group_src=src,
+                               device=_collective_device() if backend_is_nccl() else None)
     return box[0]
 
 
@@ -285,39 +319,11 @@ def all_gather_objects(obj: Any) -> list[Any]:
     if world_size() == 1:
         return [obj]
     out: list[Any] = [None] * world_size()
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=_group)
     return out
 
 
-def shard(n: int, world: int | None = None, index: int | None = None) -> range:
-    """The contiguous block of ``range(n)`` that process ``index`` of ``world`` handles.
-
-    Blocks differ in length by at most one and cover every item exactly once, whatever ``n``:
-    sharded labelling and evaluation count every image once, even when ``n`` does not divide.
-    """
-    world = world_size() if world is None else world
-    index = rank() if index is None else index
-    base, extra = divmod(n, world)
-    start = index * base + min(index, extra)
-    return range(start, start + base + (1 if index < extra else 0))
-
-
-def per_process_batch(global_batch: int, key: str, world: int | None = None) -> int:
-    """The per-process share of a global batch size; refuses one that does not divide.
-
-    Args:
-        global_batch: the config's batch size (what one step sees over all processes).
-        key: the config key, named in the error.
-    """
-    world = world_size() if world is None else world
-    if global_batch % world:
-        from dmt.errors import UserError
-
-        raise UserError(f"config key {key}: the global batch {global_batch} does not divide by the "
-                        f"{world} processes; use a multiple of {world}")
-    return global_batch // world
-
-
-__all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "all_reduce_sum_autograd", "any_process", "barrier", "broadcast_object", "broadcast_tensors_",
-           "init_from_env", "is_initialized", "is_main", "launch_rank", "launch_world_size", "launched", "on_main", "per_process_batch", "rank",
-           "shard", "shutdown", "timeout_seconds", "world_size"]
+__all__ = ["all_gather_objects", "all_reduce_max", "all_reduce_sum", "all_reduce_sum_autograd", "any_process",
+           "barrier", "broadcast_object", "broadcast_tensors_", "current_group", "init_from_env", "is_initialized",
+           "is_main", "job_rank", "launch_rank", "launch_world_size", "launched", "on_main", "peers", "rank",
+           "shutdown", "split", "timeout_seconds", "uses_cuda", "within", "world_size"]

@@ -156,12 +156,14 @@ class Progress:
     def __init__(self, description: str, total: int, start: int = 0, enabled: bool = True,
                  steps_per_epoch: int = 0, tty: bool | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        from dmt.engine.distributed import is_main
+        from dmt.engine.distributed import is_main, job_rank
 
         self.description, self.total, self.done, self.start = description, total, start, start
-        self.enabled = enabled and total > start and is_main()  # one bar per job: rank 0's
         self.steps_per_epoch = steps_per_epoch
         self._tty = sys.stderr.isatty() if tty is None else tty
+        # one report per stage: its rank 0's; and one bar on a terminal: the job's rank 0's (members
+        # trained side by side report in log lines)
+        self.enabled = enabled and total > start and is_main() and (job_rank() == 0 or not self._tty)
         self._now = clock
         self._bar = None
         self._task = None

@@ -4,7 +4,7 @@
   its streams (pseudo-labelled and labelled crops) are concatenated and split into N equal
   contiguous parts (:func:`dmt.engine.batches.batch_slices`).
 * Labelling and evaluation: every process handles a contiguous block of the items
-  (:func:`dmt.engine.distributed.shard`) and the counts are summed, so every item is counted
+  (:func:`shard`) and the counts are summed, so every item is counted
   exactly once whatever N.
 """
 
@@ -15,8 +15,36 @@ from typing import Any, TypeVar
 
 from dmt.engine import distributed as dist
 from dmt.engine.batches import batch_slices, mix_seed
+from dmt.errors import UserError
 
 T = TypeVar("T")
+
+
+def shard(n: int, world: int | None = None, index: int | None = None) -> range:
+    """The contiguous block of ``range(n)`` that process ``index`` of ``world`` handles.
+
+    Blocks differ in length by at most one and cover every item exactly once, whatever ``n``:
+    sharded labelling and evaluation count every image once, even when ``n`` does not divide.
+    """
+    world = dist.world_size() if world is None else world
+    index = dist.rank() if index is None else index
+    base, extra = divmod(n, world)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (1 if index < extra else 0))
+
+
+def per_process_batch(global_batch: int, key: str, world: int | None = None) -> int:
+    """The per-process share of a global batch size; refuses one that does not divide.
+
+    Args:
+        global_batch: the config's batch size (what one step sees over all processes).
+        key: the config key, named in the error.
+    """
+    world = dist.world_size() if world is None else world
+    if global_batch % world:
+        raise UserError(f"config key {key}: the global batch {global_batch} does not divide by the "
+                        f"{world} processes; use a multiple of {world}")
+    return global_batch // world
 
 
 def shard_items(items: Sequence[T], unit: int = 1) -> list[T]:
@@ -27,7 +55,7 @@ def shard_items(items: Sequence[T], unit: int = 1) -> list[T]:
             then sees exactly the batches one process would, padding included, so predictions
             are bitwise those of a single process.
     """
-    groups = dist.shard(-(-len(items) // unit))
+    groups = shard(-(-len(items) // unit))
     return list(items[groups.start * unit:groups.stop * unit])
 
 
@@ -42,7 +70,7 @@ def stream_slices(global_batches: list[int], keys: list[str]) -> list[tuple[int,
     Raises:
         UserError: the global batch (their sum) does not divide by the number of processes.
     """
-    dist.per_process_batch(sum(global_batches), " + ".join(keys))
+    per_process_batch(sum(global_batches), " + ".join(keys))
     return batch_slices(global_batches, dist.world_size(), dist.rank())
 
 

@@ -57,8 +57,8 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
 
     CUDA gets :class:`torch.nn.SyncBatchNorm`; other devices :class:`CPUSyncBatchNorm`.
     """
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if device.type == "cuda":  # over the current share of the processes (or the whole job)
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group=dist.current_group())
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
         out = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,

@@ -17,10 +17,12 @@ Several machines need the run directory on a file system they all see.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ from dmt.errors import UserError
 RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
 RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
-                  "train.compile", "train.skip_nonfinite", "data.check", "data.max_pixels"}
+                  "train.compile", "train.skip_nonfinite", "data.check", "data.max_pixels",
+                  "train.members_in_parallel"}
 
 log = logging.getLogger("dmt")
 
@@ -173,6 +176,30 @@ class RunDir:
         logging.getLogger("dmt").addHandler(handler)
         self._log_handler = handler
         log.info("run directory %s (%s)", self.path, " ".join(sys.argv))
+
+    @contextlib.contextmanager
+    def share_log(self, leader: bool) -> Iterator[None]:
+        """While a share of the processes runs one member's stage: its first process logs too.
+
+        The job's rank 0 writes ``log.txt`` and speaks on stderr; the first process of another
+        share (members side by side) appends its stage's lines to the same ``log.txt`` and
+        speaks on stderr meanwhile, so the run's story holds both members.
+        """
+        logger = logging.getLogger("dmt")
+        if not leader or dist.job_rank() == 0:
+            yield
+            return
+        handler = logging.FileHandler(self.path / "log.txt", mode="a")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(min(level, logging.INFO))
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+            logger.setLevel(level)
 
     # results
     def load_results(self) -> dict[str, Any]:

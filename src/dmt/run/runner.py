@@ -61,13 +61,86 @@ def _nonfinite_error(exc: NonFiniteLoss, state: Path) -> UserError:
     return err
 
 
+def side_by_side(cfg: ExperimentConfig, plan: list[Stage], processes: int) -> int:
+    """Into how many shares the processes split to run a phase's members at once (1: one after the other).
+
+    ``train.members_in_parallel``: false never; auto when the plan has two members and the
+    processes divide evenly between them; true the same, and a job that cannot is refused.
+    """
+    members = sorted({s.member for s in plan if s.member})
+    setting = cfg.train.members_in_parallel
+    if setting is False or len(members) < 2:
+        return 1
+    if processes >= len(members) and processes % len(members) == 0:
+        return len(members)
+    if setting is True:
+        raise UserError(f"config key 'train.members_in_parallel': true needs a multiple of {len(members)} processes "
+                        f"(one share per member), this job has {processes}; start it with --nproc "
+                        f"{len(members) * max(1, processes // len(members))} or torchrun")
+    return 1
+
+
+def processes_per_member(cfg: ExperimentConfig, processes: int) -> int:
+    """How many processes share each stage's batches: all of them, or a member's share side by side."""
+    return processes // side_by_side(cfg, make_plan(cfg), processes)
+
+
+def _steps(todo: list[Stage], parallel: bool) -> list[list[Stage]]:
+    """The stages to run in order, the members of one phase (or the baselines) together when side by side."""
+    steps: list[list[Stage]] = []
+    for stage in todo:
+        last = steps[-1][0] if steps else None
+        if (parallel and last is not None and stage.member and last.member and (stage.kind, stage.index)
+                == (last.kind, last.index) and stage.member not in {s.member for s in steps[-1]}):
+            steps[-1].append(stage)
+        else:
+            steps.append([stage])
+    return steps
+
+
+def _run_step(step: list[Stage], todo: list[Stage], results: dict[str, Any], ctx: StageContext, runner: Any,
+              run: RunDir, cfg: ExperimentConfig, mine: int, group: Any) -> list[dict[str, Any]]:
+    """Run one stage on every process, or each member of ``step`` on its share; the entries, in plan order."""
+    if len(step) == 1:
+        return [_run_stage(step[0], todo, results, ctx, runner, run, cfg)]
+    stage = step[mine]
+    with dist.within(group), run.share_log(dist.is_main()):
+        try:
+            outcome: tuple[str, Any] = ("ok", _run_stage(stage, todo, results, ctx, runner, run, cfg))
+        except UserError as exc:  # the other share must hear of it instead of waiting for this one
+            outcome = ("error", str(exc))
+    # each share's processes hold the same entry: take every share's first
+    per_share = dist.all_gather_objects(outcome)[:: dist.world_size() // len(step)]
+    errors = [payload for kind, payload in per_share if kind == "error"]
+    if errors:
+        err = UserError(errors[0])
+        err.shared = True  # type: ignore[attr-defined]  (every process raises it; printed once)
+        raise err
+    return [payload for _, payload in per_share]
+
+
+def _run_stage(stage: Stage, todo: list[Stage], results: dict[str, Any], ctx: StageContext, runner: Any,
+               run: RunDir, cfg: ExperimentConfig) -> dict[str, Any]:
+    """Run one stage on the processes of the current share (or the job); returns its results.json entry."""
+    seed = stage_seed(cfg.seed, stage.name)
+    log.info("== %s (seed %d)", stage.name, seed)
+    ctx.start_stage(todo[todo.index(stage):], results["stages"])
+    try:
+        record = runner.run_stage(stage, seed)
+    except NonFiniteLoss as exc:
+        raise _nonfinite_error(exc, run.stage_dir(stage.name) / STATE_FILE) from None
+    # rank 0's wall time: every process then records exactly the same entry
+    wall = dist.broadcast_object(ctx.stage_elapsed())
+    return _stage_entry(stage, seed, record, wall)
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results.
 
     Started by torchrun (or another launcher setting its environment), every process calls
     this; they join one process group and share each stage's work.
     """
-    dist.init_from_env(cfg.device)
+    dist.init_from_env(cfg.device, share_gpus=cfg.train.members_in_parallel is not False)
     device = resolve_device(cfg.device)
     # data and weights files are checked before anything is written (rank 0 reads, all raise)
     preflight_all(cfg)
@@ -78,7 +151,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         log.warning("%s", restarted)
     if dist.world_size() > 1:
         log.info("%d processes (%s), global batches split between them", dist.world_size(),
-                 "NCCL" if device.type == "cuda" else "gloo")
+                 "NCCL" if dist.backend_is_nccl() else "gloo")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
     ctx = StageContext(cfg, run, device)
@@ -94,25 +167,22 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         else:
             log.info("device %s; stages to run: %s", device, ", ".join(s.name for s in todo))
             runner = _task_runner(ctx)
-            for i, stage in enumerate(todo):
-                seed = stage_seed(cfg.seed, stage.name)
-                log.info("== %s (seed %d)", stage.name, seed)
-                ctx.start_stage(todo[i:], results["stages"])
-                try:
-                    record = runner.run_stage(stage, seed)
-                except NonFiniteLoss as exc:
-                    raise _nonfinite_error(exc, run.stage_dir(stage.name) / STATE_FILE) from None
-                # rank 0's wall time: every process then records exactly the same entry
-                wall = dist.broadcast_object(ctx.stage_elapsed())
-                results["stages"].append(_stage_entry(stage, seed, record, wall))
+            shares = side_by_side(cfg, plan, dist.world_size())
+            mine, group = dist.split(shares) if shares > 1 else (0, None)
+            if shares > 1:
+                log.info("members side by side: %d processes each", dist.world_size() // shares)
+            for step in _steps(todo, shares > 1):
+                entries = _run_step(step, todo, results, ctx, runner, run, cfg, mine, group)
+                results["stages"] += entries
                 results["summary"] = summarize(results["stages"], cfg.task)
                 run.save_results(results)
-                dist.barrier()  # every process is done with the stage's files before they go
+                dist.barrier()  # every process is done with the stages' files before they go
                 if dist.is_main():
-                    # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
-                    (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
-                    if not cfg.phases.keep_labels:
-                        shutil.rmtree(run.stage_dir(stage.name) / "labels", ignore_errors=True)
+                    for stage in step:
+                        # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
+                        (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
+                        if not cfg.phases.keep_labels:
+                            shutil.rmtree(run.stage_dir(stage.name) / "labels", ignore_errors=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
         results["summary"] = summarize(results["stages"], cfg.task)

@@ -34,7 +34,7 @@ def resolve_device(name: str) -> torch.device:
 
     Under a launcher (torchrun) with CUDA, every process takes the GPU ``LOCAL_RANK``.
     """
-    if dist.world_size() > 1 and dist.backend_is_nccl():
+    if dist.world_size() > 1 and dist.uses_cuda():
         return torch.device("cuda", torch.cuda.current_device())
     if dist.world_size() > 1:
         if name.startswith("cuda"):

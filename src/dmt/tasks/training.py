@@ -160,7 +160,9 @@ def training_module(model: nn.Module, device) -> nn.Module:
     # models with parameters no forward pass uses (the original's 2-branch ASPP) must say so
     unused = any(getattr(m, "has_dead_parameters", False) for m in model.modules())
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
+    # the processes of the current share (members trained side by side), or of the whole job
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused,
+                                   process_group=dist.current_group())
 
 
 def convert_sync_bn(model: nn.Module, enabled: bool, device: torch.device) -> nn.Module:

@@ -1,0 +1,55 @@
+"""Which process of a job stopped: the one line a surviving process prints instead of a traceback.
+
+When a process dies (killed, out of memory, a lost machine), the collectives of the others fail
+with a connection error. :func:`lost_process` recognises those errors and names the processes of
+this machine that have ended, by id and rank, from the table :mod:`dmt.engine.distributed`
+gathers when the group forms.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from dmt.engine import distributed as dist
+
+# what a collective says when the process at the other end is gone (gloo's TCP pairs, NCCL)
+PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "Connection refused", "communicator was aborted",
+             "remote process exited")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has ended (a zombie waiting for its parent has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+def lost_process(exc: BaseException) -> str | None:
+    """The one line a surviving process prints when ``exc`` is a collective that lost its peer, else None.
+
+    Processes of this machine that have ended are named by id and rank; a process on another
+    machine is not visible from here, so the line then quotes the connection error.
+    """
+    text = str(exc)
+    table = dist.peers()
+    if not table or not any(s in text for s in PEER_LOST):
+        return None
+    host = socket.gethostname()
+    me = dist.job_rank()
+    gone = [f"process {pid} (rank {r})" for r, (h, pid) in enumerate(table) if h == host and r != me and _gone(pid)]
+    what = " and ".join(gone) + " stopped" if gone else \
+        f"a process of this job stopped ({text.strip().splitlines()[0][:200]})"
+    return (f"{what}; this process (rank {me}) cannot go on without it. Re-run the same command to resume from "
+            "the last checkpoint, or start torchrun with --max-restarts K to restart automatically")
