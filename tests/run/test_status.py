@@ -101,3 +101,20 @@ def test_start_command_only_for_dmt_command_lines(tmp_path):
     assert start_command(log) == "dmt run voc-8-dmt --out a --smoke"  # the latest session
     log.write_text("t INFO run directory a (/x/bin/pytest -q tests)\n")
     assert start_command(log) is None
+
+
+def test_members_side_by_side_show_both_stages_of_the_phase(tmp_path):
+    """Two members train at once (train.members_in_parallel): both have a checkpoint, both are shown."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(load_config("demo-digit-scenes", TINY)))
+    stages = [{"name": n, "kind": "baseline", "metrics": {"miou": 0.5}, "wall_time_s": 10.0}
+              for n in ("baseline-a", "baseline-b")]
+    (run / "results.json").write_text(json.dumps({"task": "segmentation", "method": "dmt", "stages": stages}))
+    for name, step in (("phase1-a", 4), ("phase1-b", 6)):
+        save_checkpoint(run / "stages" / name / "state.safetensors",
+                        {"model": {"w": torch.ones(3)}, "step": step, "extra": {"elapsed": 2.0, "total_steps": 10}})
+    states = [(s.name, s.state, s.step) for s in run_status(run).stages]
+    assert states[:4] == [("baseline-a", "done", None), ("baseline-b", "done", None),
+                          ("phase1-a", "interrupted", 4), ("phase1-b", "interrupted", 6)]
+    assert [s for _, s, _ in states[4:]] == ["todo"] * (len(states) - 4)

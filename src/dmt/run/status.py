@@ -200,11 +200,15 @@ def run_status(run_dir: str | Path, now: float | None = None) -> RunStatus:
             status.stages.append(StageStatus(name, kind, "done", metric, value, done[name].get("wall_time_s")))
             continue
         stage = StageStatus(name, kind, "todo")
-        if not current_found:
-            current_found = True
+        state_file = run / "stages" / name / STATE_FILE
+        # the first unfinished stage, and any other with a checkpoint: members side by side
+        # (train.members_in_parallel) run two stages at once
+        if not current_found or state_file.is_file():
             stage.state = "running" if status.running else "interrupted"
-            _fill_current(stage, run / "stages" / name / STATE_FILE, finished)
-            status.stage_left_s = stage.left_s
+            _fill_current(stage, state_file, finished)
+            if not current_found:
+                status.stage_left_s = stage.left_s
+            current_found = True
         else:
             stage.left_s = expected_wall(kind, finished)
         status.stages.append(stage)
