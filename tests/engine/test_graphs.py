@@ -1,0 +1,97 @@
+"""The graph-ready step (static buffers, learning rate as a device tensor) computes today's step.
+
+Run eagerly on the CPU it must give the parameters, EMA and optimizer state of ``fit``'s plain
+step after several steps, to the bit; the captured CUDA path is tested where a GPU exists.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dmt.engine.graphs import StaticStep, set_learning_rate, tensor_learning_rates
+from dmt.engine.loop import FitOptions, TrainState, fit, make_ema, make_sgd
+from dmt.models import create_model
+from dmt.tasks.segmentation.steps import SegmentationStep
+from dmt.tasks.stats import StatTotals
+
+
+def _batches(n: int, side: int = 17, classes: int = 4) -> list[dict[str, torch.Tensor]]:
+    out = []
+    for k in range(n):
+        g = torch.Generator().manual_seed(k)
+        out.append({"pseudo_image": torch.rand(2, 3, side, side, generator=g),
+                    "image": torch.rand(2, 3, side, side, generator=g),
+                    "mask": torch.randint(0, classes, (2, side, side), generator=g),
+                    "pseudo_mask": torch.randint(0, classes, (2, side, side), generator=g),
+                    "pseudo_confidence": torch.rand(2, side, side, generator=g)})
+    return out
+
+
+def _state() -> tuple[TrainState, SegmentationStep]:
+    torch.manual_seed(0)
+    model = create_model("deeplabv2_tiny", 4)
+    state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.99))
+    step = SegmentationStep(model, weighting="dynamic", gamma1=5.0, gamma2=5.0, total_steps=6, totals=StatTotals())
+    return state, step
+
+
+def test_the_static_step_run_eagerly_is_todays_step():
+    batches = _batches(6)
+    plain, plain_step = _state()
+    fit(plain_step, plain, batches, FitOptions(total_steps=6, base_lr=0.01, schedule="poly"), save=lambda s: None)
+
+    static, static_step = _state()
+    runner = StaticStep(static_step, static.model, static.optimizer, static.ema, torch.device("cpu"),
+                        lambda: torch.autocast("cpu", enabled=False), capture=True)  # capture: CUDA only
+    from dmt.engine.schedule import learning_rate
+
+    static.model.train()
+    for k, batch in enumerate(batches):
+        runner(batch, k, learning_rate(0.01, k, 6, "poly"))
+    for a, b in zip(plain.model.state_dict().values(), static.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(plain.ema.state_dict().values(), static.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    momenta = [s["momentum_buffer"] for s in plain.optimizer.state.values()]
+    assert all(torch.equal(a, s["momentum_buffer"]) for a, s in zip(momenta, static.optimizer.state.values()))
+    assert isinstance(static.optimizer.param_groups[0]["lr"], torch.Tensor)
+
+
+def test_learning_rate_tensors_follow_the_schedule_and_multipliers():
+    model = torch.nn.Linear(3, 2)
+    opt = make_sgd(model, 0.1, 0.9, 0.0, param_groups=[{"params": [model.weight], "lr_mult": 10.0},
+                                                          {"params": [model.bias]}])
+    tensor_learning_rates(opt, torch.device("cpu"))
+    set_learning_rate(opt, 0.05)
+    assert [float(g["lr"]) for g in opt.param_groups] == [pytest.approx(0.5), pytest.approx(0.05)]
+    assert all(isinstance(g["lr"], torch.Tensor) and g["lr"].dim() == 0 for g in opt.param_groups)
+
+
+def test_a_batch_of_another_shape_is_refused():
+    state, step = _state()
+    runner = StaticStep(step, state.model, state.optimizer, state.ema, torch.device("cpu"),
+                        lambda: torch.autocast("cpu", enabled=False), capture=False)
+    runner(_batches(1)[0], 0, 0.01)
+    with pytest.raises(ValueError, match="a captured step replays fixed sizes"):
+        runner(_batches(1, side=19)[0], 1, 0.01)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_captured_step_replays_the_eager_step_on_cuda():  # pragma: no cover - GPU only
+    batches = [{k: v.cuda() for k, v in b.items()} for b in _batches(8)]
+    results = []
+    for capture in (False, True):
+        state, step = _state()
+        state.model.cuda()
+        state.ema.cuda()
+        runner = StaticStep(step, state.model, state.optimizer, state.ema, torch.device("cuda"),
+                            lambda: torch.autocast("cuda", enabled=False), capture=capture)
+        state.model.train()
+        for k, batch in enumerate(batches):
+            runner(batch, k, 0.01)
+        torch.cuda.synchronize()
+        results.append([t.detach().cpu() for t in state.model.state_dict().values()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
