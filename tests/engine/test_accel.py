@@ -172,8 +172,13 @@ def test_stat_totals_accumulate_tensors_and_save_plain_numbers():
     t.add({"disagree": 0.5}, 2)
     state = t.state_dict()
     assert state == {"sums": {"disagree": 2.0}, "count": 6}
-    assert isinstance(t.count, int) and isinstance(t.sums["disagree"], float)
+    assert all(isinstance(v, float) for v in state["sums"].values()) and isinstance(state["count"], int)
     assert StatTotals(state).means() == {"disagree": pytest.approx(1 / 3)}
+    # the live sums stay tensors and grow in place (a captured CUDA graph keeps adding to them)
+    live, count = t.sums["disagree"], t.count
+    t.add({"disagree": torch.tensor(1.0, dtype=torch.float64)}, torch.tensor(2))
+    assert t.sums["disagree"] is live and t.count is count
+    assert t.state_dict() == {"sums": {"disagree": 4.0}, "count": 8}
 
 
 def test_nonfinite_loss_is_caught_at_log_time_and_before_a_checkpoint():

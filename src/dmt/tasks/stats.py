@@ -15,8 +15,10 @@ class StatTotals:
     """Running sums of per-step statistics, weighted by the number of pseudo targets.
 
     :meth:`add` takes floats or 0-dim tensors and keeps tensors on their device (a step never
-    waits to read them); :meth:`means` and :meth:`state_dict` read them once and leave
-    ``sums`` as plain floats and ``count`` as an int.
+    waits to read them): once a sum is a tensor it grows in place, at a fixed address, so a step
+    captured as a CUDA graph (``train.cuda_graph``) keeps adding to it on every replay.
+    :meth:`means` and :meth:`state_dict` read the sums (one device read) and leave them where
+    they are.
     """
 
     def __init__(self, state: dict | None = None) -> None:
@@ -26,20 +28,26 @@ class StatTotals:
     def add(self, stats: dict[str, Any], n: Any) -> None:
         for k, v in stats.items():
             v = v.double() if isinstance(v, torch.Tensor) else float(v)
-            self.sums[k] = self.sums.get(k, 0.0) + v * n
-        self.count = self.count + n
+            prev = self.sums.get(k, 0.0)
+            if isinstance(prev, torch.Tensor) and isinstance(v, torch.Tensor):
+                prev.add_(v * n)  # the same float64 sum as prev + v * n, in place
+            else:
+                self.sums[k] = prev + v * n
+        if isinstance(self.count, torch.Tensor) and isinstance(n, torch.Tensor) and n.dtype == self.count.dtype:
+            self.count.add_(n)
+        else:
+            self.count = self.count + n
 
-    def _settle(self) -> None:
-        """Read device values back: ``sums`` become floats, ``count`` an int."""
+    def _read(self) -> tuple[dict[str, float], int]:
+        """The sums as floats and the count as an int (device values read once, left in place)."""
         keys = list(self.sums)
-        values = [torch.as_tensor(self.sums[k], dtype=torch.float64).cpu() for k in keys]
-        if values:
-            self.sums = dict(zip(keys, torch.stack(values).tolist()))
-        self.count = int(self.count)
+        values = [torch.as_tensor(self.sums[k], dtype=torch.float64).detach().cpu() for k in keys]
+        sums = dict(zip(keys, torch.stack(values).tolist())) if values else {}
+        return sums, int(self.count)
 
     def means(self) -> dict[str, float]:
-        self._settle()
-        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+        sums, count = self._read()
+        return {k: v / count for k, v in sums.items()} if count else {}
 
     @classmethod
     def summed(cls, states: list[dict]) -> "StatTotals":
@@ -53,5 +61,5 @@ class StatTotals:
         return merged
 
     def state_dict(self) -> dict:
-        self._settle()
-        return {"sums": dict(self.sums), "count": self.count}
+        sums, count = self._read()
+        return {"sums": sums, "count": count}
