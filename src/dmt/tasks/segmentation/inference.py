@@ -21,6 +21,7 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
+from dmt.tasks.segmentation.windows import default_stride, window_starts
 
 
 class PadCollate:
@@ -55,25 +56,6 @@ def upsampled_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     if logits.shape[-2:] != images.shape[-2:]:
         logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=True)
     return logits
-
-
-def default_stride(window: Sequence[int]) -> tuple[int, int]:
-    """Two thirds of the window (at least 1 pixel), the step UniMatch's Cityscapes evaluation uses."""
-    return tuple(max(1, int(s * 2 / 3)) for s in window)  # type: ignore[return-value]
-
-
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Where windows start along one side: every ``stride`` pixels, the last one flush with the far edge.
-
-    Windows keep their full size (the last is moved back rather than cut short), so every pixel is
-    covered and the model always sees inputs of the size it was trained on.
-    """
-    if window >= size:
-        return [0]
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
 
 
 def window_counts(height: int, width: int, window: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
