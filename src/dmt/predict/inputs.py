@@ -117,3 +117,11 @@ def read_rgb(path: Path, channels: int = 3) -> np.ndarray:
         raise UserError(f"{path}: not found") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read this image ({e})") from None
+
+
+def reading_size(height: int, width: int, scale: float, size: int | None) -> tuple[int, int]:
+    """The size an image is resized to on reading: ``size x size`` (classification: the training
+    size) or the image scaled by ``scale`` (segmentation: the dataset's reading scale, Cityscapes 0.5)."""
+    if size is not None:
+        return size, size
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))

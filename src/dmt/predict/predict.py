@@ -15,9 +15,7 @@ An image that cannot be read is reported and skipped; the others are written.
 
 from __future__ import annotations
 
-import csv
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +32,13 @@ from dmt.engine.loop import amp_settings
 from dmt.engine.progress import Progress
 from dmt.errors import UserError
 from dmt.models.files import load_model
-from dmt.predict.inputs import InputImage, collect_inputs, read_rgb
+from dmt.predict.inputs import InputImage, collect_inputs, read_rgb, reading_size
 from dmt.predict.meta import PredictMeta, resolve_meta
-from dmt.predict.render import CSV_COLUMNS, classification_row, confidence_image, overlay_with_legend, palette_mask
+from dmt.predict.outputs import PredictOptions, PredictSummary, write_csv, write_segmentation
+from dmt.predict.render import classification_row
 from dmt.tasks.segmentation.inference import window_logits
 
 log = logging.getLogger("dmt")
-
-
-@dataclass
-class PredictOptions:
-    """How to predict (everything but the model file, the inputs and the meaning of the classes)."""
-
-    out: Path
-    device: torch.device
-    batch_size: int = 8
-    amp: bool = True  # autocast on CUDA (bfloat16 where supported); the CPU always runs float32
-    probs: bool = False  # segmentation: also write the confidence maps
-    top_k: int = 5  # classification: classes listed in the top_k column
-    window: list[int] | None = None  # segmentation: sliding windows (h, w); None: whole images
-    stride: list[int] | None = None
-    num_workers: int = 0  # image-decoding processes
-
-
-@dataclass
-class PredictSummary:
-    """What was written and what was skipped (``(file, reason)``)."""
-
-    written: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Images(Dataset):
@@ -80,16 +56,17 @@ class _Images(Dataset):
             pixels = read_rgb(item.path, self.channels)
         except UserError as e:
             return {"index": index, "error": str(e)}
-        original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
-        h, w = original.shape[1:]
-        if self.size is not None:  # classification: the training size
-            target = [self.size, self.size]
-        else:  # segmentation: the dataset's reading scale (Cityscapes 0.5)
-            target = [max(1, int(h * self.scale + 0.5)), max(1, int(w * self.scale + 0.5))]
-        image = original if target == [h, w] else TF.resize_image(
-            original, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
-        return {"index": index, "image": TF.to_dtype(image, torch.float32, scale=True), "original": pixels,
-                "size": (h, w)}
+        return {"index": index, "image": model_input(pixels, self.scale, self.size), "original": pixels,
+                "size": pixels.shape[:2]}
+
+
+def model_input(pixels: np.ndarray, scale: float = 1.0, size: int | None = None) -> torch.Tensor:
+    """``H x W x C`` uint8 pixels -> the ``C x h x w`` float [0, 1] image the model reads (see :func:`reading_size`)."""
+    original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
+    target = list(reading_size(*original.shape[1:], scale, size))
+    image = original if target == list(original.shape[1:]) else TF.resize_image(
+        original, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.to_dtype(image, torch.float32, scale=True)
 
 
 class _Collate:
@@ -135,17 +112,6 @@ def restore(logits: torch.Tensor, shape: tuple[int, int], size: tuple[int, int])
     return classes[0].to(torch.uint8).cpu().numpy(), confidence[0].cpu().numpy()
 
 
-def _write_segmentation(out: Path, name: str, image: np.ndarray, classes: np.ndarray, confidence: np.ndarray,
-                        meta: PredictMeta, probs: bool) -> None:
-    for sub in ("masks", "overlays", *(("probs",) if probs else ())):
-        (out / sub / name).parent.mkdir(parents=True, exist_ok=True)
-    palette_mask(classes, meta.palette).save(out / "masks" / f"{name}.png")
-    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-    overlay_with_legend(rgb, classes, meta.palette, meta.class_names).save(out / "overlays" / f"{name}.png")
-    if probs:
-        confidence_image(confidence).save(out / "probs" / f"{name}.png")
-
-
 @torch.no_grad()
 def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage], meta: PredictMeta,
                     opts: PredictOptions) -> PredictSummary:
@@ -174,8 +140,8 @@ def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage],
                     item = images[index]
                     if segmentation:
                         classes, confidence = restore(logits[i : i + 1], batch["shape"][i], batch["size"][i])
-                        _write_segmentation(opts.out, item.name, batch["original"][i], classes, confidence, meta,
-                                            opts.probs)
+                        write_segmentation(opts.out, item.name, batch["original"][i], classes, confidence,
+                                           meta.palette, meta.class_names, opts.probs)
                     else:
                         probs = logits[i].float().softmax(0).cpu().numpy()
                         rows.append(classification_row(str(item.path), probs, meta.class_names, opts.top_k))
@@ -184,14 +150,6 @@ def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage],
     if not segmentation:
         write_csv(opts.out / "predictions.csv", rows)
     return summary
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    """The classification table, one row per image in input order."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def predict(model_file: str, inputs: list[str], opts: PredictOptions, *, data: str | None = None,
