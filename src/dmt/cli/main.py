@@ -19,7 +19,8 @@ from dmt.engine import signals
 from dmt.engine.launch import launch_rank, launched
 from dmt.errors import UserError
 
-COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "check", "status")
+COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "export",
+            "check", "status")
 
 
 class _StderrHandler(logging.StreamHandler):
