@@ -140,6 +140,16 @@ def eta_text(done: int, total: int, elapsed: float, clock: RunClock | None) -> s
 
 
 # ---- the display ----------------------------------------------------------------------------
+def _is_main() -> bool:
+    """Whether this process speaks for the job: rank 0 of its process group, or any process without one.
+
+    A group can only exist once :mod:`dmt.engine.distributed` (and torch) was imported; a torch-free
+    command (``dmt predict MODEL.onnx``) never imports it.
+    """
+    distributed = sys.modules.get("dmt.engine.distributed")
+    return distributed is None or distributed.is_main()
+
+
 class Progress:
     """``with Progress("phase1 train", total=1000, start=200) as p: p.advance(loss=0.3)``.
 
@@ -156,10 +166,8 @@ class Progress:
     def __init__(self, description: str, total: int, start: int = 0, enabled: bool = True,
                  steps_per_epoch: int = 0, tty: bool | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        from dmt.engine.distributed import is_main
-
         self.description, self.total, self.done, self.start = description, total, start, start
-        self.enabled = enabled and total > start and is_main()  # one bar per job: rank 0's
+        self.enabled = enabled and total > start and _is_main()  # one bar per job: rank 0's
         self.steps_per_epoch = steps_per_epoch
         self._tty = sys.stderr.isatty() if tty is None else tty
         self._now = clock
