@@ -1,4 +1,4 @@
-"""What ``dmt predict`` reads: image files, folders (recursively) and list files, and output names.
+"""What ``dmt predict`` reads: image files, folders (recursively) and list files, output names, reading size.
 
 An input argument is
 
