@@ -58,18 +58,21 @@ def onnxruntime_module() -> Any:
 
 
 def onnx_session(path: Path | str, device: str = "cpu", threads: int = 0) -> Any:
-    """An ONNX Runtime session of ``path`` on the CPU (``device="cuda"``: CUDA, if this ONNX Runtime has it).
+    """An ONNX Runtime session of ``path``.
 
     Args:
+        device: ``"cpu"``; ``"cuda"`` (refused if this ONNX Runtime has no CUDA provider); ``"auto"``:
+            CUDA where this ONNX Runtime has it (``onnxruntime-gpu``), else the CPU.
         threads: intra-op threads (0: ONNX Runtime's default, one per core).
     """
     ort = onnxruntime_module()
     if device not in ("cpu", "cuda", "auto"):
-        raise UserError(f"--device {device!r}: an .onnx file runs on cpu or cuda")
+        raise UserError(f"--device {device!r}: an .onnx file runs on auto, cpu or cuda")
     providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("--device cuda: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu)")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise UserError("--device cuda: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu)")
+    if device != "cpu" and has_cuda:
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
