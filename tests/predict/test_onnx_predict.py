@@ -160,3 +160,15 @@ def test_onnx_refusals_are_one_line(exported, tmp_path, capsys):
     assert main(["predict", str(exported / "cls.onnx"), str(exported / "images"), "--out", str(tmp_path / "o"),
                  "--size", "64"]) == 2
     assert "was exported for 32 x 32 images" in capsys.readouterr().err
+
+
+@needs_onnx
+def test_an_unreadable_image_is_reported_and_the_rest_written(exported, tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "a.png", 12, 14, seed=1)
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is no image")
+    write_image(folder / "c.png", 12, 14, seed=2)
+    assert main(["predict", str(exported / "seg.onnx"), str(folder), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "predicted 2 image(s)" in captured.out and "b.png: cannot read this image" in captured.err
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["a.png", "c.png"]

@@ -181,6 +181,8 @@ def export_model(model_file: str | Path, out: str | Path, fmt: str = "onnx", *, 
     """
     model_file, out = Path(model_file), Path(out)
     check_request(fmt, out, output)
+    if out.resolve() == model_file.resolve():
+        raise UserError(f"--out {out} is the model file itself; name another file")
     network, model_meta = load_model(model_file, "cpu")
     meta = resolve_meta(model_file, model_meta, data=data, classes_file=classes_file, palette_file=palette_file,
                         scale=scale, size=size)

@@ -163,7 +163,10 @@ def predict_onnx(model_file: str, inputs: list[str], opts: PredictOptions, *, sc
             for index, error in errors:
                 log.warning("skipped %s", error)
                 summary.skipped.append((str(images[index].path), error))
-            scores = None if batch is None else window_scores(run, batch, window, stride) if segmentation else run(batch)
+            bar.advance(len(good) + len(errors))
+            if batch is None:  # nothing readable since the last batch
+                continue
+            scores = window_scores(run, batch, window, stride) if segmentation else run(batch)
             for i, (index, original) in enumerate(good):
                 if segmentation:
                     classes, confidence = restore_scores(scores[i], original.shape[:2], probabilities)
@@ -173,7 +176,6 @@ def predict_onnx(model_file: str, inputs: list[str], opts: PredictOptions, *, sc
                     probs = scores[i] if probabilities else softmax(scores[i].astype(np.float32))
                     rows.append(classification_row(str(images[index].path), probs, names, opts.top_k))
                 summary.written += 1
-            bar.advance(len(good) + len(errors))
     if not segmentation:
         write_csv(opts.out / "predictions.csv", rows)
     return summary
