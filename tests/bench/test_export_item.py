@@ -17,7 +17,7 @@ from export_fixtures import needs_onnx  # noqa: E402
 @needs_onnx
 def test_export_variants_run_the_same_graph_in_both_runtimes(tmp_path):
     assert "export" in ITEMS
-    variants, one_off = export_variants("deeplabv2_tiny", 33, tmp_path)
+    variants, one_off = export_variants("tiny_fcn", 33, tmp_path)
     assert [v.name.split()[0] for v in variants] == ["pytorch", "onnxruntime"] and variants[0].plain
     for v in variants:
         v.run()
