@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dmt.cli.predict import add_meaning_options, meaning
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,23 +21,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"), help="graph format")
     p.add_argument("--output", default="logits", choices=("logits", "probabilities"),
                    help="what the graph returns (probabilities: softmax over the classes)")
-    p.add_argument("--data", default=None,
-                   help="class names and colours of a built-in dataset (voc, cityscapes, digit_scenes, cifar10, "
-                   "digits); default: the model's run, else the model file")
-    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one per line (classes.txt)")
-    p.add_argument("--palette", default=None, metavar="FILE", help="colours, one 'r g b' line per class")
-    p.add_argument("--scale", type=float, default=None,
-                   help="segmentation: read scale recorded for dmt predict (default: the dataset's)")
-    p.add_argument("--size", type=int, default=None,
-                   help="classification: the graph's image size (default: the dataset's, else 32)")
+    add_meaning_options(p)  # what the classes mean and how images are read, recorded in the file
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from dmt.predict.export import export_model
 
-    report = export_model(args.model, args.out, args.format, output=args.output, data=args.data,
-                          classes_file=args.classes, palette_file=args.palette, scale=args.scale, size=args.size)
+    report = export_model(args.model, args.out, args.format, output=args.output, **meaning(args))
     print(f"exported {args.model} -> {report.path} ({report.format}, {report.export_s:.1f} s; "
           f"verified in {report.verify_s:.1f} s)")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="step between windows (default: two thirds of the window)")
     p.add_argument("--top-k", type=int, default=5, help="classification: classes in the top_k column")
+    add_meaning_options(p)
+    p.set_defaults(func=main)
+
+
+def add_meaning_options(p: argparse.ArgumentParser) -> None:
+    """What the classes mean and how images are read (``dmt predict`` and ``dmt export``; see :func:`meaning`)."""
     p.add_argument("--data", default=None,
                    help="take class names and colours from a built-in dataset (voc, cityscapes, digit_scenes, "
                    "cifar10, digits); default: the model's run, else the model file")
@@ -39,7 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="segmentation: resize factor on reading (default: the dataset's, e.g. 0.5 for Cityscapes)")
     p.add_argument("--size", type=int, default=None,
                    help="classification: images are resized to SIZE x SIZE (default: the dataset's, else 32)")
-    p.set_defaults(func=main)
+
+
+def meaning(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_meaning_options` as keyword arguments of ``predict`` and ``export_model``."""
+    return {"data": args.data, "classes_file": args.classes, "palette_file": args.palette, "scale": args.scale,
+            "size": args.size}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,8 +78,7 @@ def main(args: argparse.Namespace) -> int:
         from dmt.tasks.context import resolve_device
 
         opts.device = resolve_device(args.device)
-        summary = predict(args.model, args.inputs, opts, data=args.data, classes_file=args.classes,
-                          palette_file=args.palette, scale=args.scale, size=args.size)
+        summary = predict(args.model, args.inputs, opts, **meaning(args))
     print(f"predicted {summary.written} image(s) -> {args.out}")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} image(s) that could not be read:", file=sys.stderr)
