@@ -1,9 +1,10 @@
 """``dmt bench``: side-by-side timings of our optimised paths against our plain configuration.
 
 :mod:`dmt.bench.harness` times variants (interleaved repeats, median and min, peak memory);
-:mod:`dmt.bench.items` defines what is measured; :func:`run_bench` runs a selection, prints a
-table and returns the rows (the CLI writes them as JSON). Beside ``cli``: imports ``tasks`` (the steps
-and labelling it times) and everything below.
+:mod:`dmt.bench.items` defines what is measured (:mod:`dmt.bench.export_item` the export and
+ONNX Runtime against PyTorch); :func:`run_bench` runs a selection, prints a
+table and returns the rows (the CLI writes them as JSON). Beside ``cli``: imports ``predict`` (the
+exporter), ``tasks`` (the steps and labelling it times) and everything below.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 
 import torch
 
-from dmt.bench import predict_large  # noqa: F401  (registers its item)
+from dmt.bench import (
+    export_item,  # noqa: F401  (registers the "export" item)
+    predict_large,  # noqa: F401  (registers the "predict_large" item)
+)
 from dmt.bench.items import ITEMS, quiet
 
 
@@ -63,7 +67,8 @@ def format_item(name: str, result: dict[str, Any]) -> str:
     lines.append(f"  {'variant':<44} {'median':>9} {'min':>9} {'peak MiB':>9} {'vs plain':>9}  extra")
     for r in result["rows"]:
         extra = "  ".join(f"{k} {v:.3g}" for k, v in r.items()
-                          if k in ("bytes_per_pixel", "images_per_s_per_worker", "megapixels_per_s") and v is not None)
+                          if k in ("bytes_per_pixel", "images_per_s_per_worker", "max_logit_difference",
+                                   "megapixels_per_s") and v is not None)
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
         lines.append(f"  {r['variant']:<44} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s {r['peak_mib']:>9.1f} "
                      f"{ratio:>9}  {extra}")

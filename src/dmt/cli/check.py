@@ -11,7 +11,7 @@ import argparse
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine import distributed as dist
+from dmt.engine.launch import launch_world_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *(["data.check=full"] if args.full else [])]
     cfg = load_config(args.config, overrides)
     if args.smoke:
-        cfg = apply_smoke(cfg, world_size=dist.launch_world_size())
+        cfg = apply_smoke(cfg, world_size=launch_world_size())
     if cfg.data.check == "none":
         cfg.data.check = "headers"  # asked for explicitly: check at least the headers
     print(preflight(cfg).summary())

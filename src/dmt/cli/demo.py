@@ -7,9 +7,7 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine.distributed import is_main, launch_world_size
-from dmt.run.runner import run_experiment
-from dmt.run.summary import format_table
+from dmt.engine.launch import launch_world_size
 
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
 
@@ -28,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from dmt.engine.distributed import is_main
+    from dmt.run.runner import run_experiment
+    from dmt.run.summary import format_table
+
     cfg = load_config(DEMO_PRESETS[args.task], [f"seed={args.seed}", *args.overrides])
     if args.smoke:
         cfg = apply_smoke(cfg, world_size=launch_world_size())

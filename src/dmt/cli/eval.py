@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from dmt.engine import distributed as dist
 from dmt.errors import UserError
 
 CLASSIFICATION_DATA = ("cifar10", "digits")  # evaluated on their test set; other sets have named splits
@@ -30,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from dmt.engine import distributed as dist
     from dmt.predict.evaluate import evaluate_checkpoint
 
     if args.split is not None and args.data in CLASSIFICATION_DATA and args.split != "test":

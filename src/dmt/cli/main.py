@@ -3,6 +3,9 @@
 Exit statuses: 0 done; 2 a mistake in the input or a file-system error (one line on stderr,
 naming the file or key); 75 stopped by SIGTERM after checkpointing (re-run the same command
 to resume); 130 stopped by Ctrl-C; anything else is a bug and keeps its traceback.
+
+Starting the command imports no torch (each command imports what it needs when it runs), so
+``dmt predict MODEL.onnx`` works on a machine with ONNX Runtime and no PyTorch.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import sys
 
 from dmt import __version__
 from dmt.engine import signals
-from dmt.engine.batches import unwrap_worker_error
-from dmt.engine.distributed import launch_rank, launched, shutdown
-from dmt.engine.peers import lost_process
+from dmt.engine.launch import launch_rank, launched
 from dmt.errors import UserError
 
-COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "check", "status")
+COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "export",
+            "check", "status")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         with signals.installed():
             return int(args.func(args) or 0)
     except UserError as exc:
-        exc = unwrap_worker_error(exc) or exc  # raised in a DataLoader worker: its own line
+        exc = _worker_error(exc) or exc  # raised in a DataLoader worker: its own line
         # an error every process raised alike (found by rank 0) is printed once
         if rank == 0 or not getattr(exc, "shared", False):
             print(f"error{who}: {exc}", file=sys.stderr)
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not who:
             raise
-        lost = lost_process(exc)
+        lost = _lost_process(exc)
         if lost:  # another process died (killed, out of memory): one line, no traceback of ours
             print(f"error: {lost}", file=sys.stderr)
             return 2
@@ -107,7 +109,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise
     finally:
-        shutdown()
+        # a process group can only exist once dmt.engine.distributed was imported (and torch with it)
+        distributed = sys.modules.get("dmt.engine.distributed")
+        if distributed is not None:
+            distributed.shutdown()
+
+
+def _worker_error(exc: UserError) -> UserError | None:
+    """The original line of a UserError a DataLoader worker raised (None for one raised here).
+
+    Only our DataLoader (:mod:`dmt.engine.batches`) wraps a worker's error; a command that never
+    imported it (and torch with it) has none to unwrap.
+    """
+    batches = sys.modules.get("dmt.engine.batches")
+    return batches.unwrap_worker_error(exc) if batches is not None else None
+
+
+def _lost_process(exc: Exception) -> str | None:
+    """The line naming a process that stopped, when ``exc`` is a collective that lost it (else None).
+
+    Only a job whose processes joined a group (and imported torch to do so) can lose one.
+    """
+    if sys.modules.get("dmt.engine.distributed") is None:
+        return None
+    from dmt.engine.peers import lost_process
+
+    return lost_process(exc)
 
 
 def signal_name(signum: int) -> str:

@@ -1,21 +1,23 @@
-"""``dmt predict MODEL_FILE INPUTS... --out DIR``: a trained model on your own images."""
+"""``dmt predict MODEL_FILE INPUTS... --out DIR``: a trained model (or its exported ``.onnx`` file) on your own images."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a model file on your own images",
-        description="Predict images with a model file written by dmt run (stages/<stage>/model.safetensors). "
+        description="Predict images with a model file written by dmt run (stages/<stage>/model.safetensors), "
+        "or with an .onnx file written by dmt export (run by ONNX Runtime, without PyTorch). "
         "Segmentation: <out>/masks/<name>.png (palette PNG, pixel value = class index), "
         "<out>/overlays/<name>.png (image + colours + legend), with --probs <out>/probs/<name>.png "
         "(confidence, 255 = certain). Classification: <out>/predictions.csv.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run")
+    p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run, or an .onnx file from dmt export")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or list files (.txt/.lst, one path a line)")
     p.add_argument("--out", required=True, help="output folder")
@@ -36,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="images of more pixels are skipped, read from the header only (default: the run's "
                         "data.max_pixels, else Pillow's 89,478,485; 0: no limit)")
     p.add_argument("--top-k", type=int, default=5, help="classification: classes in the top_k column")
+    add_meaning_options(p)
+    p.set_defaults(func=main)
+
+
+def add_meaning_options(p: argparse.ArgumentParser) -> None:
+    """What the classes mean and how images are read (``dmt predict`` and ``dmt export``; see :func:`meaning`)."""
     p.add_argument("--data", default=None,
                    help="take class names and colours from a built-in dataset (voc, cityscapes, digit_scenes, "
                    "cifar10, digits); default: the model's run, else the model file")
@@ -45,24 +53,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="segmentation: resize factor on reading (default: the dataset's, e.g. 0.5 for Cityscapes)")
     p.add_argument("--size", type=int, default=None,
                    help="classification: images are resized to SIZE x SIZE (default: the dataset's, else 32)")
-    p.set_defaults(func=main)
+
+
+def meaning(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`add_meaning_options` as keyword arguments of ``predict`` and ``export_model``."""
+    return {"data": args.data, "classes_file": args.classes, "palette_file": args.palette, "scale": args.scale,
+            "size": args.size}
 
 
 def main(args: argparse.Namespace) -> int:
     from dmt.errors import UserError
-    from dmt.predict.predict import PredictOptions, predict
-    from dmt.tasks.context import resolve_device
+    from dmt.predict.onnx_predict import is_onnx_file
+    from dmt.predict.outputs import PredictOptions
 
     if args.batch_size < 1 or args.top_k < 1 or args.workers < 0:
         raise UserError("--batch-size and --top-k must be at least 1, --workers at least 0")
     if (args.max_side or 0) < 0 or (args.max_pixels or 0) < 0:
         raise UserError("--max-side and --max-pixels must be at least 0 (0: no limit)")
-    opts = PredictOptions(out=Path(args.out), device=resolve_device(args.device), batch_size=args.batch_size,
+    opts = PredictOptions(out=Path(args.out), device=args.device, batch_size=args.batch_size,
                           amp=not args.no_amp, probs=args.probs, top_k=args.top_k, window=args.window,
                           stride=args.stride, num_workers=args.workers, max_side=args.max_side,
-                          max_pixels=None if args.max_pixels is None else (args.max_pixels or 0))
-    summary = predict(args.model, args.inputs, opts, data=args.data, classes_file=args.classes,
-                      palette_file=args.palette, scale=args.scale, size=args.size)
+                          max_pixels=args.max_pixels)
+    if is_onnx_file(args.model):  # ONNX Runtime, no torch imported
+        from dmt.predict.onnx_predict import predict_onnx
+
+        fixed = [f"--{k}" for k in ("data", "classes", "palette") if getattr(args, k) is not None]
+        if fixed or args.workers:
+            raise UserError(f"{args.model}: {' '.join(fixed) or '--workers'} does not apply to an .onnx file "
+                            "(class names and colours are fixed by dmt export --data/--classes/--palette; "
+                            "images are read in this process)")
+        summary = predict_onnx(args.model, args.inputs, opts, scale=args.scale, size=args.size)
+    else:
+        from dmt.predict.predict import predict
+        from dmt.tasks.context import resolve_device
+
+        opts.device = resolve_device(args.device)
+        summary = predict(args.model, args.inputs, opts, **meaning(args))
     print(f"predicted {summary.written} image(s) -> {args.out}")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} image(s) that could not be read:", file=sys.stderr)

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine import distributed as dist
+from dmt.engine.launch import launch_world_size, launched
 from dmt.errors import UserError
-from dmt.run.runner import processes_per_member, run_experiment
-from dmt.run.summary import format_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,16 +62,20 @@ def default_out(config: str, smoke: bool) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
+    from dmt.engine.distributed import is_main
+    from dmt.run.runner import processes_per_member, run_experiment
+    from dmt.run.summary import format_table
+
     cfg = load_config(args.config, args.overrides)
     if args.smoke:  # batches divide by the processes each stage runs on (a member's share side by side)
-        cfg = apply_smoke(cfg, world_size=processes_per_member(cfg, dist.launch_world_size()))
+        cfg = apply_smoke(cfg, world_size=processes_per_member(cfg, launch_world_size()))
     if args.nproc < 0:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
-    if args.nproc > 1 and not dist.launched():
+    if args.nproc > 1 and not launched():
         return run_forwarding_sigterm(torchrun_command(args))
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_experiment(cfg, out)
-    if dist.is_main():
+    if is_main():
         print(format_table(results))
         print(f"run directory: {out}")
     return 0

@@ -19,9 +19,9 @@ collectives) speaks for the current share's process group, not the whole job.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
-import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from dmt.engine.launch import launch_rank, launch_world_size, launched  # noqa: F401  (callers ask dist.launched())
+
 log = logging.getLogger("dmt")
 T = TypeVar("T")
 
@@ -37,21 +39,6 @@ _DEFAULT_TIMEOUT_S = 1800.0
 _peers: list[tuple[str, int]] = []  # (host, pid) of every rank, in rank order, once the group is formed
 _group: Any = None  # the process group the functions below speak for (None: the whole job)
 _uses_cuda = False  # whether the processes compute on GPUs (set when the group forms)
-
-
-def launch_world_size() -> int:
-    """Processes the launcher started (``WORLD_SIZE``), readable before the group is joined."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def launch_rank() -> int:
-    """The rank the launcher gave this process (``RANK``; 0 without a launcher), before joining."""
-    return int(os.environ.get("RANK", "0")) if launched() else 0
-
-
-def launched() -> bool:
-    """Whether this process was started by a launcher with more than one process in the job."""
-    return launch_world_size() > 1
 
 
 def is_initialized() -> bool:

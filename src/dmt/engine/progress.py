@@ -140,6 +140,17 @@ def eta_text(done: int, total: int, elapsed: float, clock: RunClock | None) -> s
 
 
 # ---- the display ----------------------------------------------------------------------------
+def _reports(tty: bool) -> bool:
+    """Whether this process shows progress: rank 0 of its process group (or a process without one),
+    and on a terminal only the job's rank 0 (members trained side by side report in log lines).
+
+    A group can only exist once :mod:`dmt.engine.distributed` (and torch) was imported; a torch-free
+    command (``dmt predict MODEL.onnx``) never imports it.
+    """
+    distributed = sys.modules.get("dmt.engine.distributed")
+    return distributed is None or (distributed.is_main() and (distributed.job_rank() == 0 or not tty))
+
+
 class Progress:
     """``with Progress("phase1 train", total=1000, start=200) as p: p.advance(loss=0.3)``.
 
@@ -156,14 +167,10 @@ class Progress:
     def __init__(self, description: str, total: int, start: int = 0, enabled: bool = True,
                  steps_per_epoch: int = 0, tty: bool | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        from dmt.engine.distributed import is_main, job_rank
-
         self.description, self.total, self.done, self.start = description, total, start, start
         self.steps_per_epoch = steps_per_epoch
         self._tty = sys.stderr.isatty() if tty is None else tty
-        # one report per stage: its rank 0's; and one bar on a terminal: the job's rank 0's (members
-        # trained side by side report in log lines)
-        self.enabled = enabled and total > start and is_main() and (job_rank() == 0 or not self._tty)
+        self.enabled = enabled and total > start and _reports(self._tty)  # one bar per job: rank 0's
         self._now = clock
         self._bar = None
         self._task = None

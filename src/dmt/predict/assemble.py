@@ -78,15 +78,18 @@ class RowResize:
 
 
 def assemble(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[int, int]],
-             sizes: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each image's ``(classes uint8, confidence uint8)`` at its own size, from a batch's bands of logits.
+             sizes: list[tuple[int, int]], float_confidence: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each image's ``(classes uint8, confidence)`` at its own size, from a batch's bands of logits.
 
     Args:
         bands: ``(first row, end row, N x C x rows x W)`` of the padded batch, top to bottom.
         shapes: each image's size in the batch (before padding, after the read-time resize).
         sizes: each image's own size on disk, which its outputs take.
+        float_confidence: confidence as float32 probabilities (the Python API); otherwise as the
+            probs PNG stores it, uint8 ``round(255 p)`` (``dmt predict``).
     """
-    out = [(np.empty(size, np.uint8), np.empty(size, np.uint8)) for size in sizes]
+    kind = np.float32 if float_confidence else np.uint8
+    out = [(np.empty(size, np.uint8), np.empty(size, kind)) for size in sizes]
     resizers = [RowResize(shape[0], size) if tuple(shape) != tuple(size) else None
                 for shape, size in zip(shapes, sizes)]
     for top, end, logits in bands:
@@ -99,5 +102,6 @@ def assemble(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[
             if rows.shape[2]:
                 conf, cls = rows.softmax(dim=1).max(dim=1)
                 classes[first : first + rows.shape[2]] = cls[0].to(torch.uint8).cpu().numpy()
-                confidence[first : first + rows.shape[2]] = confidence_bytes(conf[0].cpu().numpy())
+                top_p = conf[0].cpu().numpy()
+                confidence[first : first + rows.shape[2]] = top_p if float_confidence else confidence_bytes(top_p)
     return out

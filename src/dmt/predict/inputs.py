@@ -1,4 +1,4 @@
-"""What ``dmt predict`` reads: image files, folders (recursively) and list files, and output names.
+"""What ``dmt predict`` reads: image files, folders (recursively) and list files, output names, reading size.
 
 An input argument is
 
@@ -116,3 +116,11 @@ def read_rgb(path: Path, channels: int = 3, max_pixels: int | None = DEFAULT_MAX
     """
     with open_image(path, "image", max_pixels) as img:
         return np.asarray(img.convert("L" if channels == 1 else "RGB")).reshape(img.height, img.width, channels)
+
+
+def reading_size(height: int, width: int, scale: float, size: int | None) -> tuple[int, int]:
+    """The size an image is resized to on reading: ``size x size`` (classification: the training
+    size) or the image scaled by ``scale`` (segmentation: the dataset's reading scale, Cityscapes 0.5)."""
+    if size is not None:
+        return size, size
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))

@@ -21,11 +21,11 @@ from dmt.data.images import DEFAULT_MAX_PIXELS
 from dmt.data.transforms import IMAGENET_MEAN
 from dmt.errors import UserError
 from dmt.run.rundir import read_run_config
+from dmt.tasks.segmentation.windows import DEFAULT_MAX_SIDE
 
 # Classification reading size (square) of the built-in datasets: what their models were trained on.
 CLASSIFICATION_SIZE = {"cifar10": 32, "digits": 8}
 DEFAULT_CLASSIFICATION_SIZE = 32
-DEFAULT_MAX_SIDE = 1024  # eval.max_side's default: larger images are predicted in windows
 
 
 @dataclass

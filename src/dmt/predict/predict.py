@@ -18,10 +18,8 @@ and skipped; the others are written.
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,39 +36,13 @@ from dmt.engine.progress import Progress
 from dmt.errors import UserError
 from dmt.models.files import load_model
 from dmt.predict.assemble import assemble, restore
-from dmt.predict.inputs import InputImage, collect_inputs, read_rgb
+from dmt.predict.inputs import InputImage, collect_inputs, read_rgb, reading_size
 from dmt.predict.meta import PredictMeta, resolve_meta
-from dmt.predict.render import CSV_COLUMNS, classification_row, confidence_image, overlay_with_legend, palette_mask
+from dmt.predict.outputs import PredictOptions, PredictSummary, write_csv, write_segmentation
+from dmt.predict.render import classification_row
 from dmt.tasks.segmentation.inference import inference_window, upsampled_logits, window_bands
 
 log = logging.getLogger("dmt")
-
-
-@dataclass
-class PredictOptions:
-    """How to predict (everything but the model file, the inputs and the meaning of the classes)."""
-
-    out: Path
-    device: torch.device
-    batch_size: int = 8
-    amp: bool = True  # autocast on CUDA (bfloat16 where supported); the CPU always runs float32
-    probs: bool = False  # segmentation: also write the confidence maps
-    top_k: int = 5  # classification: classes listed in the top_k column
-    window: list[int] | None = None  # segmentation: sliding windows (h, w); None: whole images
-    stride: list[int] | None = None
-    num_workers: int = 0  # image-decoding processes
-    # segmentation: larger images are predicted in windows of max_side x max_side (None: the run's
-    # eval.max_side, else 1024; 0: whole images, however large)
-    max_side: int | None = None
-    max_pixels: int | None = None  # images of more pixels are skipped (None: the run's data.max_pixels)
-
-
-@dataclass
-class PredictSummary:
-    """What was written and what was skipped (``(file, reason)``)."""
-
-    written: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Images(Dataset):
@@ -90,16 +62,17 @@ class _Images(Dataset):
             pixels = read_rgb(item.path, self.channels, self.max_pixels)
         except UserError as e:
             return {"index": index, "error": str(e)}
-        original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
-        h, w = original.shape[1:]
-        if self.size is not None:  # classification: the training size
-            target = [self.size, self.size]
-        else:  # segmentation: the dataset's reading scale (Cityscapes 0.5)
-            target = [max(1, int(h * self.scale + 0.5)), max(1, int(w * self.scale + 0.5))]
-        image = original if target == [h, w] else TF.resize_image(
-            original, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
-        return {"index": index, "image": TF.to_dtype(image, torch.float32, scale=True), "original": pixels,
-                "size": (h, w)}
+        return {"index": index, "image": model_input(pixels, self.scale, self.size), "original": pixels,
+                "size": pixels.shape[:2]}
+
+
+def model_input(pixels: np.ndarray, scale: float = 1.0, size: int | None = None) -> torch.Tensor:
+    """``H x W x C`` uint8 pixels -> the ``C x h x w`` float [0, 1] image the model reads (see :func:`reading_size`)."""
+    original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
+    target = list(reading_size(*original.shape[1:], scale, size))
+    image = original if target == list(original.shape[1:]) else TF.resize_image(
+        original, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.to_dtype(image, torch.float32, scale=True)
 
 
 class _Collate:
@@ -133,17 +106,6 @@ def input_channels(model: torch.nn.Module) -> int:
     return int(mean.shape[1]) if isinstance(mean, torch.Tensor) else 3
 
 
-def _write_segmentation(out: Path, name: str, image: np.ndarray, classes: np.ndarray, confidence: np.ndarray,
-                        meta: PredictMeta, probs: bool) -> None:
-    for sub in ("masks", "overlays", *(("probs",) if probs else ())):
-        (out / sub / name).parent.mkdir(parents=True, exist_ok=True)
-    palette_mask(classes, meta.palette).save(out / "masks" / f"{name}.png")
-    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-    overlay_with_legend(rgb, classes, meta.palette, meta.class_names).save(out / "overlays" / f"{name}.png")
-    if probs:
-        confidence_image(confidence).save(out / "probs" / f"{name}.png")
-
-
 @torch.no_grad()
 def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage], meta: PredictMeta,
                     opts: PredictOptions) -> PredictSummary:
@@ -167,9 +129,11 @@ def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage],
                 summary.skipped.append((str(images[index].path), error))
             if batch["index"] and segmentation:
                 x = batch["image"].to(opts.device, non_blocking=True)
-                for i, (classes, confidence) in enumerate(segment(model, x, batch, opts, autocast)):
-                    _write_segmentation(opts.out, images[batch["index"][i]].name, batch["original"][i], classes,
-                                        confidence, meta, opts.probs)
+                maps = segment(model, x, batch["shape"], batch["size"], opts.window, opts.stride, opts.max_side,
+                               autocast)
+                for i, (classes, confidence) in enumerate(maps):
+                    write_segmentation(opts.out, images[batch["index"][i]].name, batch["original"][i], classes,
+                                       confidence, meta.palette, meta.class_names, opts.probs)
                     summary.written += 1
             elif batch["index"]:
                 x = batch["image"].to(opts.device, non_blocking=True)
@@ -185,24 +149,24 @@ def run_predictions(model: torch.nn.Module, task: str, images: list[InputImage],
     return summary
 
 
-def segment(model: torch.nn.Module, x: torch.Tensor, batch: dict[str, Any], opts: PredictOptions,
-            autocast: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each image's ``(classes uint8, confidence)`` at its own size: whole, or in windows band by band."""
-    window = inference_window(x.shape[-2:], opts.window, opts.max_side)
-    if window is None or (window[0] >= x.shape[-2] and window[1] >= x.shape[-1]):  # one window: whole
+def segment(model: torch.nn.Module, x: torch.Tensor, shapes: list[tuple[int, int]], sizes: list[tuple[int, int]],
+            window: list[int] | None, stride: list[int] | None, max_side: int | None, autocast: Any,
+            float_confidence: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each image's ``(classes uint8, confidence)`` at its own size: whole, or in windows band by band.
+
+    Args:
+        x: the padded batch; shapes: each image's size in it; sizes: each image's own size.
+        window, stride: sliding windows (the run's ``eval.window``), or None; an image larger than
+            ``max_side`` is windowed anyway (:func:`~dmt.tasks.segmentation.inference.inference_window`).
+        float_confidence: see :func:`~dmt.predict.assemble.assemble` (whole images give float32).
+    """
+    chosen = inference_window(x.shape[-2:], window, max_side)
+    if chosen is None or (chosen[0] >= x.shape[-2] and chosen[1] >= x.shape[-1]):  # one window: whole
         with autocast():
             logits = upsampled_logits(model, x)
-        return [restore(logits[i : i + 1], batch["shape"][i], batch["size"][i]) for i in range(x.shape[0])]
-    bands = window_bands(model, x, window, opts.stride if opts.window else None, autocast)
-    return assemble(bands, batch["shape"], batch["size"])
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    """The classification table, one row per image in input order."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
+        return [restore(logits[i : i + 1], shapes[i], sizes[i]) for i in range(x.shape[0])]
+    bands = window_bands(model, x, chosen, stride if window else None, autocast)
+    return assemble(bands, shapes, sizes, float_confidence)
 
 
 def predict(model_file: str, inputs: list[str], opts: PredictOptions, *, data: str | None = None,

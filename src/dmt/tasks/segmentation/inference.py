@@ -23,6 +23,7 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
+from dmt.tasks.segmentation.windows import default_stride, inference_window, window_starts
 
 
 class PadCollate:
@@ -59,25 +60,6 @@ def upsampled_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def default_stride(window: Sequence[int]) -> tuple[int, int]:
-    """Two thirds of the window (at least 1 pixel), the step UniMatch's Cityscapes evaluation uses."""
-    return tuple(max(1, int(s * 2 / 3)) for s in window)  # type: ignore[return-value]
-
-
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Where windows start along one side: every ``stride`` pixels, the last one flush with the far edge.
-
-    Windows keep their full size (the last is moved back rather than cut short), so every pixel is
-    covered and the model always sees inputs of the size it was trained on.
-    """
-    if window >= size:
-        return [0]
-    starts = list(range(0, size - window + 1, stride))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
-
-
 def window_counts(height: int, width: int, window: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
     """How many windows cover each pixel (``height x width``, int64): what :func:`window_logits` divides by."""
     wh, ww = min(window[0], height), min(window[1], width)
@@ -86,21 +68,6 @@ def window_counts(height: int, width: int, window: Sequence[int], stride: Sequen
         for left in window_starts(width, ww, stride[1]):
             counts[top : top + wh, left : left + ww] += 1
     return counts
-
-
-def inference_window(size: Sequence[int], window: Sequence[int] | None, max_side: int | None
-                     ) -> Sequence[int] | None:
-    """The window an image (or padded batch) of ``size`` is predicted in; None: whole.
-
-    ``window`` (``eval.window``) when the run evaluates in windows; otherwise an image whose
-    larger side exceeds ``max_side`` (``eval.max_side``, ``dmt predict --max-side``; 0 or None:
-    no limit) is cut into ``max_side`` squares, so memory is bounded by a window, not by the image.
-    """
-    if window is not None:
-        return window
-    if max_side and max(size) > max_side:
-        return (max_side, max_side)
-    return None
 
 
 def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,

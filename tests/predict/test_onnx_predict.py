@@ -1,0 +1,174 @@
+"""`dmt.predict.onnx_predict`: the numpy pieces against their torch counterparts, batching, and
+`dmt predict MODEL.onnx` writing what `dmt predict MODEL_FILE` writes."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from dmt.cli.main import main
+from dmt.predict.export import export_model
+from dmt.predict.inputs import InputImage
+from dmt.predict.onnx_predict import bilinear_resize, read_batches, resize_pixels, restore_scores, window_scores
+from dmt.predict.predict import restore
+from dmt.tasks.segmentation.inference import upsampled_logits, window_logits
+
+sys.path.insert(0, str(Path(__file__).parent))
+from export_fixtures import needs_onnx, save_tiny, write_image  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.mark.parametrize("size", [(7, 9), (23, 31), (13, 5)])
+def test_bilinear_resize_is_torchs(size):
+    scores = np.random.default_rng(0).normal(size=(4, 11, 15)).astype(np.float32)
+    expected = F.interpolate(torch.from_numpy(scores)[None], size=size, mode="bilinear", align_corners=False)[0]
+    assert np.abs(bilinear_resize(scores, size) - expected.numpy()).max() < 1e-5
+
+
+def test_restore_scores_is_the_model_files_restore():
+    logits = torch.randn(1, 4, 9, 12)
+    for size in ((9, 12), (17, 25)):
+        classes, confidence = restore(logits, (9, 12), size)
+        got_classes, got_confidence = restore_scores(logits[0].numpy(), size, probabilities=False)
+        assert (got_classes == classes).all() and np.abs(got_confidence - confidence).max() < 1e-6
+        from_probs = restore_scores(logits[0].softmax(0).numpy(), (9, 12), probabilities=True)
+        if size == (9, 12):
+            assert (from_probs[0] == classes).all()
+
+
+def test_window_scores_average_as_window_logits_does():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AvgPool2d(2, ceil_mode=True)).eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return upsampled_logits(net, torch.from_numpy(batch).float() / 255).numpy()
+    images = np.random.default_rng(1).integers(0, 256, (2, 3, 30, 41), dtype=np.uint8)
+    x = torch.from_numpy(images).float() / 255
+    for window, stride in (([16, 16], [8, 8]), ([16, 20], None), ([64, 64], None)):
+        with torch.no_grad():
+            expected = window_logits(net, x, window, stride).numpy()
+        assert np.abs(window_scores(run, images, window, stride) - expected).max() < 1e-5
+
+
+def test_batches_group_consecutive_images_of_one_size(tmp_path):
+    paths = [write_image(tmp_path / f"{i}.png", h, w, i) for i, (h, w) in enumerate([(8, 9), (8, 9), (8, 9), (5, 6), (8, 9)])]
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    images = [InputImage(p, p.stem) for p in paths[:2]] + [InputImage(tmp_path / "bad.png", "bad")] + \
+        [InputImage(p, p.stem) for p in paths[2:]]
+    batches = list(read_batches(images, 3, 1.0, None, batch_size=2))
+    assert [[i for i, _ in good] for good, _, _ in batches] == [[0, 1], [3], [4], [5]]
+    assert [b.shape for _, _, b in batches] == [(2, 3, 8, 9), (1, 3, 8, 9), (1, 3, 5, 6), (1, 3, 8, 9)]
+    errors = [e for _, found, _ in batches for e in found]
+    assert [i for i, _ in errors] == [2] and "bad.png: cannot identify image file" in errors[0][1]
+    half = list(read_batches(images[:1], 3, 0.5, None, batch_size=2))[0][2]
+    assert half.shape == (1, 3, 4, 5)
+    assert resize_pixels(np.zeros((8, 9, 1), np.uint8), (4, 4)).shape == (4, 4, 1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny segmentation and classification model, their model files and .onnx exports, and images."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    root = tmp_path_factory.mktemp("onnx_predict")
+    seg, _ = save_tiny(root / "seg.safetensors", "deeplabv2_tiny")
+    cls, _ = save_tiny(root / "cls.safetensors", "tiny_cnn", width=8)
+    for model_file in (seg, cls):
+        export_model(model_file, model_file.with_suffix(".onnx"), "onnx", print_fn=lambda line: None)
+    images = root / "images"
+    for i, (h, w) in enumerate([(33, 47), (33, 47), (21, 18), (32, 32)]):
+        write_image(images / ("sub" if i == 1 else "") / f"img{i}.png", h, w, seed=i)
+    return root
+
+
+def _masks(folder: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(folder)): np.asarray(Image.open(p)) for p in sorted(folder.rglob("*.png"))}
+
+
+@needs_onnx
+def test_onnx_file_writes_the_model_files_masks_overlays_and_confidence(exported, tmp_path):
+    seg = exported / "seg.safetensors"
+    torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
+    # the model file one image at a time (no padding, as the ONNX path never pads), ONNX batched
+    assert main(["predict", str(seg), str(exported / "images"), "--out", str(torch_out), "--probs",
+                 "--batch-size", "1", "--device", "cpu"]) == 0
+    assert main(["predict", str(seg.with_suffix(".onnx")), str(exported / "images"), "--out", str(onnx_out),
+                 "--probs", "--batch-size", "4"]) == 0
+    for sub in ("masks", "overlays"):
+        a, b = _masks(torch_out / sub), _masks(onnx_out / sub)
+        assert a.keys() == b.keys() == {"img0.png", "sub/img1.png", "img2.png", "img3.png"}
+        assert all(np.array_equal(a[k], b[k]) for k in a), sub
+    a, b = _masks(torch_out / "probs"), _masks(onnx_out / "probs")
+    assert all(np.abs(a[k].astype(int) - b[k]).max() <= 1 for k in a)  # float rounding of round(255 p)
+    # windows recorded by the run or asked for: the same windows averaged
+    for out, model in ((tmp_path / "tw", seg), (tmp_path / "ow", seg.with_suffix(".onnx"))):
+        assert main(["predict", str(model), str(exported / "images" / "img0.png"), "--out", str(out),
+                     "--window", "16", "24", "--stride", "8", "8", "--batch-size", "1", "--device", "cpu"]) == 0
+    assert np.array_equal(*(np.asarray(Image.open(d / "masks" / "img0.png")) for d in (tmp_path / "tw", tmp_path / "ow")))
+
+
+@needs_onnx
+def test_onnx_file_writes_the_model_files_csv(exported, tmp_path):
+    cls = exported / "cls.safetensors"
+    rows = {}
+    for model, out in ((cls, tmp_path / "t"), (cls.with_suffix(".onnx"), tmp_path / "o")):
+        assert main(["predict", str(model), str(exported / "images"), "--out", str(out), "--top-k", "3",
+                     "--device", "cpu"]) == 0
+        with open(out / "predictions.csv", newline="") as f:
+            rows[out.name] = list(csv.DictReader(f))
+    assert [r["file"] for r in rows["t"]] == [r["file"] for r in rows["o"]] and len(rows["t"]) == 4
+    for t, o in zip(rows["t"], rows["o"]):
+        assert (t["class"], t["class_name"]) == (o["class"], o["class_name"])
+        assert [p.split(":")[0] for p in t["top_k"].split(";")] == [p.split(":")[0] for p in o["top_k"].split(";")]
+        # 32 x 32 images are read alike; others are resized by torchvision vs Pillow (within rounding)
+        assert abs(float(t["probability"]) - float(o["probability"])) <= (2e-6 if "img3" in t["file"] else 1e-3)
+
+
+@needs_onnx
+def test_onnx_prediction_imports_no_torch(exported, tmp_path):
+    """The deployment promise: `dmt predict MODEL.onnx` runs with torch impossible to import."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from dmt.cli.main import main\n"
+            f"status = main(['predict', {str(exported / 'seg.onnx')!r}, {str(exported / 'images')!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--probs'])\n"
+            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules if sys.modules[m])\n"
+            "sys.exit(status)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert "predicted 4 image(s)" in done.stdout and len(list((tmp_path / "out" / "masks").rglob("*.png"))) == 4
+
+
+@needs_onnx
+def test_onnx_refusals_are_one_line(exported, tmp_path, capsys):
+    onnx_file = str(exported / "seg.onnx")
+    assert main(["predict", onnx_file, str(exported / "images"), "--out", str(tmp_path), "--classes", "x.txt"]) == 2
+    assert "--classes does not apply to an .onnx file" in capsys.readouterr().err
+    (tmp_path / "fake.onnx").write_bytes(b"garbage")
+    assert main(["predict", str(tmp_path / "fake.onnx"), str(exported / "images"), "--out", str(tmp_path / "o")]) == 2
+    assert "ONNX Runtime cannot load it" in capsys.readouterr().err
+    assert main(["predict", str(exported / "cls.onnx"), str(exported / "images"), "--out", str(tmp_path / "o"),
+                 "--size", "64"]) == 2
+    assert "was exported for 32 x 32 images" in capsys.readouterr().err
+
+
+@needs_onnx
+def test_an_unreadable_image_is_reported_and_the_rest_written(exported, tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "a.png", 12, 14, seed=1)
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is no image")
+    write_image(folder / "c.png", 12, 14, seed=2)
+    assert main(["predict", str(exported / "seg.onnx"), str(folder), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "predicted 2 image(s)" in captured.out and "b.png: cannot identify image file" in captured.err
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["a.png", "c.png"]
