@@ -95,3 +95,28 @@ def test_the_captured_step_replays_the_eager_step_on_cuda():  # pragma: no cover
         results.append([t.detach().cpu() for t in state.model.state_dict().values()])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+
+
+def test_fit_with_cuda_graph_asked_on_the_cpu_is_todays_fit_and_saves_plain_learning_rates():
+    runs = []
+    for graph in (False, True):
+        state, step = _state()
+        opts = FitOptions(total_steps=4, base_lr=0.01, schedule="poly", cuda_graph=graph)
+        fit(step, state, _batches(4), opts, save=lambda s: None)
+        runs.append(state)
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+    saved = runs[1].state_dict()["optimizer"]["param_groups"]
+    assert all(type(g["lr"]) is float for g in saved)  # checkpoints keep numbers, as without the option
+    assert saved == runs[0].state_dict()["optimizer"]["param_groups"]
+
+
+def test_a_step_with_host_logic_stays_eager_with_one_warning(caplog):
+    state, _ = _state()
+    ramped = SegmentationStep(state.model, weighting="dynamic", gamma1=5.0, gamma2=5.0, ramp=True, total_steps=6,
+                              totals=StatTotals())
+    assert not ramped.graph_safe and SegmentationStep(state.model).graph_safe
+    runner = StaticStep(ramped, state.model, state.optimizer, state.ema, torch.device("cuda"),
+                        lambda: torch.autocast("cpu", enabled=False), capture=True)
+    assert runner.capture is False
+    assert "runs eagerly" in caplog.text

@@ -182,6 +182,11 @@ class TrainRuntimeConfig:
     # are those of a run one after the other with that many processes per member. auto: on with 2 or
     # more processes (an even number); `dmt run ... --nproc 2` then runs A and B side by side on one GPU
     members_in_parallel: bool | Literal["auto"] = "auto"
+    # CUDA: the training step (forward, weights, loss, backward, optimizer, EMA) on static buffers,
+    # captured once as a CUDA graph and replayed (engine/graphs.py); a step with host logic (a gamma
+    # ramp, mixup, fp16 loss scaling, skip_nonfinite) warns and runs eagerly. Off: not yet measured
+    # on a GPU
+    cuda_graph: bool = False
     # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
     # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
     skip_nonfinite: int = 0

@@ -55,10 +55,14 @@ def _static_copy(tree: Any) -> Any:
 
 
 def tensor_learning_rates(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Make every group's ``lr`` a 0-d float32 tensor on ``device`` (the optimizer reads it in place)."""
+    """Make every group's ``lr`` a 0-d tensor on ``device`` (the optimizer reads it in place).
+
+    float64, so the number a checkpoint records is the schedule's own (the update itself is
+    computed at the parameters' precision either way).
+    """
     for group in optimizer.param_groups:
-        if not isinstance(group["lr"], torch.Tensor):
-            group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+        if not isinstance(group["lr"], torch.Tensor) or group["lr"].device != device:
+            group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float64, device=device)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -92,7 +96,6 @@ class StaticStep:
             log.warning("train.cuda_graph: this step computes host values from the step number (a gamma ramp or "
                         "mixup's draws); it runs eagerly")
             self.capture = False
-        tensor_learning_rates(optimizer, device)
         self.batch: Any = None  # the static input buffers
         self.out: dict[str, Any] | None = None  # the static outputs of the captured step
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -120,6 +123,8 @@ class StaticStep:
 
     def __call__(self, batch: Any, step: int, lr: float) -> dict[str, Any]:
         """Run one step on ``batch`` at learning rate ``lr``; returns the step's outputs."""
+        if self.batch is None:  # the first step: buffers and learning-rate tensors on the device
+            tensor_learning_rates(self.optimizer, self.device)
         self._load(batch)
         set_learning_rate(self.optimizer, lr)
         if not self.capture:
@@ -144,4 +149,5 @@ class StaticStep:
                 return self._body(step)
         self.graph.replay()
         assert self.out is not None
-        return self.out
+        # copies: the loop keeps each step's scalars until log time, the graph overwrites its outputs
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in self.out.items()}

@@ -7,6 +7,7 @@ pattern). :func:`fit` owns everything else, so every method shares one loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -22,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from dmt.engine import signals
 from dmt.engine.accel import autocast_dtype, to_channels_last
 from dmt.engine.distributed import all_reduce_max, any_process, world_size
+from dmt.engine.graphs import StaticStep, set_learning_rate
 from dmt.engine.progress import Progress
 from dmt.engine.schedule import learning_rate
 
@@ -145,9 +147,13 @@ class TrainState:
     extra: dict = field(default_factory=dict)  # small JSON-able values a stage wants back
 
     def state_dict(self) -> dict[str, Any]:
+        optimizer = self.optimizer.state_dict()
+        for group in optimizer["param_groups"]:  # a graph-ready step's learning rates are tensors
+            if isinstance(group.get("lr"), torch.Tensor):
+                group["lr"] = float(group["lr"])
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None and self.scaler.is_enabled() else None,
             "step": self.step,
@@ -182,6 +188,7 @@ class FitOptions:
     amp: bool | str = False  # True / "auto": mixed precision where fast (see amp_settings)
     channels_last: bool = False  # move 4-D float inputs to channels_last (the model already is)
     skip_nonfinite: int = 0  # steps with a non-finite loss or gradient to skip (undo) before stopping
+    cuda_graph: bool = False  # the step on static buffers, captured as one CUDA graph (engine.graphs)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -294,6 +301,7 @@ def fit(
         state.scaler = torch.amp.GradScaler(opts.device.type, enabled=use_amp and amp_dtype == torch.float16)
     model, optimizer = state.model, state.optimizer
     model.train()
+    static = _static_step(step_fn, state, opts, use_amp, amp_dtype)
     pending = _Pending()
     last_save = time.monotonic()
     skip = opts.skip_nonfinite > 0
@@ -316,24 +324,27 @@ def fit(
             if step >= opts.total_steps:
                 break
             lr = learning_rate(opts.base_lr, step, opts.total_steps, opts.schedule, opts.poly_power)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_mult", 1.0)
             batch = move_to(batch, opts.device)
             if opts.channels_last:
                 batch = to_channels_last(batch)
-            kept = _Snapshot(state) if skip else None  # before the forward, which moves BN statistics
-            with torch.autocast(opts.device.type, dtype=amp_dtype, enabled=use_amp):
-                out = step_fn(batch, step)
-            loss = out["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            state.scaler.scale(loss).backward()
-            bad = _nonfinite_step(loss, model) if skip else None
-            state.scaler.step(optimizer)
-            state.scaler.update()
-            if state.ema is not None:
-                state.ema.update_parameters(model)
-            if kept is not None and bad is not None:
-                kept.restore_where(bad, state)
+            bad = None
+            if static is not None:  # forward, backward, optimizer and EMA on static buffers (a CUDA graph)
+                out = static(batch, step, lr)
+            else:
+                set_learning_rate(optimizer, lr)
+                kept = _Snapshot(state) if skip else None  # before the forward, which moves BN statistics
+                with torch.autocast(opts.device.type, dtype=amp_dtype, enabled=use_amp):
+                    out = step_fn(batch, step)
+                loss = out["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                state.scaler.scale(loss).backward()
+                bad = _nonfinite_step(loss, model) if skip else None
+                state.scaler.step(optimizer)
+                state.scaler.update()
+                if state.ema is not None:
+                    state.ema.update_parameters(model)
+                if kept is not None and bad is not None:
+                    kept.restore_where(bad, state)
             state.step = step + 1
             pending.add(out, step, bad)
 
@@ -372,6 +383,19 @@ def fit(
                 check(step)
                 every_epoch(state.step // opts.steps_per_epoch)
                 model.train()
+
+
+def _static_step(step_fn: Callable, state: TrainState, opts: FitOptions, use_amp: bool,
+                 amp_dtype: torch.dtype) -> StaticStep | None:
+    """The graph-ready step when ``opts.cuda_graph`` asks for it and the loop's checks allow it."""
+    if not opts.cuda_graph:
+        return None
+    if state.scaler.is_enabled() or opts.skip_nonfinite > 0:
+        log.warning("train.cuda_graph: float16 loss scaling and train.skip_nonfinite decide on the host at every "
+                    "step; the step runs eagerly")
+        return None
+    autocast = functools.partial(torch.autocast, opts.device.type, dtype=amp_dtype, enabled=use_amp)
+    return StaticStep(step_fn, state.model, state.optimizer, state.ema, opts.device, autocast, capture=True)
 
 
 def _finite(model: nn.Module) -> bool:

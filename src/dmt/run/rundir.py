@@ -38,7 +38,7 @@ RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
 RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
                   "train.compile", "train.skip_nonfinite", "data.check", "data.max_pixels",
-                  "train.members_in_parallel"}
+                  "train.members_in_parallel", "train.cuda_graph"}
 
 log = logging.getLogger("dmt")
 
