@@ -11,6 +11,11 @@ Measures, each configuration in its own try/except (a failure is recorded, the r
   memory, for fp32 (torch defaults: cuDNN may use TF32 for convolutions), bf16 autocast, bf16 +
   channels_last, bf16 + channels_last + torch.compile in mode reduce-overhead (CUDA graphs;
   `train.compile=reduce-overhead`) and in the default mode (skipped when time runs short);
+* the step captured as one CUDA graph (``train.cuda_graph``: static buffers, the learning rate as
+  a device tensor, optimizer and EMA inside the graph);
+* two members side by side on the one GPU (``train.members_in_parallel``, ``dmt run --nproc 2``):
+  two processes each training the bf16 + channels_last step at once, their images/s summed;
+  again under NVIDIA MPS when ``nvidia-cuda-mps-control`` exists;
 * the best training configuration with and without a world-size-1 DistributedDataParallel wrapper;
 * inference at 505x505 (batch 8, logits upsampled, softmax) for the same configurations;
 * model FLOPs per image (``torch.utils.flop_counter.FlopCounterMode``; training = forward +
@@ -30,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import socket
 import sys
 import time
@@ -131,7 +137,8 @@ class Bench:
                   flush=True)
 
     # ---- training ---------------------------------------------------------------------------
-    def train(self, amp: bool, channels_last: bool, compile_: bool | str = False, ddp: bool = False) -> dict:
+    def train(self, amp: bool, channels_last: bool, compile_: bool | str = False, ddp: bool = False,
+              graph: bool = False) -> dict:
         model = self.model()
         if channels_last:
             apply_channels_last(model)
@@ -152,7 +159,7 @@ class Bench:
         total = warmup + self.steps
         opts = FitOptions(total_steps=total, base_lr=1e-3, schedule="poly", steps_per_epoch=10**9,
                           checkpoint_seconds=1e12, log_every=total, device=self.device, amp=amp,
-                          description="bench train")
+                          description="bench train", cuda_graph=graph)
         self.reset_memory()
         t_compile = time.perf_counter()
         fit(step, state, [batch] * warmup, FitOptions(**{**opts.__dict__, "total_steps": warmup, "log_every": warmup}),
@@ -251,14 +258,35 @@ class Bench:
         return out
 
 
+def side_by_side(args: argparse.Namespace, mps: bool) -> dict:
+    """Two processes training the same step at once on one GPU (members side by side): summed images/s."""
+    import subprocess
+
+    if mps:
+        subprocess.run(["nvidia-cuda-mps-control", "-d"], check=True)
+    try:
+        cmd = [sys.executable, __file__, "--member-child", "--steps", str(args.steps), *(["--dry-run"] if args.dry_run else [])]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        members = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    finally:
+        if mps:
+            subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True)
+    return {"images_per_s": sum(m["images_per_s"] for m in members), "members": members,
+            "peak_gib_each": [m["peak_gib"] for m in members]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, 2 iterations: check the script")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (and inference batches) per config")
     parser.add_argument("--budget", type=float, default=360.0, help="seconds; later optional configs are skipped")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile configurations")
+    parser.add_argument("--member-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     b = Bench(args)
+    if args.member_child:  # one of two members side by side: its own images/s, as JSON
+        print(json.dumps(b.train(True, True)), flush=True)
+        return 0
     print(f"device {b.out['device']}, torch {torch.__version__}", flush=True)
     configs = [("fp32", False, False), ("bf16", True, False), ("bf16+channels_last", True, True)]
     for name, amp, cl in configs:
@@ -287,6 +315,11 @@ def main() -> int:
         dist.destroy_process_group()
     except Exception as exc:
         b.out["errors"]["ddp"] = f"{type(exc).__name__}: {exc}"
+
+    b.attempt("train", "bf16+channels_last+cuda_graph", lambda: b.train(True, True, graph=True))
+    b.attempt("train", "two members side by side (2 processes, one GPU)", lambda: side_by_side(args, mps=False))
+    if shutil.which("nvidia-cuda-mps-control") and b.device.type == "cuda":
+        b.attempt("train", "two members side by side under MPS", lambda: side_by_side(args, mps=True))
 
     compile_ok = not args.no_compile and (not args.dry_run or os.environ.get("DMT_DRY_COMPILE"))
     # CUDA graphs (train.compile=reduce-overhead) first: the step is bound by the host issuing
