@@ -7,6 +7,6 @@ final model files (weights plus what rebuilds the model). Imports ``engine.check
 
 # importing the model modules runs their @register decorators
 from dmt.models import deeplabv2, deeplabv3plus, dpt, small, small_seg, wrn  # noqa: F401
-from dmt.models.registry import create_model, list_models, model_task, register
+from dmt.models.registry import create_model, list_models, model_task, register, smoke_standin
 
-__all__ = ["create_model", "list_models", "model_task", "register"]
+__all__ = ["create_model", "list_models", "model_task", "register", "smoke_standin"]

@@ -16,6 +16,8 @@ optimizer's ``lr_mult`` and ``group_weight_decay`` address.
 * ``set_grad_checkpointing`` recomputes each encoder block in the backward pass (timm's own
   activation checkpointing): less memory, about a third more compute.
 * Attention is timm's fused ``scaled_dot_product_attention``; bf16 autocast comes from the engine.
+* ``--smoke`` trains each real-size model as its tiny stand-in of the same code (``*_tiny_dpt``):
+  the pre-flight still loads the user's weights file into the real architecture.
 
 State-dict names: ``encoder.<timm name>``, ``head.*``.
 """
@@ -121,7 +123,7 @@ def _family_args(init: str, weights_path: str | Path | None, strict_weights: boo
 #   weights_path: the encoder's weights file;
 #   strict_weights: a missing file is an error (True) or a warning and random init (False).
 # and raises UserError for a bad init, a missing (strict_weights) or unfitting weights file.
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov2_tiny_dpt")
 def dinov2_vits14_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-S/14 (22 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
@@ -129,7 +131,7 @@ def dinov2_vits14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                 **_family_args(init, weights_path, strict_weights))
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov2_tiny_dpt")
 def dinov2_vitb14_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-B/14 (86 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
@@ -137,7 +139,7 @@ def dinov2_vitb14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                 **_family_args(init, weights_path, strict_weights))
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov2_tiny_dpt")
 def dinov2_vitl14_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-L/14 (304 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
@@ -145,7 +147,7 @@ def dinov2_vitl14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                 **_family_args(init, weights_path, strict_weights))
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov3_tiny_dpt")
 def dinov3_vits16_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-S/16 (22 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""
@@ -153,7 +155,7 @@ def dinov3_vits16_dpt(num_classes: int, init: str = "none", weights_path: str | 
                 **_family_args(init, weights_path, strict_weights))
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov3_tiny_dpt")
 def dinov3_vitb16_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-B/16 (86 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""
@@ -161,7 +163,7 @@ def dinov3_vitb16_dpt(num_classes: int, init: str = "none", weights_path: str | 
                 **_family_args(init, weights_path, strict_weights))
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="dinov3_tiny_dpt")
 def dinov3_vitl16_dpt(num_classes: int, init: str = "none", weights_path: str | Path | None = None,
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-L/16 (303 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""

@@ -29,7 +29,7 @@ from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.thresholds import class_balanced_thresholds
-from dmt.models import create_model
+from dmt.models import create_model, smoke_standin
 from dmt.models.files import load_model, save_model
 from dmt.tasks.context import StageContext, total_steps
 from dmt.tasks.plan import Stage, member_init, member_model, members, name_config_key
@@ -66,19 +66,30 @@ class SegmentationRunner:
         self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
     # ---- models -----------------------------------------------------------------------------
-    def _model_kwargs(self, member: str) -> dict[str, Any]:
+    def _network(self, member: str) -> tuple[str, dict[str, Any]]:
+        """The registered model a member trains and its factory arguments (model B may differ).
+
+        ``--smoke`` trains a foundation encoder as its tiny stand-in, from random weights (the
+        pre-flight has loaded the weights file into the real architecture).
+        """
+        name, kwargs = member_model(self.cfg, member)
         _, init, weights = member_init(self.cfg, member)
-        kwargs = member_model(self.cfg, member)[1]
+        if self.cfg.smoke and smoke_standin(name) != name:
+            return smoke_standin(name), {}
         if init != "none" or weights:
             # --smoke runs anywhere: missing pretrained files become a warning and random init
             kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
-        return kwargs
+        return name, kwargs
 
     def _new_model(self, member: str, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
+        name, kwargs = self._network(member)
+        if name != member_model(self.cfg, member)[0]:
+            log.warning("--smoke: %s trains as %s, its tiny stand-in of the same code (random weights)",
+                        member_model(self.cfg, member)[0], name)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = create_model(member_model(self.cfg, member)[0], self.num_classes, **self._model_kwargs(member))
+            model = create_model(name, self.num_classes, **kwargs)
         key = member_init(self.cfg, member)[0]
         for w in caught:
             log.warning("%s", name_config_key(str(w.message), key))  # the config key, not the factory's
@@ -97,8 +108,8 @@ class SegmentationRunner:
 
     def _save(self, path: Path, model: torch.nn.Module, member: str, info: dict[str, Any]) -> None:
         """A member's model file: its own network name and factory arguments (model B may differ)."""
-        save_model(path, model, name=member_model(self.cfg, member)[0], num_classes=self.num_classes,
-                   kwargs=self._model_kwargs(member), info=info)
+        name, kwargs = self._network(member)
+        save_model(path, model, name=name, num_classes=self.num_classes, kwargs=kwargs, info=info)
 
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
