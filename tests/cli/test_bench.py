@@ -92,3 +92,18 @@ def test_step_op_counts_charge_each_part_and_only_the_model_grows_with_depth():
     assert deep["forward"] > shallow["forward"] and deep["backward"] > shallow["backward"]
     table = format_item("step_ops", {"what": "ops", "rows": [{"variant": "x", **{f"ops_{k}": v for k, v in deep.items()}}]})
     assert "optimizer" in table and str(deep["total"]) in table
+
+
+def test_dinov2_step_item_runs_plain_against_the_defaults():
+    """The DINOv2 DMT step item (here with the tiny encoder): plain first, AdamW over encoder and head,
+    activation checkpointing where the variant says so."""
+    from dmt.bench.items import ITEMS, dinov2_dmt_step_variants
+
+    assert "dinov2_dmt_step" in ITEMS
+    variants = dinov2_dmt_step_variants(False, torch.device("cpu"), name="dinov2_tiny_dpt")
+    assert [v.name for v in variants] == ["plain", "grad checkpointing", "dmt (defaults)",
+                                          "dmt (defaults) + grad checkpointing"] and variants[0].plain
+    for v in variants:
+        v.prepare()
+        v.run()
+    assert len(dinov2_dmt_step_variants(True, torch.device("cpu"), name="dinov2_tiny_dpt")) == 3

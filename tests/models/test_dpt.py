@@ -87,3 +87,17 @@ def test_model_file_records_encoder_convention_and_patch_size(name, tmp_path):
     x = torch.rand(1, 3, 33, 47)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_attention_is_torch_scaled_dot_product_attention(name, monkeypatch):
+    """timm's fused attention: no attention matrix of our own, memory-efficient kernels on GPUs."""
+    model = _model(name).eval()
+    assert all(block.attn.fused_attn for block in model.encoder.blocks)
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 32, 32))
+    assert len(calls) == len(model.encoder.blocks)
