@@ -17,8 +17,9 @@ official on-disk layouts at their real image sizes:
 
 only those the named presets read, then times each preset's whole --smoke run in a subprocess
 (start-up included) with the real networks from random init (``model.init=none`` for the ResNet
-presets; the DINOv2 presets' missing weight files are a warning under --smoke): nothing is downloaded. Run it alone: other jobs on
-the cores distort it. Prints one line per preset and a summary; exit status 1 if any run failed.
+presets; the DINOv2 presets' missing weight files are a warning under --smoke, and their encoders
+train as their tiny stand-ins): nothing is downloaded. Run it alone: other jobs on the cores
+distort it. Prints one line per preset and a summary; exit status 1 if any run failed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _split_folder(folder: Path, line: str, labelled: list[tuple], unlabelled: li
 
 
 def fabricate(tmp: Path, kinds: set[str]) -> dict[str, list[str]]:
-    """Writes the datasets of ``kinds`` (voc, cityscapes, cifar10, folder); returns the data overrides per kind."""
+    """Writes the datasets of ``kinds`` (voc, cityscapes, cifar10, folder); returns the data overrides
+    per kind."""
     out: dict[str, list[str]] = {}
     if kinds & {"voc", "folder"}:
         out.update(_fabricate_voc(tmp))
@@ -73,8 +75,8 @@ def _fabricate_voc(tmp: Path) -> dict[str, list[str]]:
     masks = {f"img{i:02d}": rng.integers(0, 3, (375, 500)).astype(np.uint8) for i in range(12)}
     folder = write_folder_tree(tmp / "folder", masks, unlabelled=[f"u{i:02d}" for i in range(16)],
                                splits={"val": [f"img{i:02d}" for i in range(8, 12)]})
-    return {"voc": [f"data.root={tmp / 'voc'}"], "voc-classic": [f"data.root={tmp / 'voc'}", f"data.split_dir={voc_split}"],
-            "folder": [f"data.root={folder}"]}
+    return {"voc": [f"data.root={tmp / 'voc'}"], "folder": [f"data.root={folder}"],
+            "voc-classic": [f"data.root={tmp / 'voc'}", f"data.split_dir={voc_split}"]}
 
 
 def _fabricate_cityscapes(tmp: Path) -> dict[str, list[str]]:
@@ -84,7 +86,8 @@ def _fabricate_cityscapes(tmp: Path) -> dict[str, list[str]]:
     city_split = _split_folder(tmp / "city-split",
                                "leftImg8bit/train/{0}/{1}_leftImg8bit.png gtFine/train/{0}/{1}_gtFine_labelTrainIds.png\n",
                                [(f.split("_")[0], f) for f in frames[:4]], [(f.split("_")[0], f) for f in frames[4:]])
-    return {"cityscapes": [f"data.root={city}"], "cityscapes-classic": [f"data.root={city}", f"data.split_dir={city_split}"]}
+    return {"cityscapes": [f"data.root={city}"],
+            "cityscapes-classic": [f"data.root={city}", f"data.split_dir={city_split}"]}
 
 
 def _fabricate_cifar(tmp: Path) -> dict[str, list[str]]:
@@ -103,7 +106,8 @@ def overrides_for(preset: str, data: dict[str, list[str]]) -> list[str]:
     kind = cfg.data.name + ("-classic" if "classic" in preset else "")
     out = list(data.get(kind, []))
     if cfg.task == "segmentation" and cfg.model.init in ("imagenet", "coco"):
-        out += ["model.init=none", "mutual.init_b=none"]  # torchvision's cache: the DINOv2 presets warn instead
+        # torchvision's cache; the DINOv2 presets' missing files are a warning under --smoke
+        out += ["model.init=none", "mutual.init_b=none"]
     return out
 
 

@@ -98,7 +98,8 @@ def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Call
     built: dict[str, Any] = {}
 
     def prepare() -> None:
-        state, step_fn = _training(make_model, make_step, device, channels_last=channels_last, sync=sync, **training)
+        state, step_fn = _training(make_model, make_step, device, channels_last=channels_last, sync=sync,
+                                   **training)
         built.update(state=state, step_fn=step_fn)
     opts = _fit_options(name, steps, device, amp=amp, channels_last=channels_last)
 
@@ -191,7 +192,8 @@ def seg_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
             "rows": _child_peaks("seg_dmt_step", rows, quick, device)}
 
 
-def dinov2_model(checkpointing: bool, name: str = "dinov2_vitb14_dpt", classes: int = 21) -> Callable[[], nn.Module]:
+def dinov2_model(checkpointing: bool, name: str = "dinov2_vitb14_dpt",
+                 classes: int = 21) -> Callable[[], nn.Module]:
     """A factory of the DINOv2 DPT model (random weights), with or without activation checkpointing."""
     def make() -> nn.Module:
         torch.manual_seed(0)

@@ -2,7 +2,8 @@
 
 ``backbones/`` holds the bodies shared by several models (ResNets, timm's DINOv2 / DINOv3 ViTs) and
 the pretrained files they load; ``heads/`` the segmentation heads (DeepLab's, DPT); ``files`` the
-final model files (weights plus what rebuilds the model). Imports ``engine.checkpoint`` (atomic safetensors), ``errors`` and torch / torchvision / timm.
+final model files (weights plus what rebuilds the model). Imports ``engine.checkpoint`` (atomic
+safetensors), ``errors`` and torch / torchvision / timm.
 """
 
 # importing the model modules runs their @register decorators

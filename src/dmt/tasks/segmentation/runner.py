@@ -202,7 +202,8 @@ class SegmentationRunner:
         metrics.update(extra)
         if dist.is_main():
             self._save(self._model_path(stage.name), final, stage.member, {
-                "stage": stage.name, "metrics": {"miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+                "stage": stage.name, "metrics": {"miou": metrics["miou"]},
+                "classes": list(self.data.source.class_names)})
         # per-class IoU and a few sample pictures for TensorBoard and `dmt report` (rank 0, a few images)
         segmentation_stage_end(self.ctx, stage, state.step, final, metrics, self.data.unlabelled, self.data.source,
                                self.eval_tf, self._pseudo_targets if stage.kind == "phase" else None)
