@@ -112,10 +112,6 @@ def _dpt(arch: str, family: str, blocks: tuple[int, ...], widths: str, num_class
     return model
 
 
-def _family_args(init: str, weights_path: str | Path | None, strict_weights: bool) -> dict:
-    return {"init": init, "weights_path": weights_path, "strict_weights": strict_weights}
-
-
 # Every factory takes the same arguments:
 #   num_classes: output logits per pixel;
 #   init: "none" (random) or the encoder's family, "dinov2" / "dinov3" (the encoder from weights_path:
@@ -128,7 +124,7 @@ def dinov2_vits14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-S/14 (22 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
     return _dpt("vit_small_patch14_dinov2", "dinov2", BLOCKS_12, "small", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation", smoke="dinov2_tiny_dpt")
@@ -136,7 +132,7 @@ def dinov2_vitb14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-B/14 (86 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
     return _dpt("vit_base_patch14_dinov2", "dinov2", BLOCKS_12, "base", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation", smoke="dinov2_tiny_dpt")
@@ -144,7 +140,7 @@ def dinov2_vitl14_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv2 ViT-L/14 (304 M encoder parameters) with a DPT head; ``init``: none | dinov2."""
     return _dpt("vit_large_patch14_dinov2", "dinov2", BLOCKS_24, "large", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation", smoke="dinov3_tiny_dpt")
@@ -152,7 +148,7 @@ def dinov3_vits16_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-S/16 (22 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""
     return _dpt("vit_small_patch16_dinov3", "dinov3", BLOCKS_12, "small", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation", smoke="dinov3_tiny_dpt")
@@ -160,7 +156,7 @@ def dinov3_vitb16_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-B/16 (86 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""
     return _dpt("vit_base_patch16_dinov3", "dinov3", BLOCKS_12, "base", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation", smoke="dinov3_tiny_dpt")
@@ -168,7 +164,7 @@ def dinov3_vitl16_dpt(num_classes: int, init: str = "none", weights_path: str | 
                       strict_weights: bool = True) -> DPTSegmenter:
     """DINOv3 ViT-L/16 (303 M encoder parameters, RoPE, 4 registers) with a DPT head; ``init``: none | dinov3."""
     return _dpt("vit_large_patch16_dinov3", "dinov3", BLOCKS_24, "large", num_classes,
-                **_family_args(init, weights_path, strict_weights))
+                init, weights_path, strict_weights)
 
 
 @register(task="segmentation")
@@ -176,7 +172,7 @@ def dinov2_tiny_dpt(num_classes: int, init: str = "none", weights_path: str | Pa
                     strict_weights: bool = True) -> DPTSegmenter:
     """The DINOv2 architecture shrunk for tests and smoke runs (ViT/14, 32-d tokens, 4 blocks, 8..32-channel head)."""
     return _dpt("vit_small_patch14_dinov2", "dinov2", BLOCKS_TINY, "tiny", num_classes,
-                **_family_args(init, weights_path, strict_weights), img_size=70, **TINY)
+                init, weights_path, strict_weights, img_size=70, **TINY)
 
 
 @register(task="segmentation")
@@ -184,4 +180,4 @@ def dinov3_tiny_dpt(num_classes: int, init: str = "none", weights_path: str | Pa
                     strict_weights: bool = True) -> DPTSegmenter:
     """The DINOv3 architecture shrunk for tests and smoke runs (ViT/16, 32-d tokens, 4 blocks, 8..32-channel head)."""
     return _dpt("vit_small_patch16_dinov3", "dinov3", BLOCKS_TINY, "tiny", num_classes,
-                **_family_args(init, weights_path, strict_weights), img_size=64, **TINY)
+                init, weights_path, strict_weights, img_size=64, **TINY)
