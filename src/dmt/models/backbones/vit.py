@@ -15,7 +15,7 @@ converts Meta's own files with its ``checkpoint_filter_fn``. We only read the fi
 Two things the filter would do silently are refused instead: resampling a patch embedding or a
 position embedding of another size (a file of another patch size or grid), and dropping Meta's
 DINOv3 ``qkv.bias`` for a model without one when the bias is not zero (timm's ``_qkvb`` variants
-exist for that; the released S/B/L files carry zeros there, which are dropped as timm does).
+exist for that; timm notes the distilled files carry zeros there, which are dropped as timm does).
 """
 
 from __future__ import annotations
