@@ -112,3 +112,18 @@ def test_each_variant_is_measured_in_processes_of_its_own(tmp_path, monkeypatch)
     pids = {r["pid"] for r in rows}
     assert len(pids) == 2 and os.getpid() not in pids  # not this process, not one process for both
     assert rows[0]["ratio"] == 1.0 and 1.3 < rows[1]["ratio"] < 3.0
+
+
+def test_dinov2_step_item_runs_plain_against_the_defaults():
+    """The DINOv2 DMT step item (here with the tiny encoder): plain first, AdamW over encoder and head,
+    activation checkpointing where the variant says so."""
+    from dmt.bench.items import ITEMS, dinov2_dmt_step_variants
+
+    assert "dinov2_dmt_step" in ITEMS
+    variants = dinov2_dmt_step_variants(False, torch.device("cpu"), name="dinov2_tiny_dpt")
+    assert [v.name for v in variants] == ["plain", "grad checkpointing", "dmt (defaults)",
+                                          "dmt (defaults) + grad checkpointing"] and variants[0].plain
+    for v in variants:
+        v.prepare()
+        v.run()
+    assert len(dinov2_dmt_step_variants(True, torch.device("cpu"), name="dinov2_tiny_dpt")) == 3

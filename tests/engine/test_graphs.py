@@ -60,8 +60,8 @@ def test_the_static_step_run_eagerly_is_todays_step():
 
 def test_learning_rate_tensors_follow_the_schedule_and_multipliers():
     model = torch.nn.Linear(3, 2)
-    opt = make_sgd(model, 0.1, 0.9, 0.0, param_groups=[{"params": [model.weight], "lr_mult": 10.0},
-                                                          {"params": [model.bias]}])
+    opt = torch.optim.SGD([{"params": [model.weight], "lr_mult": 10.0, "lr": 1.0},
+                           {"params": [model.bias], "lr_mult": 1.0, "lr": 0.1}], lr=0.1, momentum=0.9)
     tensor_learning_rates(opt, torch.device("cpu"))
     set_learning_rate(opt, 0.05)
     assert [float(g["lr"]) for g in opt.param_groups] == [pytest.approx(0.5), pytest.approx(0.05)]

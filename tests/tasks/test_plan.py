@@ -43,3 +43,17 @@ def test_total_steps():
     assert total_steps(c.baseline, 1) == 2120
     c.phases.max_steps = 5
     assert total_steps(c.phases, 19) == 5
+
+
+def test_model_b_is_another_network_only_where_the_config_says_so():
+    from dmt.tasks.plan import member_model
+
+    same = load_config("voc-20-dmt")
+    assert member_model(same, "b") == member_model(same, "a") == ("deeplabv2_resnet101", same.model.kwargs)
+    other = load_config("voc-classic-92-dinov2-dinov3", ["mutual.kwargs_b={}"])
+    assert member_model(other, "a")[0] == "dinov2_vitb14_dpt" and member_model(other, "b") == ("dinov3_vitb16_dpt", {})
+    assert member_model(other, "")[0] == "dinov2_vitb14_dpt"  # the oracle is model A
+    with pytest.raises(UserError, match="'mutual.name_b': unknown model 'dinov9'"):
+        member_model(load_config("voc-20-dmt", ["mutual.name_b=dinov9"]), "b")
+    with pytest.raises(UserError, match="'mutual.name_b': mutual.dms trains one network"):
+        load_config("voc-20-dms", ["mutual.name_b=deeplabv2_tiny"])

@@ -65,14 +65,21 @@ def _synced(step_fn: Callable) -> Callable:
     return run
 
 
+def _sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return make_sgd(model, 0.01, 0.9, 5e-4)
+
+
 def _training(make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
-              device: torch.device, *, channels_last: bool, sync: bool) -> tuple[TrainState, Callable]:
-    """A fresh model's training state (SGD + EMA, as in a phase) and its step function."""
+              device: torch.device, *, channels_last: bool, sync: bool,
+              make_opt: Callable[[nn.Module], torch.optim.Optimizer] = _sgd,
+              ema: bool = True) -> tuple[TrainState, Callable]:
+    """A fresh model's training state (SGD + EMA, as in a phase, unless told) and its step function."""
     model = make_model().to(device)
-    state = TrainState(model, make_sgd(model, 0.01, 0.9, 5e-4), make_ema(model, 0.999))
+    state = TrainState(model, make_opt(model), make_ema(model, 0.999) if ema else None)
     if channels_last:
         apply_channels_last(model)
-        apply_channels_last(state.ema.module)
+        if state.ema is not None:
+            apply_channels_last(state.ema.module)
     step_fn = make_step(model)
     return state, _synced(step_fn) if sync else step_fn
 
@@ -85,12 +92,14 @@ def _fit_options(name: str, steps: int, device: torch.device, *, amp: bool | str
 
 def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
                  batch: Any, device: torch.device, *, amp: bool, channels_last: bool, sync: bool,
-                 steps: int = 1, plain: bool = False) -> Variant:
-    """A variant that runs ``steps`` training steps of ``fit`` (SGD + EMA, as in a phase)."""
+                 steps: int = 1, plain: bool = False, **training: Any) -> Variant:
+    """A variant that runs ``steps`` training steps of ``fit`` (SGD + EMA, as in a phase, unless
+    ``training`` says otherwise: see :func:`_training`)."""
     built: dict[str, Any] = {}
 
     def prepare() -> None:
-        state, step_fn = _training(make_model, make_step, device, channels_last=channels_last, sync=sync)
+        state, step_fn = _training(make_model, make_step, device, channels_last=channels_last, sync=sync,
+                                   **training)
         built.update(state=state, step_fn=step_fn)
     opts = _fit_options(name, steps, device, amp=amp, channels_last=channels_last)
 
@@ -181,6 +190,50 @@ def seg_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
     return {"what": f"DeepLab-v2/ResNet-101 DMT step, 2 x {side}x{side}",
             "rows": _isolated("seg_dmt_step", seg_dmt_step_variants(quick, device), 1 if quick else 4, str(device),
                               quick)}
+
+
+def dinov2_model(checkpointing: bool, name: str = "dinov2_vitb14_dpt",
+                 classes: int = 21) -> Callable[[], nn.Module]:
+    """A factory of the DINOv2 DPT model (random weights), with or without activation checkpointing."""
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=classes)
+        model.set_grad_checkpointing(checkpointing)
+        return model
+    return make
+
+
+def dinov2_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """The DINOv2 presets' optimizer: AdamW, encoder lr 5e-6, head 40x, weight decay 0.01."""
+    from dmt.engine.optim import make_optimizer
+
+    return make_optimizer(model, "adamw", 5e-6, weight_decay=0.01, lr_mult={"head": 40.0})
+
+
+def dinov2_dmt_step_variants(quick: bool, device: torch.device, name: str = "dinov2_vitb14_dpt") -> list[Variant]:
+    """plain (float32, a host sync per step), activation checkpointing, the defaults, and both."""
+    side = 112 if quick else 224
+    batch = _seg_batch(side)
+    kw = {"make_opt": dinov2_optimizer, "ema": False}  # the presets' phases: AdamW, no EMA
+    v = [_fit_variant("plain", dinov2_model(False, name), _seg_step, batch, device, amp=False, channels_last=False,
+                      sync=True, plain=True, **kw)]
+    if not quick:
+        v.append(_fit_variant("grad checkpointing", dinov2_model(True, name), _seg_step, batch, device, amp=False,
+                              channels_last=False, sync=False, **kw))
+    v.append(_fit_variant("dmt (defaults)", dinov2_model(False, name), _seg_step, batch, device, amp="auto",
+                          channels_last=True, sync=False, **kw))
+    v.append(_fit_variant("dmt (defaults) + grad checkpointing", dinov2_model(True, name), _seg_step, batch, device,
+                          amp="auto", channels_last=True, sync=False, **kw))
+    return v
+
+
+@item("dinov2_dmt_step")
+def dinov2_dmt_step(quick: bool, device: torch.device) -> dict[str, Any]:
+    """DINOv2 ViT-B/14 + DPT DMT step, 1 pseudo + 1 labelled crop (224x224; --quick: 112x112), AdamW groups."""
+    side = 112 if quick else 224
+    return {"what": f"DINOv2 ViT-B/14 + DPT DMT step, 2 x {side}x{side}, AdamW (encoder / head x40)",
+            "rows": _isolated("dinov2_dmt_step", dinov2_dmt_step_variants(quick, device), 1 if quick else 4,
+                              str(device), quick)}
 
 
 def seg_inference_variants(quick: bool, device: torch.device) -> list[Variant]:

@@ -73,9 +73,13 @@ class ModelConfig:
     """A model from the registry (``dmt models`` lists them)."""
 
     name: str = "wrn_28_2"
-    init: str = "none"  # segmentation: none | imagenet | coco
-    weights: str | None = None  # file with the initial weights (imagenet / coco init)
+    # segmentation: none | imagenet | coco (ResNet models) | dinov2 | dinov3 (the foundation encoders)
+    init: str = "none"
+    weights: str | None = None  # file with the initial weights (imagenet / coco / dinov2 / dinov3 init)
     kwargs: dict = field(default_factory=dict)  # extra keyword arguments of the model factory
+    # recompute each encoder block in the backward pass instead of keeping its activations (models
+    # with set_grad_checkpointing: the DINOv2 / DINOv3 ones): much less memory, about 1/3 more compute
+    grad_checkpointing: bool = False
     # BatchNorm -> SyncBatchNorm with several processes (null: on for segmentation, whose
     # per-GPU batches of 1-2 crops give useless BN statistics; off for classification)
     sync_bn: bool | None = None
@@ -83,14 +87,22 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with momentum and a learning-rate schedule, for one training stage."""
+    """The optimizer (SGD or AdamW) and its learning-rate schedule, for one training stage."""
 
     epochs: float = 2120  # passes over the stage's defining set (labelled set; pseudo set in phases)
     max_steps: int = 0  # stop after this many steps (0: no limit); --smoke sets it
-    lr: float = 0.2
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
+    # torch.optim.SGD (momentum, nesterov; weight decay added to the gradient) or AdamW (betas;
+    # decoupled weight decay), as foundation encoders are fine-tuned
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.2  # the base learning rate; each parameter group gets lr * its lr_mult
+    momentum: float = 0.9  # SGD
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's running-average factors
+    weight_decay: float = 5e-4  # every parameter group's, unless group_weight_decay names it
+    nesterov: bool = False  # SGD
+    # learning-rate multiplier per named parameter group of the model (`dmt models` lists models with
+    # groups; the DINOv2 / DINOv3 ones have "encoder" and "head"), e.g. {head: 40}; others get 1
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    group_weight_decay: dict[str, float] = field(default_factory=dict)  # e.g. {head: 0.0}; others: weight_decay
     schedule: Literal["cosine", "poly", "constant"] = "cosine"
     poly_power: float = 0.9  # poly schedule: lr * (1 - t/T) ** power
 
@@ -135,12 +147,16 @@ class OracleConfig(TrainConfig):
 class MutualConfig:
     """The second model of two-model segmentation methods (dmt, naive, flip).
 
-    Model A is ``model``; model B is the same network with another initialisation, so the two
-    differ and can label data for each other. With ``dms`` both start from ``model``'s
+    Model A is ``model``; model B is by default the same network with another initialisation, so
+    the two differ and can label data for each other. ``name_b`` / ``kwargs_b`` make B another
+    network (DINOv3-B teaching DINOv2-B, ViT-S teaching ViT-B); labelling, thresholds and weights
+    are the same whatever the members are. With ``dms`` both start from ``model``'s
     initialisation instead, each trained on one of two labelled subsets that share 60 %.
     """
 
-    init_b: str = "imagenet"  # B's initialisation: none | imagenet | coco
+    name_b: str | None = None  # B's registered model (null: model.name)
+    kwargs_b: dict | None = None  # B's factory arguments (null: model.kwargs)
+    init_b: str = "imagenet"  # B's initialisation: none | imagenet | coco | dinov2 | dinov3
     weights_b: str | None = None  # B's weights file (None: torchvision's cache for imagenet)
     dms: bool = False  # Different Model Subsets (paper, Table 6) instead of different inits
 

@@ -2,8 +2,10 @@
 
 Users check a set-up (data layout, weights, memory, output directory) in a minute or two before
 a run of days. The run directory receives everything a real run writes, and every stage runs
-the code a real run uses: the same model (DeepLab-v2/ResNet-101 stays ResNet-101), the same
-transforms, labelling, thresholds and weights. Only sizes shrink: datasets read from disk are
+the code a real run uses: the same model (DeepLab-v2/ResNet-101 stays ResNet-101; a foundation
+encoder, whose every checkpoint weighs a gigabyte, trains as its tiny stand-in of the same code
+while the pre-flight loads its weights file into the real one), the same transforms, labelling,
+thresholds and weights. Only sizes shrink: datasets read from disk are
 resized on reading by ``1 / SMOKE_SHRINK`` (``data.scale``), with crops and evaluation padding
 to match, and each stage sees a few images for a few steps with small batches.
 """
@@ -23,9 +25,11 @@ SMOKE_SEG_IMAGES = 4  # segmentation: images of each set (labelled, unlabelled, 
 # crops of 41x41 (VOC) or 32x64 (Cityscapes) still give 6x6 and 4x8 logits.
 SMOKE_SHRINK = 8
 _DEFAULT_SCALE = {"cityscapes": 0.5}  # data.scale 0 means this (see dmt.tasks.segmentation.data)
-# Official layouts only: their image sizes are known. Custom folders and the generated demo
-# scenes keep their sizes.
+# Official layouts: their image sizes are known. The generated demo scenes keep their sizes, and
+# so do custom folders, unless their crops are large (the foundation-encoder preset's 518): then
+# they shrink by SMOKE_SHRINK too, whatever their images' size (a ViT pads any size to its patches).
 _SHRUNK_DATASETS = ("voc", "cityscapes")
+_LARGE_CROP = 256
 _MIN_SIDE = 32  # crops and padding shrink no further than this (or their own size, if smaller)
 
 
@@ -72,7 +76,8 @@ def _small(c: ExperimentConfig) -> ExperimentConfig:
         c.eval.batch_size = min(c.eval.batch_size, 8)
         return c
     c.data.limit = SMOKE_SEG_IMAGES
-    if c.data.name in _SHRUNK_DATASETS:
+    large_folder = c.data.name == "folder" and max(c.data.crop_size) > _LARGE_CROP
+    if c.data.name in _SHRUNK_DATASETS or large_folder:
         default = _DEFAULT_SCALE.get(c.data.name, 1.0)
         scale = c.data.scale or default
         # the same small images whatever scale the preset reads at: the classic Cityscapes

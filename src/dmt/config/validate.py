@@ -68,6 +68,11 @@ def optional(check: Check) -> Check:
     return lambda x: x is None or check(x)
 
 
+def mapping_of(check: Check) -> Check:
+    """A mapping of names to values that pass ``check`` (empty is fine)."""
+    return lambda x: isinstance(x, dict) and all(isinstance(k, str) and check(v) for k, v in x.items())
+
+
 _OPTIM = [
     ("epochs", positive, "a number > 0"),
     ("max_steps", non_negative, "an integer >= 0 (0: no limit)"),
@@ -75,6 +80,9 @@ _OPTIM = [
     ("momentum", unit_open, "a momentum in [0, 1)"),
     ("weight_decay", non_negative, "a number >= 0"),
     ("poly_power", positive, "a number > 0"),
+    ("betas", pair_of(unit_open), "[beta1, beta2], both in [0, 1)"),
+    ("lr_mult", mapping_of(positive), "a mapping of parameter group names to multipliers > 0"),
+    ("group_weight_decay", mapping_of(non_negative), "a mapping of parameter group names to numbers >= 0"),
 ]
 _TRAIN = [
     *_OPTIM,
@@ -160,9 +168,14 @@ def check_combinations(cfg: Any) -> None:
     """Rules that tie keys together (each names the key to change).
 
     Raises:
-        UserError: classification with ``eval.select`` other than ``last``; a malformed
+        UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; classification with
+            ``eval.select`` other than ``last``; a malformed
             ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`).
     """
+    if cfg.mutual.dms and (cfg.mutual.name_b is not None or cfg.mutual.kwargs_b is not None):
+        key = "mutual.name_b" if cfg.mutual.name_b is not None else "mutual.kwargs_b"
+        raise UserError(f"config key {key!r}: mutual.dms trains one network on two labelled subsets; "
+                        "set it to null, or mutual.dms to false for two different networks")
     if cfg.task == "classification" and cfg.eval.select != "last":
         # the original CIFAR code reports, and labels with, each stage's final EMA model
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "

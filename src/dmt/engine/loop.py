@@ -24,6 +24,7 @@ from dmt.engine import signals
 from dmt.engine.accel import autocast_dtype, to_channels_last
 from dmt.engine.distributed import all_reduce_max, any_process, world_size
 from dmt.engine.graphs import StaticStep, set_learning_rate
+from dmt.engine.optim import make_optimizer
 from dmt.engine.progress import Progress
 from dmt.engine.schedule import learning_rate
 
@@ -104,14 +105,10 @@ def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
     return EMA(model, decay)
 
 
-def make_sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool = False,
-             param_groups: list[dict] | None = None) -> torch.optim.SGD:
-    """SGD over ``param_groups`` (each may carry an ``lr_mult``) or all parameters."""
-    groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    for g in groups:
-        g.setdefault("lr_mult", 1.0)
-        g["lr"] = lr * g["lr_mult"]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+def make_sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float,
+             nesterov: bool = False) -> torch.optim.Optimizer:
+    """SGD over the model's parameters (:func:`dmt.engine.optim.make_optimizer` with ``kind="sgd"``)."""
+    return make_optimizer(model, "sgd", lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def amp_settings(device: torch.device, enabled: bool | str) -> tuple[bool, torch.dtype]:

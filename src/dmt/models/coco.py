@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from dmt.errors import UserError
-from dmt.models.backbones.resnet import COCO_WEIGHTS_FORMAT, backbone_key_problems, read_torch_state_dict
+from dmt.models.backbones.resnet import COCO_WEIGHTS_FORMAT, backbone_key_problems
+from dmt.models.backbones.weights import read_torch_state_dict
 from dmt.models.conventions import COCO_CAFFE
 from dmt.models.deeplabv2 import deeplabv2_resnet101
 

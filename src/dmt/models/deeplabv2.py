@@ -27,13 +27,13 @@ from torch import Tensor, nn
 from dmt.errors import UserError
 from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
-    find_weights,
     imagenet_cache_path,
     load_coco_weights,
     load_imagenet_weights,
     resnet101_body,
     slim_resnet_body,
 )
+from dmt.models.backbones.weights import find_weights
 from dmt.models.conventions import COCO_CAFFE, IMAGENET, InputConvention, InputNormalization
 from dmt.models.heads.deeplab import ASPPv2
 from dmt.models.registry import register

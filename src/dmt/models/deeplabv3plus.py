@@ -33,12 +33,12 @@ from dmt.errors import UserError
 from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
     dilation_plan,
-    find_weights,
     imagenet_cache_path,
     load_imagenet_weights,
     resnet101_body,
     slim_resnet_body,
 )
+from dmt.models.backbones.weights import find_weights
 from dmt.models.conventions import IMAGENET, InputConvention, InputNormalization
 from dmt.models.heads.deeplab import ASPP, SKIP_CHANNELS, Decoder, aspp_rates
 from dmt.models.registry import register

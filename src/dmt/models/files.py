@@ -1,8 +1,10 @@
 """Final model files: weights plus everything needed to rebuild and use the model.
 
 A model file records the registered model name, its factory arguments, the number of classes,
-the task and the input convention, so ``dmt eval`` and the next phase rebuild exactly the
-network that was trained and feed it exactly the inputs it was trained on.
+the task, the input convention and, for models that describe themselves (``describe()``: a
+foundation encoder's timm name, patch size and blocks), that description, so ``dmt eval`` and the
+next phase rebuild exactly the network that was trained and feed it exactly the inputs it was
+trained on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def save_model(path: str | Path, model: nn.Module, *, name: str, num_classes: in
         "input_convention": convention.to_dict() if convention is not None else None,
         **(info or {}),
     }
+    describe = getattr(model, "describe", None)
+    if callable(describe):
+        meta["architecture"] = describe()
     save_checkpoint(path, {"kind": "model", "meta": meta, "weights": model.state_dict()})
 
 

@@ -17,14 +17,17 @@ from dmt.errors import UserError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
+_SMOKE: dict[str, str] = {}
 
 
-def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification"):
+def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification", smoke: str | None = None):
     """Register a model factory under its function name.
 
     Args:
         fn: the factory; used bare (``@register``) or with arguments (``@register(task="segmentation")``).
         task: ``"classification"`` (logits ``N x C``) or ``"segmentation"`` (logits ``N x C x H x W``).
+        smoke: a registered model of the same code at a tiny size that ``--smoke`` runs instead
+            (a foundation encoder's 86 M+ parameters cannot do every stage in two minutes on a CPU).
     """
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -32,9 +35,16 @@ def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classif
             raise ValueError(f"model {f.__name__!r} is registered twice")
         _MODELS[f.__name__] = f
         _TASKS[f.__name__] = task
+        if smoke is not None:
+            _SMOKE[f.__name__] = smoke
         return f
 
     return wrap(fn) if fn is not None else wrap
+
+
+def smoke_standin(name: str) -> str:
+    """The model ``--smoke`` trains for ``name``: its registered tiny stand-in, or itself."""
+    return _SMOKE.get(name, name)
 
 
 def list_models(task: str | None = None) -> list[str]:

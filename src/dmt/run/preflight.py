@@ -28,7 +28,7 @@ from dmt.config.schema import ExperimentConfig
 from dmt.data.images import image_size
 from dmt.data.segmentation import SegItem, SegSource, load_pair
 from dmt.errors import UserError
-from dmt.tasks.plan import make_plan, member_init, members, name_config_key
+from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
 
 log = logging.getLogger("dmt")
 
@@ -65,6 +65,8 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
         UserError: naming the file (and config key) at fault.
     """
     report = PreflightReport(cfg.data.check, cfg.task)
+    for member in members(cfg):
+        member_model(cfg, member)  # an unknown mutual.name_b is refused whatever data.check says
     if cfg.data.check == "none" or cfg.task != "segmentation":
         return report
     items, source = _segmentation_items(cfg)
@@ -132,11 +134,17 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
                         f"{size[0]}x{size[1]} (HxW); they must match")
 
 
-def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None]]:
-    """``(config key, init, file)`` of each pretrained initialisation the run will load."""
+def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
+    """``(config key, init, file, model name, model kwargs)`` of each pretrained initialisation the
+    run will load (model B may be another network than A)."""
     names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
-    out = dict.fromkeys(member_init(cfg, m) for m in names)
-    return [(key, init, path) for key, init, path in out if init != "none" or path]
+    out: dict[tuple, tuple] = {}
+    for m in names:
+        key, init, path = member_init(cfg, m)
+        name, kwargs = member_model(cfg, m)
+        if init != "none" or path:
+            out.setdefault((key, init, path, name, repr(sorted(kwargs.items()))), (key, init, path, name, kwargs))
+    return list(out.values())
 
 
 def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
@@ -148,13 +156,13 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     from dmt.models import create_model
 
     checked = []
-    for key, init, path in weights_files(cfg):
+    for key, init, path, name, model_kwargs in weights_files(cfg):
         if cfg.smoke and (path is None or not Path(path).expanduser().is_file()):
             continue
-        kwargs = {**cfg.model.kwargs, "init": init, "weights_path": path, "strict_weights": True}
+        kwargs = {**model_kwargs, "init": init, "weights_path": path, "strict_weights": True}
         try:
             with _quiet():
-                create_model(cfg.model.name, num_classes, **kwargs)
+                create_model(name, num_classes, **kwargs)
         except UserError as e:
             raise UserError(name_config_key(str(e), key)) from None
         checked.append(str(path) if path else f"{init} default")

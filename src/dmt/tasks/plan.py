@@ -13,6 +13,7 @@ from typing import Literal
 from dmt.config.schema import ExperimentConfig
 from dmt.errors import UserError
 from dmt.method.curriculum import check_ratios
+from dmt.models import list_models
 
 StageKind = Literal["baseline", "phase", "oracle"]
 
@@ -87,3 +88,21 @@ def member_init(cfg: ExperimentConfig, member: str | None) -> tuple[str, str, st
     if member == "b" and not cfg.mutual.dms:
         return "mutual.weights_b", cfg.mutual.init_b, cfg.mutual.weights_b
     return "model.weights", cfg.model.init, cfg.model.weights
+
+
+def member_model(cfg: ExperimentConfig, member: str | None) -> tuple[str, dict]:
+    """``(registered model name, factory arguments)`` of a member's network.
+
+    Model B of two-model methods may be another network (``mutual.name_b`` / ``mutual.kwargs_b``,
+    null: as model A); every other model is ``model.name`` with ``model.kwargs``.
+
+    Raises:
+        UserError: ``mutual.name_b`` is not a registered model.
+    """
+    if member == "b" and not cfg.mutual.dms:
+        name = cfg.mutual.name_b if cfg.mutual.name_b is not None else cfg.model.name
+        kwargs = cfg.mutual.kwargs_b if cfg.mutual.kwargs_b is not None else cfg.model.kwargs
+        if cfg.mutual.name_b is not None and name not in list_models():
+            raise UserError(f"config key 'mutual.name_b': unknown model {name!r}; known: {', '.join(list_models())}")
+        return name, dict(kwargs)
+    return cfg.model.name, dict(cfg.model.kwargs)

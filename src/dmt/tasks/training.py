@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from dmt.config.schema import OptimConfig, TrainRuntimeConfig
+from dmt.errors import UserError
 from dmt.engine import distributed as dist
 from dmt.engine.accel import apply_channels_last, maybe_compile, use_channels_last
 from dmt.engine.checkpoint import load_checkpoint, save_checkpoint
 from dmt.engine.loop import FitOptions, TrainState, fit
+from dmt.engine.optim import make_optimizer, named_groups
 from dmt.engine.sync_bn import convert_sync_batchnorm
 from dmt.tasks.context import StageContext
 from dmt.tasks.stats import StatTotals
@@ -84,6 +86,22 @@ def train_stage(
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
             log_scalars=lambda step, values: ctx.scalars(stage_name, step, values), every_epoch=every_epoch)
+
+
+def stage_optimizer(model: nn.Module, opt: OptimConfig, section: str) -> torch.optim.Optimizer:
+    """The optimizer a stage's config section (``baseline``, ``phases``, ``oracle``) asks for.
+
+    Raises:
+        UserError: ``<section>.lr_mult`` or ``group_weight_decay`` names a group the model lacks.
+    """
+    try:
+        return make_optimizer(model, opt.optimizer, opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay,
+                              nesterov=opt.nesterov, betas=opt.betas, lr_mult=opt.lr_mult,
+                              group_weight_decay=opt.group_weight_decay)
+    except ValueError as exc:
+        groups = set(named_groups(model) or ())
+        key = "lr_mult" if set(opt.lr_mult) - groups else "group_weight_decay"
+        raise UserError(f"config key '{section}.{key}': {exc}") from None
 
 
 def accelerate(state: TrainState, step_fn: Any, runtime: TrainRuntimeConfig, device) -> bool:

@@ -1,5 +1,7 @@
 """Bodies (feature extractors) shared by the models, and the pretrained files they load.
 
 ``resnet``: dilated torchvision ResNet bodies, ImageNet weights and the converted COCO DeepLab-v2
-file. Imports ``dmt.errors`` and torch / torchvision, never a model file.
+file; ``vit``: timm's DINOv2 / DINOv3 encoders and Meta's or timm's weight files; ``weights``: reading a
+weights file safely and saying in one line why it does not fit. Imports ``dmt.errors``,
+``dmt.models.conventions`` and torch / torchvision / timm, never a model file.
 """

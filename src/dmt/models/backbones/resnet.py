@@ -3,7 +3,7 @@
 Shared by DeepLab-v2 (output stride 8) and DeepLab-v3+ (16 or 8), with the weight files they
 start from: torchvision's ImageNet ResNet-101 (``IMAGENET1K_V1``, read from a local file, never
 downloaded), the COCO-pretrained DeepLab-v2 as ``dmt convert-coco`` writes it
-(:mod:`dmt.models.coco`), and the strict checks every pretrained file goes through.
+(:mod:`dmt.models.coco`). Reading and checking a file is :mod:`dmt.models.backbones.weights`.
 
 * The body is torchvision's ResNet (V1.5: stride in the 3x3 conv) with the strides of the last
   stages replaced by dilation (torchvision's own ``replace_stride_with_dilation``). As in
@@ -15,11 +15,8 @@ downloaded), the COCO-pretrained DeepLab-v2 as ``dmt convert-coco`` writes it
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlparse
 
 import torch
@@ -28,6 +25,7 @@ from torchvision.models import ResNet101_Weights, resnet101
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from dmt.errors import UserError
+from dmt.models.backbones.weights import key_problems, read_torch_state_dict
 
 IMAGENET_WEIGHTS = ResNet101_Weights.IMAGENET1K_V1
 #: ``metadata["format"]`` of the safetensors files written by ``dmt convert-coco`` (:mod:`dmt.models.coco`).
@@ -70,46 +68,6 @@ def imagenet_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(IMAGENET_WEIGHTS.url).path).name
 
 
-def read_torch_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
-    """Read a ``.pth`` state dict with ``torch.load(weights_only=True)``: tensors only, no code.
-
-    Args:
-        path: the file.
-        what: what the file should hold, for error messages.
-
-    Raises:
-        UserError: the file holds other Python objects (refused, nothing executed), cannot be
-            read, or is not a mapping of names to tensors.
-    """
-    path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupt or hostile files
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if found:
-            raise UserError(
-                f"{path}: refused to load {what}: the file holds Python objects, not only tensors "
-                f"(it references {found.group(1)})"
-            ) from None
-        if "Weights only load failed" in str(e) or "WeightsUnpickler" in str(e):
-            # never pass on torch's advice to retry with weights_only=False: that runs the file's code
-            detail = str(e).split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-            reason = detail[0].strip() if detail and "weights_only" not in detail[0] else "not plain tensors"
-            raise UserError(f"{path}: cannot read {what}: the safe loader refused it ({reason}); "
-                            "nothing in it was executed") from None
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: cannot read {what} as a PyTorch checkpoint ({first_line})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # some copies wrap it
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
-        raise UserError(f"{path}: expected {what} as a state dict (names -> tensors), got {type(obj).__name__}")
-    return dict(obj)
-
-
-def key_preview(keys: Sequence[str], n: int = 4) -> str:
-    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
-
-
 def backbone_key_problems(state: dict[str, Tensor], own: dict[str, Tensor], backbone_only: bool = True) -> list[str]:
     """What keeps ``state`` from filling every backbone tensor of a model whose state dict is ``own``.
 
@@ -120,12 +78,7 @@ def backbone_key_problems(state: dict[str, Tensor], own: dict[str, Tensor], back
         One ``"label: keys"`` entry per kind of problem; empty when the weights fit.
     """
     required = [k for k in own if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
-    checked = [k for k in state if k.startswith("backbone.") or not backbone_only]
-    missing = [k for k in required if k not in state]
-    unexpected = [k for k in checked if k not in own]
-    reshaped = [k for k in checked if k in own and state[k].shape != own[k].shape]
-    return [f"{label}: {key_preview(keys)}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)) if keys]
+    return key_problems(state, own, required, lambda k: k.startswith("backbone.") or not backbone_only)
 
 
 def load_backbone_state(model: nn.Module, state: dict[str, Tensor], source: str) -> bool:
@@ -164,22 +117,6 @@ def load_imagenet_weights(model: nn.Module, path: str | Path) -> None:
     """Load a torchvision ResNet ImageNet state dict (``conv1.weight`` ... ``fc.bias``) into the body."""
     state = read_torch_state_dict(path, "ImageNet ResNet weights")
     load_backbone_state(model, {f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")}, str(path))
-
-
-def find_weights(
-    init: str, weights_path: str | Path | None, default: Path | None, how: str, strict: bool
-) -> Path | None:
-    """The weights file to read, or ``None`` (after a warning) when it is absent and not required."""
-    path = Path(weights_path).expanduser() if weights_path is not None else default
-    if path is not None and path.is_file():
-        return path
-    where = f"not found at {path}" if path is not None else "not given"
-    message = f"model option weights_path: {init} weights {where}; {how}"
-    if strict:
-        raise UserError(message)
-    # stacklevel 4: find_weights <- the model's builder <- the factory <- the code that asked for the model.
-    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)", stacklevel=4)
-    return None
 
 
 def load_coco_weights(model: nn.Module, path: str | Path) -> bool:

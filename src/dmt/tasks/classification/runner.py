@@ -19,7 +19,7 @@ from dmt.data.arrays import ArrayDataset, ArrayImageDataset
 from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
 from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
-from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.thresholds import select_most_confident
@@ -32,7 +32,7 @@ from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
 from dmt.tasks.context import StageContext, total_steps
 from dmt.tasks.plan import Stage
 from dmt.tasks.stats import StatTotals
-from dmt.tasks.training import convert_sync_bn, reduce_totals, train_stage
+from dmt.tasks.training import convert_sync_bn, reduce_totals, stage_optimizer, train_stage
 
 log = logging.getLogger("dmt")
 
@@ -106,7 +106,7 @@ class ClassificationRunner:
 
     def _supervised(self, stage: Stage, seed: int, indices: np.ndarray, tc: TrainConfig) -> dict[str, Any]:
         model = self._new_model(seed)
-        optimizer = make_sgd(model, tc.lr, tc.momentum, tc.weight_decay, tc.nesterov)
+        optimizer = stage_optimizer(model, tc, "oracle" if stage.kind == "oracle" else "baseline")
         state = TrainState(model, optimizer, make_ema(model, tc.ema_decay))
         dataset = ArrayImageDataset(self.data.train, indices, self.train_tf)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
@@ -170,7 +170,7 @@ class ClassificationRunner:
             model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
         else:
             model = self._new_model(seed)
-        optimizer = make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov)
+        optimizer = stage_optimizer(model, pc, "phases")
         state = TrainState(model, optimizer, make_ema(model, pc.ema_decay))
         labelled = ArrayImageDataset(self.data.train, self.data.labelled, self.train_tf)
         pseudo_set = ArrayImageDataset(self.data.train, pseudo_idx, self.train_tf, targets=pseudo_probs)

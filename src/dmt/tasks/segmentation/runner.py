@@ -25,21 +25,21 @@ from dmt.data.transforms import seg_eval_transform, seg_train_transform
 from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
-from dmt.engine.loop import TrainState, make_ema, make_sgd
+from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.thresholds import class_balanced_thresholds
-from dmt.models import create_model
+from dmt.models import create_model, smoke_standin
 from dmt.models.files import load_model, save_model
 from dmt.tasks.context import StageContext, total_steps
-from dmt.tasks.plan import Stage, member_init, members, name_config_key
+from dmt.tasks.plan import Stage, member_init, member_model, members, name_config_key
 from dmt.tasks.segmentation.data import load_segmentation_data, pad_colour
 from dmt.tasks.segmentation.inference import evaluate_segmentation
 from dmt.tasks.segmentation.labelling import ThresholdedLabels, label_images
 from dmt.tasks.segmentation.panels import segmentation_stage_end
 from dmt.tasks.segmentation.steps import SegmentationStep
 from dmt.tasks.stats import StatTotals
-from dmt.tasks.training import convert_sync_bn, reduce_totals, sync_from_main, train_stage
+from dmt.tasks.training import convert_sync_bn, reduce_totals, stage_optimizer, sync_from_main, train_stage
 
 log = logging.getLogger("dmt")
 
@@ -66,28 +66,50 @@ class SegmentationRunner:
         self._pseudo_targets: ThresholdedLabels | None = None  # the running phase's, for its sample pictures
 
     # ---- models -----------------------------------------------------------------------------
-    def _model_kwargs(self, member: str) -> dict[str, Any]:
+    def _network(self, member: str) -> tuple[str, dict[str, Any]]:
+        """The registered model a member trains and its factory arguments (model B may differ).
+
+        ``--smoke`` trains a foundation encoder as its tiny stand-in, from random weights (the
+        pre-flight has loaded the weights file into the real architecture).
+        """
+        name, kwargs = member_model(self.cfg, member)
         _, init, weights = member_init(self.cfg, member)
-        kwargs = dict(self.cfg.model.kwargs)
+        if self.cfg.smoke and smoke_standin(name) != name:
+            return smoke_standin(name), {}
         if init != "none" or weights:
             # --smoke runs anywhere: missing pretrained files become a warning and random init
             kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
-        return kwargs
+        return name, kwargs
 
     def _new_model(self, member: str, seed: int) -> torch.nn.Module:
         torch.manual_seed(seed)
+        name, kwargs = self._network(member)
+        if name != member_model(self.cfg, member)[0]:
+            log.warning("--smoke: %s trains as %s, its tiny stand-in of the same code (random weights)",
+                        member_model(self.cfg, member)[0], name)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = create_model(self.cfg.model.name, self.num_classes, **self._model_kwargs(member))
+            model = create_model(name, self.num_classes, **kwargs)
         key = member_init(self.cfg, member)[0]
         for w in caught:
             log.warning("%s", name_config_key(str(w.message), key))  # the config key, not the factory's
         return self._prepared(model)
 
     def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
-        """On the device, with SyncBatchNorm when several processes share each batch."""
+        """On the device, with SyncBatchNorm when several processes share each batch, and the
+        encoder's activation checkpointing when ``model.grad_checkpointing`` asks for it."""
+        if self.cfg.model.grad_checkpointing:
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise UserError(f"config key 'model.grad_checkpointing': {type(model).__name__} has no activation "
+                                "checkpointing (the DINOv2 / DINOv3 models have); set it to false")
+            model.set_grad_checkpointing(True)
         sync = self.cfg.model.sync_bn if self.cfg.model.sync_bn is not None else True
         return convert_sync_bn(model, sync, self.ctx.device).to(self.ctx.device)
+
+    def _save(self, path: Path, model: torch.nn.Module, member: str, info: dict[str, Any]) -> None:
+        """A member's model file: its own network name and factory arguments (model B may differ)."""
+        name, kwargs = self._network(member)
+        save_model(path, model, name=name, num_classes=self.num_classes, kwargs=kwargs, info=info)
 
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
@@ -143,9 +165,8 @@ class SegmentationRunner:
             if score > best[0]:
                 best[0] = score
                 if dist.is_main():
-                    save_model(best_path, model, name=self.cfg.model.name, num_classes=self.num_classes,
-                               kwargs=self._model_kwargs(stage.member),
-                               info={"stage": stage.name, "epoch": epoch, "metrics": {key: score}})
+                    self._save(best_path, model, stage.member,
+                               {"stage": stage.name, "epoch": epoch, "metrics": {key: score}})
             log.info("%s epoch %d: %s mIoU %.4f (best %.4f)", stage.name, epoch, what, score, best[0])
 
         return on_epoch
@@ -181,9 +202,9 @@ class SegmentationRunner:
             metrics = self._evaluate(final, self.data.val, "val")
         metrics.update(extra)
         if dist.is_main():
-            save_model(self._model_path(stage.name), final, name=self.cfg.model.name, num_classes=self.num_classes,
-                       kwargs=self._model_kwargs(stage.member), info={"stage": stage.name, "metrics": {
-                           "miou": metrics["miou"]}, "classes": list(self.data.source.class_names)})
+            self._save(self._model_path(stage.name), final, stage.member, {
+                "stage": stage.name, "metrics": {"miou": metrics["miou"]},
+                "classes": list(self.data.source.class_names)})
         # per-class IoU and a few sample pictures for TensorBoard and `dmt report` (rank 0, a few images)
         segmentation_stage_end(self.ctx, stage, state.step, final, metrics, self.data.unlabelled, self.data.source,
                                self.eval_tf, self._pseudo_targets if stage.kind == "phase" else None)
@@ -201,12 +222,11 @@ class SegmentationRunner:
 
     def _supervised(self, stage: Stage, seed: int, items: list[SegItem], tc: TrainConfig) -> dict[str, Any]:
         model = self._new_model(stage.member, seed)
-        state = TrainState(model, make_sgd(model, tc.lr, tc.momentum, tc.weight_decay, tc.nesterov),
-                           make_ema(model, tc.ema_decay))
+        key = "oracle" if stage.kind == "oracle" else "baseline"
+        state = TrainState(model, stage_optimizer(model, tc, key), make_ema(model, tc.ema_decay))
         dataset = self._dataset(items, True)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
-        key = "oracle" if stage.kind == "oracle" else "baseline"
         (take,) = stream_slices([tc.batch_size], [f"{key}.batch_size"])
         train_stage(self.ctx, stage.name, state,
                     lambda start: self._loader(dataset, tc.batch_size, seed, start, total, take),
@@ -284,8 +304,7 @@ class SegmentationRunner:
             model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
         else:
             model = self._new_model(stage.member, seed)
-        state = TrainState(model, make_sgd(model, pc.lr, pc.momentum, pc.weight_decay, pc.nesterov),
-                           make_ema(model, pc.ema_decay))
+        state = TrainState(model, stage_optimizer(model, pc, "phases"), make_ema(model, pc.ema_decay))
         # DMS: both models' phases train on the whole labelled list (their subsets were the baselines')
         labelled = self._dataset(self.data.labelled_for(stage), True)
         info["labelled_images"] = len(labelled)
