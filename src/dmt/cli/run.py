@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="every stage for a few steps on a few images")
     p.add_argument("--nproc", type=int, default=0, metavar="N",
                    help="start N processes on this machine (torchrun --standalone --nproc-per-node N); "
-                        "for several machines call torchrun yourself (see README)")
+                        "for several machines call torchrun yourself (see docs/many-gpus.md)")
     p.set_defaults(func=main)
 
 
