@@ -28,6 +28,7 @@ the full lists that a --smoke run now starts with (what it adds to the run), sta
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from seg_fixtures import write_cityscapes_tree, write_folder_tree, write_voc_tre
 
 from dmt.config.loader import list_presets, load_config  # noqa: E402
 from dmt.data.cifar import CIFAR10_FOLDER, write_cifar_folder  # noqa: E402
+from dmt.errors import UserError  # noqa: E402
 
 DMT = [sys.executable, "-m", "dmt.cli.main"]  # this checkout's dmt (with PYTHONPATH=src), not an installed one
 LIMIT_S = 120.0
@@ -147,5 +149,12 @@ def main(presets: list[str], check: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    sys.exit(main([a for a in args if a != "--check"], check="--check" in args))
+    parser = argparse.ArgumentParser(description="Wall time of dmt run PRESET --smoke (or, with --check, "
+                                     "of its pre-flight) for every preset or those named, on fabricated data.")
+    parser.add_argument("presets", nargs="*", metavar="PRESET", help="presets to time (default: all)")
+    parser.add_argument("--check", action="store_true", help="time `dmt check PRESET --smoke` instead")
+    args = parser.parse_args()
+    try:
+        sys.exit(main(args.presets, check=args.check))
+    except UserError as exc:  # a misspelt preset: one line, as dmt says it
+        sys.exit(f"error: {exc}")
