@@ -22,6 +22,18 @@ from dmt.data.cifar import CIFAR10_FOLDER, write_cifar_folder
 # competing with another process make tiny loops ~10x slower.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _children_write_temporary_files_under_pytest(tmp_path_factory: pytest.TempPathFactory):
+    """Child processes (torchrun's per-job ``torchelastic_*`` folders, benchmark children) take
+    their temporary folders under pytest's own base folder, which pytest prunes, not in ``/tmp``:
+    a CI machine runs the suite many times."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("children-tmp")))
+    yield
+    patch.undo()
+
+
 TINY_CIFAR_TRAIN_PER_CLASS = 30
 TINY_CIFAR_TEST_PER_CLASS = 2
 
