@@ -48,7 +48,7 @@ def test_bench_refuses_unknown_items():
 def test_labelling_variants_store_three_bytes_per_pixel(tmp_path):
     """The labelling item's float32 and defaults (amp auto) variants write uint8 classes + float16
     confidences: 3 bytes per pixel on disk (the plain variant keeps 5 in memory)."""
-    from dmt.bench.items import labelling_variants
+    from dmt.bench.data_items import labelling_variants
 
     torch.manual_seed(0)
     variants, bytes_per_pixel, n = labelling_variants(True, tmp_path)

@@ -1,10 +1,13 @@
 """``dmt bench``: side-by-side timings of our optimised paths against our plain configuration.
 
-:mod:`dmt.bench.harness` times variants (interleaved repeats, median and min, peak memory);
-:mod:`dmt.bench.items` defines what is measured (:mod:`dmt.bench.export_item` the export and
-ONNX Runtime against PyTorch); :func:`run_bench` runs a selection, prints a
-table and returns the rows (the CLI writes them as JSON). Beside ``cli``: imports ``predict`` (the
-exporter), ``tasks`` (the steps and labelling it times) and everything below.
+:mod:`dmt.bench.harness` times variants (each in processes of its own, or interleaved in this one;
+median and min, peak memory). What is measured: :mod:`dmt.bench.items` (the registry, training
+steps, inference, operator counts), :mod:`dmt.bench.data_items` (labelling, data pipeline,
+thresholds, ``--smoke``), :mod:`dmt.bench.export_item` (the export and ONNX Runtime against
+PyTorch) and :mod:`dmt.bench.predict_large` (``dmt predict`` on large images). :func:`run_bench`
+runs a selection, prints a table and returns the rows (the CLI writes them as JSON). Beside
+``cli``: imports ``predict`` (the exporter), ``tasks`` (the steps and labelling it times) and
+everything below.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import torch
 
 from dmt.bench import (
+    data_items,  # noqa: F401  (registers labelling, data, smoke, thresholds)
     export_item,  # noqa: F401  (registers the "export" item)
     predict_large,  # noqa: F401  (registers the "predict_large" item)
 )
