@@ -17,7 +17,8 @@ Run eagerly (on the CPU, and wherever capture is not possible) it computes exact
 step with :func:`torch.cuda.graph` and replays it. A step function that computes host values
 from the step number (a gamma ramp, mixup's per-step random draws) cannot be frozen into a
 graph: it says so with ``graph_safe = False`` and the step stays eager, with one warning line.
-The captured path has not yet run on a GPU (no GPU was lent while it was written).
+torch's SGD reads a tensor learning rate on the host, so the captured step applies the same
+update with :func:`sgd_step_with_tensor_lr`; Adam-family optimizers run in their ``capturable`` mode.
 """
 
 from __future__ import annotations
@@ -75,6 +76,46 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = value
 
 
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Let an Adam-family optimizer run inside a graph: its ``capturable`` mode reads the step
+    counts and a tensor learning rate on the device (state loaded from a checkpoint moves there)."""
+    for group in optimizer.param_groups:
+        if "capturable" in group:
+            group["capturable"] = True
+    for state in optimizer.state.values():
+        if isinstance(state.get("step"), torch.Tensor):
+            state["step"] = state["step"].to(device)
+
+
+@torch.no_grad()
+def sgd_step_with_tensor_lr(optimizer: torch.optim.SGD) -> None:
+    """torch's foreach SGD update with each group's learning rate read from its 0-d device tensor.
+
+    ``torch.optim.SGD`` turns a tensor learning rate into a host number (``alpha=-lr``: a device
+    read, which a graph capture forbids), except under ``torch.compile``, where it multiplies the
+    direction by the tensor instead. This is that same update: weight decay, momentum (buffers
+    created by the eager warm-up steps), dampening, Nesterov, maximize. It differs from
+    ``optimizer.step()`` only in rounding (a multiply, then an add, instead of one fused add).
+    """
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        grads = [p.grad for p in params]
+        if group["maximize"]:
+            grads = torch._foreach_neg(grads)
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        if group["momentum"]:
+            bufs = [optimizer.state[p].get("momentum_buffer") for p in params]
+            if any(b is None for b in bufs):
+                raise RuntimeError("train.cuda_graph: a parameter has no momentum buffer after the warm-up steps")
+            torch._foreach_mul_(bufs, group["momentum"])
+            torch._foreach_add_(bufs, grads, alpha=1 - group["dampening"])
+            grads = torch._foreach_add(grads, bufs, alpha=group["momentum"]) if group["nesterov"] else bufs
+        torch._foreach_add_(params, torch._foreach_mul(grads, -group["lr"]))
+
+
 class StaticStep:
     """One training step on static buffers; captured as a CUDA graph when asked and possible.
 
@@ -101,12 +142,15 @@ class StaticStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.eager_steps = 0
 
-    def _body(self, step: int) -> dict[str, Any]:
+    def _body(self, step: int, captured: bool = False) -> dict[str, Any]:
         with self.autocast():
             out = self.step_fn(self.batch, step)
         self.optimizer.zero_grad(set_to_none=False)  # gradients keep their addresses (graph replay)
         out["loss"].backward()
-        self.optimizer.step()
+        if captured and isinstance(self.optimizer, torch.optim.SGD):
+            sgd_step_with_tensor_lr(self.optimizer)
+        else:
+            self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         return out
@@ -125,6 +169,8 @@ class StaticStep:
         """Run one step on ``batch`` at learning rate ``lr``; returns the step's outputs."""
         if self.batch is None:  # the first step: buffers and learning-rate tensors on the device
             tensor_learning_rates(self.optimizer, self.device)
+            if self.capture:
+                make_capturable(self.optimizer, self.device)
         self._load(batch)
         set_learning_rate(self.optimizer, lr)
         if not self.capture:
@@ -141,12 +187,12 @@ class StaticStep:
             try:
                 self.graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(self.graph):
-                    self.out = self._body(step)
-            except RuntimeError as exc:  # an operation the graph cannot hold: stay eager
-                log.warning("train.cuda_graph: capture failed (%s); the step runs eagerly",
-                            str(exc).strip().splitlines()[0][:200])
-                self.graph, self.capture = None, False
-                return self._body(step)
+                    self.out = self._body(step, captured=True)
+            except RuntimeError as exc:
+                # a failed capture may have left part of the step recorded and part run: going on
+                # eagerly could train on a corrupted state, so the stage stops here
+                raise RuntimeError(f"train.cuda_graph: capturing the step failed ({str(exc).strip().splitlines()[0][:200]}); "
+                                   "run with train.cuda_graph=false") from exc
         self.graph.replay()
         assert self.out is not None
         # copies: the loop keeps each step's scalars until log time, the graph overwrites its outputs
