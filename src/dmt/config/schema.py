@@ -200,8 +200,8 @@ class TrainRuntimeConfig:
     members_in_parallel: bool | Literal["auto"] = "auto"
     # CUDA: the training step (forward, weights, loss, backward, optimizer, EMA) on static buffers,
     # captured once as a CUDA graph and replayed (engine/graphs.py); a step with host logic (a gamma
-    # ramp, mixup, fp16 loss scaling, skip_nonfinite) warns and runs eagerly. Off: not yet measured
-    # on a GPU
+    # ramp, mixup, fp16 loss scaling, skip_nonfinite) warns and runs eagerly. Off: on an H200 it
+    # gave no speed-up at batch 8 (docs/performance.md)
     cuda_graph: bool = False
     # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
     # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
