@@ -167,11 +167,8 @@ def data_pipeline(quick: bool, device: torch.device) -> dict[str, Any]:
 
 
 _HWM = ("import atexit, sys\n"
-        "def hwm():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        kb = next(l.split()[1] for l in f if l.startswith('VmHWM:'))\n"
-        "    print('bench-peak-kib', kb, file=sys.stderr)\n"
-        "atexit.register(hwm)\n"
+        "from dmt.bench.harness import peak_rss_bytes\n"
+        "atexit.register(lambda: print('bench-peak-kib', peak_rss_bytes() // 1024, file=sys.stderr))\n"
         "from dmt.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n")
 

@@ -28,13 +28,13 @@ SIZES_MP = (1, 12, 36)
 QUICK_SIZES_MP = (1, 4)
 
 CHILD = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
+    from dmt.bench.harness import peak_rss_bytes
     from dmt.cli.main import main
     model, image, out, side = sys.argv[1:5]
     t0 = time.perf_counter()
     code = main(["predict", model, image, "--out", out, "--device", "cpu", "--max-side", side, "--probs"])
-    print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
-                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"code": code, "seconds": time.perf_counter() - t0, "peak_mib": peak_rss_bytes() / 2**20}))
 """)
 
 

@@ -105,7 +105,8 @@ def test_evaluation_over_max_side_equals_the_same_windows() -> None:
 
 
 CHILD = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
+    from dmt.bench.harness import peak_rss_bytes
     import numpy as np, torch
     from torch import nn
     from dmt.data.segmentation import SegItem, SegmentationDataset, SegSource
@@ -117,11 +118,10 @@ CHILD = textwrap.dedent("""
     source = SegSource("mem", tuple(str(k) for k in range(classes)), ("all",), lambda s: [], lambda n: None)
     dataset = SegmentationDataset([SegItem("big", image, None)], source, seg_eval_transform(None), with_mask=False)
     net = nn.Conv2d(3, classes, 1).eval()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_bytes()  # this process's own (ru_maxrss would carry pytest's size over)
     for name, cls, conf in label_images(net, dataset, 1, torch.device("cpu"), False, max_side=128):
         assert cls.shape == (side, side)
-    print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "before_mib": before / 1024}))
+    print(json.dumps({"peak_mib": peak_rss_bytes() / 2**20, "before_mib": before / 2**20}))
 """)
 
 
