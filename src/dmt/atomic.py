@@ -1,0 +1,133 @@
+"""The one way dmt writes a file: whole or not at all, whatever moment a kill or a crash comes.
+
+Every writer goes through a temporary file with a unique name in the destination's folder (two
+processes, or a leftover of a killed one, never share it), flushes and fsyncs it, renames it over
+the destination (``os.replace``: atomic on POSIX and on Windows) and fsyncs the folder so that the
+rename itself survives a power cut. Without the first fsync a crash shortly after the rename can
+leave an empty or truncated file under the final name: the rename reaches the disk before the data.
+
+A reader therefore sees either the previous file or the new one, never a part. A killed writer
+leaves at most its temporary file (``.NAME.XXXX.tmp``), which :func:`remove_leftovers` clears and
+which no reader ever opens.
+
+Three forms, for three kinds of writer:
+
+* :func:`atomic_write` yields an open file object (text or binary);
+* :func:`atomic_path` yields a temporary path, for libraries that only take a file name
+  (``safetensors.save_file``, ``torch.onnx.export``, ``fig.savefig``); it keeps the destination's
+  suffix so that writers choosing a format by suffix choose the right one;
+* :func:`write_bytes`, :func:`write_text` and :func:`write_json` for whole contents at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_SUFFIX = ".tmp"
+# .NAME.<mkstemp's 8 random characters>.tmp[.SUFFIX]
+_LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$")
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so that a rename inside it is on disk (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames are journaled by NTFS
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (network mounts) refuse fsync on a folder: nothing more to do
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temporary(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX + path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it becomes ``path``, atomically.
+
+    The caller writes the temporary file by name (and closes it) inside the block. On an
+    exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    try:
+        yield tmp
+        _commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", *, encoding: str | None = None,
+                 newline: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file for writing (``mode`` ``"wb"`` or ``"w"``); on a clean exit it replaces ``path``.
+
+    ``with atomic_write(out / "table.csv", "w", newline="") as f: csv.writer(f).writerows(rows)``
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write writes a whole new file: mode 'w' or 'wb', not {mode!r}")
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as f:
+        yield f
+        f.flush()
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically."""
+    write_bytes(path, text.encode(encoding))
+
+
+def write_json(path: str | Path, data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """Write ``data`` as JSON (and a final newline) to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def is_leftover(path: str | Path) -> bool:
+    """Whether ``path`` is the temporary file of an atomic write (a killed writer's leftover)."""
+    return _LEFTOVER.match(Path(path).name) is not None
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Remove the temporary files killed writers left directly in ``folder``; returns how many.
+
+    Call it only where one writer owns the folder (the run directory's lock guarantees that).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    gone = 0
+    for p in folder.iterdir():
+        if p.is_file() and is_leftover(p):
+            p.unlink(missing_ok=True)
+            gone += 1
+    return gone
