@@ -8,7 +8,7 @@ and may change. Names load on first use (PEP 562), so ``import dmt`` imports no 
 
 * trained models: :func:`load_model` -> :class:`Model` (``model.predict(images)`` ->
   :class:`Prediction`), :func:`export_model` (ONNX / TorchScript, verified);
-* experiments: :func:`run` (``dmt run`` from Python), :func:`load_config`;
+* experiments: :func:`run_experiment` (``dmt run`` from Python), :func:`load_config`;
 * the method inside your own training loop: :func:`dynamic_weights`,
   :func:`weighted_cross_entropy`, :func:`mixup_cross_entropy`, :func:`max_softmax`,
   :func:`confidence_histogram`, :func:`class_balanced_thresholds`, :func:`apply_class_thresholds`,
@@ -30,7 +30,7 @@ _PUBLIC = {
     "Model": "dmt.predict.model",
     "Prediction": "dmt.predict.model",
     "export_model": "dmt.predict.export",
-    "run": "dmt.run",  # the package itself, callable (see dmt/run/__init__.py)
+    "run_experiment": "dmt.run.api",
     "load_config": "dmt.config",
     "dynamic_weights": "dmt.method.api",
     "weighted_cross_entropy": "dmt.method.losses",
@@ -54,9 +54,7 @@ def __getattr__(name: str) -> Any:
     """Load a public name on first use."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'dmt' has no attribute {name!r}")
-    module = importlib.import_module(_PUBLIC[name])
-    # dmt.run is the package; any other name is an attribute of its module
-    return module if module.__name__ == f"dmt.{name}" else getattr(module, name)
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
 
 
 def __dir__() -> list[str]:

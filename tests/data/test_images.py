@@ -68,3 +68,66 @@ def test_truncated_missing_and_foreign_files_are_one_line(tmp_path):
         assert says in str(info.value) and str(path) in str(info.value)
     # the header alone opens a truncated file: the pre-flight's header check does not decode
     assert image_size(truncated)[0] == (48, 64)
+
+
+def test_threads_with_different_limits_do_not_interfere(tmp_path):
+    """The limit is an argument, not Pillow's global swapped per call: a thread reading without a
+    limit never lifts Pillow's guard for a thread using Pillow directly, nor another's limit."""
+    import sys
+    import threading
+
+    bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    small = png_header_only(tmp_path / "small.png", 20, 20)
+    before = Image.MAX_IMAGE_PIXELS
+    failures: list[str] = []
+    start = threading.Barrier(3)
+
+    def unlimited():
+        start.wait()
+        for _ in range(300):
+            if image_size(bomb, max_pixels=None) != ((20000, 20000), "L"):
+                failures.append("no limit: refused")
+
+    def limited():
+        start.wait()
+        for _ in range(300):
+            try:
+                image_size(small, max_pixels=100)
+                failures.append("limit 100: a 400-pixel image passed")
+            except UserError:
+                pass
+
+    def plain_pillow():
+        start.wait()
+        for _ in range(300):
+            try:
+                Image.open(bomb).close()
+                failures.append("Pillow's own guard was lifted")
+            except Image.DecompressionBombError:
+                pass
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a swapped global would show
+    try:
+        threads = [threading.Thread(target=f) for f in (unlimited, limited, plain_pillow)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == [] and Image.MAX_IMAGE_PIXELS == before
+
+
+def test_header_reading_matches_pillows_open(tmp_path):
+    """dmt's open (Pillow's plugins, without Pillow's global guard) reads what Image.open reads."""
+    from dmt.data.images import open_header
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    for ext in ("png", "jpg", "bmp", "tif", "gif", "webp"):
+        path = tmp_path / f"x.{ext}"
+        Image.fromarray(pixels).save(path)
+        with open_header(path) as ours, Image.open(path) as pillows:
+            assert (ours.format, ours.mode, ours.size) == (pillows.format, pillows.mode, pillows.size)
+            assert np.array_equal(np.asarray(ours), np.asarray(pillows))

@@ -15,14 +15,14 @@ from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.errors import UserError
 from dmt.report import load_run, render_page, write_report
-from dmt.run.runner import run_experiment
+from dmt.run.runner import run_stages
 
 SECTIONS = ("summary", "headline", "iou", "pseudo", "dynamics", "samples", "curves")
 
 
 def _run(preset: str, out: Path, *overrides: str) -> Path:
     cfg = apply_smoke(load_config(preset, ["seed=1", "phases.ratios=[0.5, 1.0]", *overrides]))
-    run_experiment(cfg, out)
+    run_stages(cfg, out)
     return out
 
 

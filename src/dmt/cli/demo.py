@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dmt.config import load_config
-from dmt.config.smoke import apply_smoke
-from dmt.engine.launch import launch_world_size
-
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
 
 
@@ -27,14 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from dmt.engine.distributed import is_main
-    from dmt.run.runner import run_experiment
+    from dmt.run.api import experiment_config
+    from dmt.run.runner import run_stages
     from dmt.run.summary import format_table
 
-    cfg = load_config(DEMO_PRESETS[args.task], [f"seed={args.seed}", *args.overrides])
-    if args.smoke:
-        cfg = apply_smoke(cfg, world_size=launch_world_size())
+    cfg = experiment_config(DEMO_PRESETS[args.task], [f"seed={args.seed}", *args.overrides], smoke=args.smoke)
     out = Path(args.out) if args.out else Path("runs") / f"demo-{args.task}"
-    results = run_experiment(cfg, out)
+    results = run_stages(cfg, out)
     if is_main():  # under torchrun: rank 0 speaks for the job
         print(format_table(results))
         print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")

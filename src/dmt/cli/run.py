@@ -12,9 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dmt.config import load_config
-from dmt.config.smoke import apply_smoke
-from dmt.engine.launch import launch_world_size, launched
+from dmt.engine.launch import launched
 from dmt.errors import UserError
 
 
@@ -63,18 +61,17 @@ def default_out(config: str, smoke: bool) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     from dmt.engine.distributed import is_main
-    from dmt.run.runner import processes_per_member, run_experiment
+    from dmt.run.api import experiment_config
+    from dmt.run.runner import run_stages
     from dmt.run.summary import format_table
 
-    cfg = load_config(args.config, args.overrides)
-    if args.smoke:  # batches divide by the processes each stage runs on (a member's share side by side)
-        cfg = apply_smoke(cfg, world_size=processes_per_member(cfg, launch_world_size()))
+    cfg = experiment_config(args.config, args.overrides, smoke=args.smoke)  # the API's configuration
     if args.nproc < 0:
         raise UserError(f"--nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1 and not launched():
         return run_forwarding_sigterm(torchrun_command(args))
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
-    results = run_experiment(cfg, out)
+    results = run_stages(cfg, out)
     if is_main():
         print(format_table(results))
         print(f"run directory: {out}")

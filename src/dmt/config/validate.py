@@ -1,9 +1,15 @@
-"""Numeric config values checked against their meaning, before anything is written.
+"""Config values checked against their meaning, before anything is written: every check that needs no data.
 
 The loader checks types; this module checks values: a negative gamma, an empty curriculum or a
 decay of 1 pass the type check but make no sense. :func:`validate_config` raises a
 :class:`~dmt.errors.UserError` naming the dotted key, what was expected and what was given.
-Each rule is one line of :data:`RULES`, so a new key gets its rule next to its siblings.
+Each rule is one line of :data:`RULES`, so a new key gets its rule next to its siblings; a key
+that one task never reads is one line of :data:`ONE_TASK_KEYS`.
+
+Checks that need the files stay where the files are read: ``data.root`` and a published split's
+``data.split_dir`` (a preset names neither; the user must), the names of the lists and
+``eval.heldout`` against the number of labelled images (``tasks/segmentation/data.py``, run by
+the pre-flight check before anything is written), images and weights (``run/preflight.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +18,15 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dmt.config.schema import ExperimentConfig
 from dmt.errors import UserError
 
 Check = Callable[[Any], bool]
+
+# The paper writes 1/106 and 1/30 for the ratios 105.82 and 29.75 of its split code.
+NAMED_RATIOS = {"106": 105.82, "30": 29.75}
+# mutual.dms: the labelled splits the paper's Different Model Subsets exist for (dmt.data.splits.DMS_RATIOS)
+DMS_SPLITS = ("1/8", "1/20", "1/50", "1/106")
 
 
 def _num(x: Any) -> bool:
@@ -164,13 +176,91 @@ def check_window(window: Sequence[int] | None, stride: Sequence[int] | None) -> 
                         f"(a larger step leaves pixels unpredicted), got {stride}")
 
 
+def parse_labelled_split(text: str) -> float | str:
+    """``"1/8"`` -> 8.0, ``"1/106"`` -> 105.82; ``"all"``, ``"sbd"`` and ``"published"`` pass through.
+
+    Raises:
+        UserError: naming ``data.labelled_split`` when ``text`` is none of these.
+    """
+    if text in ("all", "sbd", "published"):
+        return text
+    num, _, den = text.partition("/")
+    try:
+        if num.strip() != "1":
+            raise ValueError
+        r = NAMED_RATIOS.get(den.strip(), None) or float(den)
+    except ValueError:
+        raise UserError(f"config key 'data.labelled_split': expected '1/r' (e.g. 1/8, 1/106), 'sbd', 'published' or "
+                        f"'all', got {text!r}") from None
+    if r < 1:
+        raise UserError(f"config key 'data.labelled_split': {text!r} labels more than everything")
+    return r
+
+
+def check_segmentation_split(cfg: Any) -> None:
+    """The labelled split's form and what it combines with (segmentation; no list is read).
+
+    Raises:
+        UserError: a malformed ``data.labelled_split``, ``sbd`` on another dataset than VOC,
+            ``mutual.dms`` without one of the paper's splits, ``eval.select: heldout`` with no
+            ``eval.heldout`` images.
+    """
+    d = cfg.data
+    split = parse_labelled_split(d.labelled_split)
+    if split == "sbd" and d.name != "voc":
+        raise UserError("config key 'data.labelled_split': 'sbd' needs data.name: voc")
+    if cfg.mutual.dms and (split not in [parse_labelled_split(t) for t in DMS_SPLITS] or d.labelled_list
+                           or d.split_dir):
+        raise UserError(f"config key 'mutual.dms': needs data.labelled_split {', '.join(DMS_SPLITS)} "
+                        "(no data.labelled_list or data.split_dir)")
+    if cfg.eval.select == "heldout" and cfg.eval.heldout <= 0:
+        raise UserError("config key 'eval.heldout': select: heldout needs a positive number of images")
+
+
+# Keys that one task never reads: (dotted key, the task that reads it, values besides the schema's
+# default that say "nothing" and so are accepted on the other task). Segmentation presets set the
+# mixup alphas to 0, which is what segmentation does; any other value would be silently ignored.
+_CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtiny_per_class", "data.crop_padding",
+                        "data.hflip", "data.randaugment", "data.randaugment_policy", "data.cutout",
+                        "data.test_per_class"]
+_SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
+                      "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
+                      "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",
+                      "data.scale", "model.grad_checkpointing", "phases.online_threshold", "phases.naive_gamma",
+                      "mutual.name_b", "mutual.kwargs_b", "mutual.init_b", "mutual.weights_b", "mutual.dms",
+                      "eval.heldout", "eval.every_epochs", "eval.window", "eval.stride", "eval.max_side"]
+ONE_TASK_KEYS: list[tuple[str, str, tuple]] = [
+    *[(k, "classification", ()) for k in _CLASSIFICATION_ONLY],
+    *[(f"{s}.mixup_alpha", "classification", (0,)) for s in ("baseline", "phases", "oracle")],
+    *[(k, "segmentation", ()) for k in _SEGMENTATION_ONLY],
+]
+
+
+def check_task_keys(cfg: Any) -> None:
+    """Refuse a key that does nothing for the run's task, set to something other than its default.
+
+    Raises:
+        UserError: one line naming the key, the task and what to do, e.g.
+            ``config key 'baseline.mixup_alpha': 0.4 does nothing for segmentation ...``.
+    """
+    defaults = ExperimentConfig()
+    for key, task, neutral in ONE_TASK_KEYS:
+        value = _get(cfg, key)
+        if cfg.task == task or value is _MISSING or value == _get(defaults, key) or value in neutral:
+            continue
+        keep = f"remove it (or set {', '.join(map(repr, neutral))})" if neutral else "remove it"
+        raise UserError(f"config key {key!r}: {value!r} does nothing for {cfg.task} (only {task} runs read it); "
+                        f"{keep}")
+
+
 def check_combinations(cfg: Any) -> None:
     """Rules that tie keys together (each names the key to change).
 
     Raises:
         UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; classification with
             ``eval.select`` other than ``last``; a malformed
-            ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`).
+            ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`); a segmentation
+            split (:func:`check_segmentation_split`); a key the task ignores (:func:`check_task_keys`).
     """
     if cfg.mutual.dms and (cfg.mutual.name_b is not None or cfg.mutual.kwargs_b is not None):
         key = "mutual.name_b" if cfg.mutual.name_b is not None else "mutual.kwargs_b"
@@ -181,6 +271,9 @@ def check_combinations(cfg: Any) -> None:
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "
                         "keeps each stage's last model (the original's protocol too), so use 'last'")
     check_window(cfg.eval.window, cfg.eval.stride)
+    if cfg.task == "segmentation":
+        check_segmentation_split(cfg)
+    check_task_keys(cfg)
 
 
 def validate_config(cfg: Any) -> None:

@@ -5,16 +5,22 @@ Every command reads images through :func:`open_image`: training, evaluation and 
 larger than the pixel limit (``data.max_pixels``, ``--max-pixels``; by default Pillow's own,
 :data:`DEFAULT_MAX_PIXELS`) is refused from its header, before a single pixel is decoded: a
 20000 x 20000 PNG of a megabyte (a decompression bomb) costs nothing and names itself.
+
+The limit is an argument of every call, never a global: Pillow's own guard reads the process-wide
+``Image.MAX_IMAGE_PIXELS`` and has no per-call limit, so dmt opens a file with the plugin Pillow
+would choose, without that guard (:func:`open_header`), and leaves Pillow's global alone. Two
+threads reading with different limits, or a caller's own Pillow code, never see each other's.
 """
 
 from __future__ import annotations
 
-import warnings
+import os
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from dmt.errors import UserError
 
@@ -30,6 +36,34 @@ def check_pixels(path: Path, height: int, width: int, what: str, max_pixels: int
                         "the file is genuine")
 
 
+def open_header(path: Path) -> ImageFile.ImageFile:
+    """``path`` opened as :func:`PIL.Image.open` opens it (header read, pixels not yet decoded), with
+    no decompression-bomb check: the caller checks its own limit from the header.
+
+    :func:`PIL.Image.open` tries every registered plugin in Pillow's order (``Image.ID``) on the
+    file's first bytes and keeps the first that reads its header, then warns from 1x and raises
+    from 2x the global ``Image.MAX_IMAGE_PIXELS``. This does the same minus that last check, so a
+    limit can be passed per call instead of being swapped in a global shared by every thread.
+
+    Raises:
+        FileNotFoundError, OSError: the file cannot be opened.
+        UnidentifiedImageError: no plugin reads it.
+    """
+    with open(path, "rb") as f:
+        prefix = f.read(16)
+    Image.init()  # every plugin registered, in the order Image.open ends up trying them
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept(prefix) if accept else True
+        if not accepted or isinstance(accepted, str):  # a string: looks like fmt, but unsupported
+            continue
+        try:
+            return factory(os.fspath(path), os.fspath(path))  # the image owns (and closes) its file
+        except (SyntaxError, IndexError, TypeError, struct.error):  # not this plugin's format after all
+            continue
+    raise UnidentifiedImageError(f"cannot identify image file {os.fspath(path)!r}")
+
+
 @contextmanager
 def open_image(path: Path, what: str = "image", max_pixels: int | None = DEFAULT_MAX_PIXELS,
                decode: bool = True) -> Iterator[Image.Image]:
@@ -43,15 +77,7 @@ def open_image(path: Path, what: str = "image", max_pixels: int | None = DEFAULT
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            # the limit is ours (checked below from the header); Pillow's own guard, which warns
-            # from 1x and raises from 2x its threshold, must not print or decide instead
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                img = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+        img = open_header(path)
     except FileNotFoundError:
         raise UserError(f"{what} {path} not found") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:

@@ -1,6 +1,6 @@
 """Pre-flight check: find bad data and bad weights files before the first stage, not hours in.
 
-Run by :func:`dmt.run.runner.run_experiment` before the run directory is touched, and
+Run by :func:`dmt.run.runner.run_stages` before the run directory is touched, and
 alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
 
 * ``headers`` (default): every listed image and mask exists and its header opens (PIL reads

@@ -134,7 +134,7 @@ def _run_stage(stage: Stage, todo: list[Stage], results: dict[str, Any], ctx: St
     return _stage_entry(stage, seed, record, wall)
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
+def run_stages(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results.
 
     Started by torchrun (or another launcher setting its environment), every process calls

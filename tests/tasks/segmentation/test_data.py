@@ -106,3 +106,20 @@ def test_resume_refuses_splits_that_came_out_differently(voc_root, tmp_path):
     (tmp_path / "labelled.txt").write_text("".join(n + "\n" for n in NAMES[:10]))  # as an older dmt split
     with pytest.raises(UserError, match="labelled.txt: this run started with another list"):
         load_segmentation_data(cfg, tmp_path, [""])
+
+
+def test_run_lists_parts_by_hand():
+    """The parts of load_segmentation_data on hand-made names: held out last, cut by --smoke, files in order."""
+    from dmt.config.schema import EvalConfig
+    from dmt.tasks.segmentation.data import RunLists, hold_out
+
+    cfg = ExperimentConfig(task="segmentation", eval=EvalConfig(select="heldout", heldout=2))
+    train, held = hold_out(cfg, {"a": ["p", "q", "r", "s"], "b": ["t", "u", "v"]})
+    assert train == {"a": ["p", "q"], "b": ["t"]} and held == {"a": ["r", "s"], "b": ["u", "v"]}
+    with pytest.raises(UserError, match="2 of 2 labelled images leaves none"):
+        hold_out(cfg, {"": ["p", "q"]})
+    lists = RunLists(["p", "q", "r", "s", "x"], ["p", "q", "r", "s"], ["x"], ["v1", "v2"], train,
+                     {"a": ["p", "q", "r", "s"], "b": ["p", "q", "r", "s"]}, held, True).limited(1)
+    assert lists.train == ["p", "q", "r", "s", "x"] and lists.val == ["v1"] and lists.per_member == {"a": ["p"], "b": ["t"]}
+    assert list(lists.files()) == ["labelled-a.txt", "labelled-b.txt", "phases-labelled-a.txt", "phases-labelled-b.txt",
+                                   "heldout-a.txt", "heldout-b.txt", "unlabelled.txt", "val.txt"]

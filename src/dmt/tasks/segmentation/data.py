@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dmt.config.schema import ExperimentConfig
+from dmt.config.validate import parse_labelled_split
 from dmt.data.published_splits import PUBLISHED, split_from_config
 from dmt.data.segmentation import SegItem, SegSource
 from dmt.data.splits import (
@@ -38,29 +39,10 @@ from dmt.tasks.plan import Stage
 
 log = logging.getLogger("dmt")
 
-# The paper writes 1/106 and 1/30 for the ratios 105.82 and 29.75 of its split code.
-NAMED_RATIOS = {"106": 105.82, "30": 29.75}
 DMS_RATIOS = (8.0, 20.0, 50.0, 105.82)
 TRAIN_LIST = {"voc": "train_aug", "cityscapes": "train", "folder": "train", "digit_scenes": "train"}
 # Datasets with published splits: their training list is split as sorted names (see module doc).
 SORTED_LISTS = ("voc", "cityscapes")
-
-
-def parse_labelled_split(text: str) -> float | str:
-    """``"1/8"`` -> 8.0, ``"1/106"`` -> 105.82; ``"all"`` and ``"sbd"`` pass through."""
-    if text in ("all", "sbd"):
-        return text
-    num, _, den = text.partition("/")
-    try:
-        if num.strip() != "1":
-            raise ValueError
-        r = NAMED_RATIOS.get(den.strip(), None) or float(den)
-    except ValueError:
-        raise UserError(f"config key 'data.labelled_split': expected '1/r' (e.g. 1/8, 1/106), 'sbd' or 'all', "
-                        f"got {text!r}") from None
-    if r < 1:
-        raise UserError(f"config key 'data.labelled_split': {text!r} labels more than everything")
-    return r
 
 
 def build_source(cfg: ExperimentConfig) -> SegSource:
@@ -122,95 +104,146 @@ class SegmentationData:
         return self.labelled[stage.member]
 
 
-def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str]) -> SegmentationData:
-    """Apply the split protocol (or the user's lists) and write the lists into the run."""
-    d = cfg.data
-    source = build_source(cfg)
+@dataclass
+class RunLists:
+    """The names of a run's sets (what ``<run>/splits/`` records), before they become items.
+
+    ``per_member``: each model's baseline labelled names; ``phase_labelled``: what its phases
+    train on (the whole labelled list with DMS, else its baseline's); ``heldout``: the labelled
+    names held out for model selection; ``train``: the whole training list (never cut).
+    """
+
+    train: list[str]
+    labelled: list[str]
+    unlabelled: list[str]
+    val: list[str]
+    per_member: dict[str, list[str]]
+    phase_labelled: dict[str, list[str]]
+    heldout: dict[str, list[str]]
+    dms: bool
+
+    def limited(self, limit: int) -> RunLists:
+        """The first ``limit`` names of every set (``--smoke``: a few images of each)."""
+        def cut(sets: dict[str, list[str]]) -> dict[str, list[str]]:
+            return {m: v[:limit] for m, v in sets.items()}
+
+        return RunLists(self.train, self.labelled[:limit], self.unlabelled[:limit], self.val[:limit], cut(self.per_member),
+                        cut(self.phase_labelled), cut(self.heldout), self.dms)
+
+    def files(self) -> dict[str, list[str]]:
+        """``splits/`` file name -> names, in the order the files are written."""
+        files = {f"labelled{'-' + m if m else ''}.txt": v for m, v in self.per_member.items()}
+        if self.dms:
+            files.update({f"phases-labelled-{m}.txt": v for m, v in self.phase_labelled.items()})
+        files.update({f"heldout{'-' + m if m else ''}.txt": v for m, v in self.heldout.items()})
+        files.update({"unlabelled.txt": self.unlabelled, "val.txt": self.val})
+        return files
+
+
+def training_names(cfg: ExperimentConfig, source: SegSource) -> list[str]:
+    """The training list the split protocol splits: sorted names for datasets with published splits."""
+    raw = source.list_split(TRAIN_LIST[cfg.data.name])
+    return protocol_names(raw) if cfg.data.name in SORTED_LISTS else list(raw)
+
+
+def _as_names(cfg: ExperimentConfig, entries: list[str]) -> list[str]:
     # VOC lists may be in DeepLab's "/JPEGImages/x.jpg /SegmentationClassAug/x.png" format: compare
     # and record names ("x"); other datasets' names are taken as written
-    as_names = (lambda entries: [entry_name(e) for e in entries]) if d.name == "voc" else list
-    raw_train = source.list_split(TRAIN_LIST[d.name])
-    train_names = protocol_names(raw_train) if d.name in SORTED_LISTS else list(raw_train)
+    return [entry_name(e) for e in entries] if cfg.data.name == "voc" else list(entries)
+
+
+def labelled_and_unlabelled(cfg: ExperimentConfig, source: SegSource, train_names: list[str]
+                            ) -> tuple[list[str], list[str], float | str]:
+    """``(labelled, unlabelled, split)``: a published split, the user's lists, or the protocol's split."""
+    d = cfg.data
     # data.split_dir: the community's published labeled.txt / unlabeled.txt (UniMatch, U2PL)
     published = split_from_config(d.split_dir, d.labelled_split, d.labelled_list, d.name, train_names)
     split = PUBLISHED if published else parse_labelled_split(d.labelled_split)
-
     if published:
         labelled, unlabelled = published
     elif d.labelled_list:
-        labelled = as_names(read_split_file(source.resolve(d.labelled_list)))
+        labelled = _as_names(cfg, read_split_file(source.resolve(d.labelled_list)))
         check_names(labelled, train_names, d.labelled_list)  # labelled images need masks
         chosen = set(labelled)
         unlabelled = [n for n in train_names if n not in chosen]
         if d.unlabelled_list:
-            unlabelled = as_names(read_split_file(source.resolve(d.unlabelled_list)))
-            everything = as_names(source.list_split("all")) if "all" in source.split_names else train_names
+            unlabelled = _as_names(cfg, read_split_file(source.resolve(d.unlabelled_list)))
+            everything = _as_names(cfg, source.list_split("all")) if "all" in source.split_names else train_names
             check_names(unlabelled, everything, d.unlabelled_list)
     elif split == "all":
         labelled, unlabelled = list(train_names), []
-    elif split == "sbd":
-        if d.name != "voc":
-            raise UserError("config key 'data.labelled_split': 'sbd' needs data.name: voc")
+    elif split == "sbd":  # VOC only (config.validate)
         labelled, unlabelled = sbd_split(train_names, source.list_split("train"))
     else:
-        if not 0 <= d.split_set < 3:
-            raise UserError(f"config key 'data.split_set': expected 0, 1 or 2, got {d.split_set}")
         sets = segmentation_splits(train_names, [split], num_sets=3)
         labelled, unlabelled = sets[d.split_set][split]
     if d.name == "folder" and "unlabelled" in source.split_names and not d.unlabelled_list:
         unlabelled = unlabelled + source.list_split("unlabelled")  # images that have no mask
-
     if not labelled:
         raise UserError(f"data.labelled_split {d.labelled_split!r} of {len(train_names)} training images "
                         "labels none of them")
-    per_member = {m: list(labelled) for m in members}
-    dms = cfg.mutual.dms and members == ["a", "b"]
-    if dms:
-        if split not in DMS_RATIOS or d.labelled_list:
-            raise UserError("config key 'mutual.dms': needs data.labelled_split 1/8, 1/20, 1/50 or 1/106")
-        sets = segmentation_splits(train_names, DMS_RATIOS, num_sets=3)
-        left, right = dms_subsets([{r: s[r][0] for r in DMS_RATIOS} for s in sets])[d.split_set][split]
-        per_member = {"a": list(left), "b": list(right)}  # the baselines' subsets
+    return labelled, unlabelled, split
 
-    heldout: dict[str, list[str]] = {}
-    if cfg.eval.select == "heldout":
-        n = cfg.eval.heldout
-        if n <= 0:
-            raise UserError("config key 'eval.heldout': select: heldout needs a positive number of images")
-        for m, names in per_member.items():
-            if n >= len(names):
-                raise UserError(f"config key 'eval.heldout': {n} of {len(names)} labelled images leaves none to train on")
-            per_member[m], heldout[m] = names[:-n], names[-n:]
+
+def member_labelled(cfg: ExperimentConfig, split: float | str, train_names: list[str], labelled: list[str],
+                    members: list[str]) -> dict[str, list[str]]:
+    """Each model's baseline labelled names: the labelled list, or with DMS its two subsets."""
+    if not (cfg.mutual.dms and members == ["a", "b"]):
+        return {m: list(labelled) for m in members}
+    # the split is one of the paper's (config.validate); the subsets come from its split code
+    sets = segmentation_splits(train_names, DMS_RATIOS, num_sets=3)
+    left, right = dms_subsets([{r: s[r][0] for r in DMS_RATIOS} for s in sets])[cfg.data.split_set][split]
+    return {"a": list(left), "b": list(right)}
+
+
+def hold_out(cfg: ExperimentConfig, per_member: dict[str, list[str]]
+             ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``(training, heldout)`` per model: the last ``eval.heldout`` labelled names held out (select: heldout)."""
+    if cfg.eval.select != "heldout":
+        return per_member, {}
+    n = cfg.eval.heldout  # > 0 (config.validate); against the list's length here, where it is known
+    for m, names in per_member.items():
+        if n >= len(names):
+            raise UserError(f"config key 'eval.heldout': {n} of {len(names)} labelled images leaves none to train on")
+    return {m: v[:-n] for m, v in per_member.items()}, {m: v[-n:] for m, v in per_member.items()}
+
+
+def run_lists(cfg: ExperimentConfig, source: SegSource, members: list[str]) -> RunLists:
+    """The names of every set of the run (split protocol or the user's lists; DMS; held out; --smoke)."""
+    d = cfg.data
+    train_names = training_names(cfg, source)
+    labelled, unlabelled, split = labelled_and_unlabelled(cfg, source, train_names)
+    dms = cfg.mutual.dms and members == ["a", "b"]
+    per_member, heldout = hold_out(cfg, member_labelled(cfg, split, train_names, labelled, members))
     # DMS phases train on the whole labelled list (less a model's held-out images), not its subset
     phase_labelled = {m: _without(labelled, heldout.get(m, [])) if dms else list(v) for m, v in per_member.items()}
+    val = _as_names(cfg, read_split_file(source.resolve(d.val_list)) if d.val_list else source.list_split("val"))
+    lists = RunLists(train_names, labelled, unlabelled, val, per_member, phase_labelled, heldout, dms)
+    return lists.limited(d.limit) if d.limit > 0 else lists
 
-    val_names = as_names(read_split_file(source.resolve(d.val_list)) if d.val_list else source.list_split("val"))
-    if d.limit > 0:  # --smoke: a few images of every set
-        per_member = {m: v[: d.limit] for m, v in per_member.items()}
-        phase_labelled = {m: v[: d.limit] for m, v in phase_labelled.items()}
-        heldout = {m: v[: d.limit] for m, v in heldout.items()}
-        unlabelled, val_names, labelled = unlabelled[: d.limit], val_names[: d.limit], labelled[: d.limit]
 
-    files = {f"labelled{'-' + m if m else ''}.txt": v for m, v in per_member.items()}
-    if dms:
-        files.update({f"phases-labelled-{m}.txt": v for m, v in phase_labelled.items()})
-    files.update({f"heldout{'-' + m if m else ''}.txt": v for m, v in heldout.items()})
-    files.update({"unlabelled.txt": unlabelled, "val.txt": val_names})
+def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str]) -> SegmentationData:
+    """Apply the split protocol (or the user's lists) and write the lists into the run."""
+    source = build_source(cfg)
+    lists = run_lists(cfg, source, members)
+    files = lists.files()
     dist.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
-    log.info("data %s: %s labelled, %d unlabelled, %d val", d.name,
-             " / ".join(str(len(v)) for v in per_member.values()), len(unlabelled), len(val_names))
-    if dms:
+    log.info("data %s: %s labelled, %d unlabelled, %d val", cfg.data.name,
+             " / ".join(str(len(v)) for v in lists.per_member.values()), len(lists.unlabelled), len(lists.val))
+    if lists.dms:
         log.info("DMS: the baselines train on the two subsets, every phase on all %d labelled images",
-                 len(next(iter(phase_labelled.values()))))
+                 len(next(iter(lists.phase_labelled.values()))))
     items = source.items_from_names
-    all_train = items(list(train_names) if d.limit <= 0 else list(labelled) + list(unlabelled), "training list")
+    # the oracle's list: every training name, or under --smoke the few labelled and unlabelled ones
+    every = lists.train if cfg.data.limit <= 0 else lists.labelled + lists.unlabelled
+    all_train = items(list(every), "training list")
     return SegmentationData(
         source=source,
-        labelled={m: items(v, "labelled list") for m, v in per_member.items()},
-        phase_labelled={m: items(v, "labelled list") for m, v in phase_labelled.items()},
-        unlabelled=items(unlabelled, "unlabelled list"),
-        val=items(val_names, "val list"),
-        heldout={m: items(v, "held-out list") for m, v in heldout.items()},
+        labelled={m: items(v, "labelled list") for m, v in lists.per_member.items()},
+        phase_labelled={m: items(v, "labelled list") for m, v in lists.phase_labelled.items()},
+        unlabelled=items(lists.unlabelled, "unlabelled list"),
+        val=items(lists.val, "val list"),
+        heldout={m: items(v, "held-out list") for m, v in lists.heldout.items()},
         all_train=[it for it in all_train if it.mask is not None],
     )
 
