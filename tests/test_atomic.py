@@ -102,10 +102,11 @@ def test_new_files_get_the_permissions_of_a_plain_open(tmp_path: Path) -> None:
     assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640  # not mkstemp's 0600
 
 
-def test_a_name_near_the_file_system_limit_still_gets_a_temporary_name(tmp_path: Path) -> None:
-    dst = tmp_path / ("n" * 250 + ".npz")
+@pytest.mark.parametrize("name", ["n" * 250 + ".npz", "图" * 80 + ".png"])
+def test_a_name_near_the_file_system_limit_still_gets_a_temporary_name(tmp_path: Path, name: str) -> None:
+    dst = tmp_path / name  # 254 and 244 bytes: legal names, too long to be a temporary's whole
     with atomic_path(dst) as tmp:
-        assert len(tmp.name) < 255 and is_leftover(tmp)
+        assert len(os.fsencode(tmp.name)) < 255 and is_leftover(tmp) and tmp.suffix == dst.suffix
         tmp.write_bytes(b"x")
     assert dst.read_bytes() == b"x"
 
@@ -157,3 +158,31 @@ def test_a_real_temporary_name_is_recognised_as_a_leftover(tmp_path: Path) -> No
             tmp.write_text("x")
     assert all(is_leftover(n) for n in names)
     assert remove_leftovers(tmp_path) == 0 and len(list(tmp_path.iterdir())) == 4
+
+
+def test_a_reopened_run_directory_clears_what_killed_writers_left(tmp_path: Path) -> None:
+    from dmt.config import load_config
+    from dmt.run.rundir import RunDir
+
+    cfg = load_config("demo-digits")
+    first = RunDir(tmp_path)
+    first.open(cfg)
+    first.close()
+    # killed writers of the run: top level, splits, a stage, a pseudo-label store (any depth)
+    ours = [".results.json.0a1b2c3d.tmp.json", "splits/.val.txt.0a1b2c3d.tmp.txt",
+            "stages/phase1-a/.model.safetensors.0a1b2c3d.tmp.safetensors",
+            "stages/phase1-a/labels/.x%2Fy.npz.0a1b2c3d.tmp.npz"]
+    # not the run's: TensorBoard's folder, a folder a user made (dmt predict may be writing there)
+    others = ["tb/phase1-a/.e.0a1b2c3d.tmp", "preds/.a.png.0a1b2c3d.tmp.png", "stages/phase1-a/labels/a.npz"]
+    for rel in ours + others:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"part")
+    (tmp_path / "stages" / "phase1-a" / "labels" / "a.npz").unlink()  # only leftovers: no stage has started
+
+    # a leftover is not a started stage: a run whose stages never started still takes a changed config
+    changed = load_config("demo-digits", ["seed=7"])
+    again = RunDir(tmp_path)
+    again.open(changed)
+    again.close()
+    assert "seed: 7" in (tmp_path / "config.yaml").read_text()
+    assert [rel for rel in ours + others[:2] if (tmp_path / rel).exists()] == others[:2]

@@ -33,9 +33,11 @@ from typing import IO, Any
 TEMP_SUFFIX = ".tmp"
 # .NAME.<8 random hex digits>.tmp[.SUFFIX]
 _LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
-# NAME is cut to this many characters in the temporary name, so that a destination whose name is
-# near the file system's limit (255 bytes on most) still has a temporary name within it.
+# NAME is cut to this many bytes (and an absurdly long SUFFIX dropped) in the temporary name, so
+# that a destination whose name is near the file system's limit (255 bytes on most) still has a
+# temporary name within it.
 _NAME_KEPT = 120
+_SUFFIX_KEPT = 100
 
 
 def _sync_folder(folder: Path) -> None:
@@ -61,8 +63,10 @@ def _temporary(path: Path) -> Path:
     never reuses an existing name.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    name = os.fsdecode(os.fsencode(path.name)[:_NAME_KEPT])
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= _SUFFIX_KEPT else ""
     for _ in range(100):
-        tmp = path.parent / f".{path.name[:_NAME_KEPT]}.{secrets.token_hex(4)}{TEMP_SUFFIX}{path.suffix}"
+        tmp = path.parent / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}{suffix}"
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:  # 1 in 4 billion per existing leftover: draw again
