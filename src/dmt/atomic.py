@@ -25,14 +25,19 @@ import contextlib
 import json
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 TEMP_SUFFIX = ".tmp"
-# .NAME.<mkstemp's 8 random characters>.tmp[.SUFFIX]
-_LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$")
+# .NAME.<8 random hex digits>.tmp[.SUFFIX]
+_LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
+# NAME is cut to this many bytes (and an absurdly long SUFFIX dropped) in the temporary name, so
+# that a destination whose name is near the file system's limit (255 bytes on most) still has a
+# temporary name within it.
+_NAME_KEPT = 120
+_SUFFIX_KEPT = 100
 
 
 def _sync_folder(folder: Path) -> None:
@@ -50,9 +55,25 @@ def _sync_folder(folder: Path) -> None:
 
 
 def _temporary(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX + path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    """Create an empty, new file ``.NAME.XXXXXXXX.tmp[.SUFFIX]`` next to ``path``.
+
+    Not ``tempfile.mkstemp``: it creates files readable by their owner only (0600), whereas a
+    plain ``open(path, "w")`` gives the permissions the umask allows (usually 0644). Creating with
+    0666 and ``O_EXCL`` keeps that (a model file shared with a team stays readable) and still
+    never reuses an existing name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    name = os.fsdecode(os.fsencode(path.name)[:_NAME_KEPT])
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= _SUFFIX_KEPT else ""
+    for _ in range(100):
+        tmp = path.parent / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}{suffix}"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # 1 in 4 billion per existing leftover: draw again
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 def _commit(tmp: Path, path: Path) -> None:
@@ -117,17 +138,19 @@ def is_leftover(path: str | Path) -> bool:
     return _LEFTOVER.match(Path(path).name) is not None
 
 
-def remove_leftovers(folder: str | Path) -> int:
-    """Remove the temporary files killed writers left directly in ``folder``; returns how many.
+def remove_leftovers(folder: str | Path, *, recursive: bool = False) -> int:
+    """Remove the temporary files killed writers left in ``folder``; returns how many.
 
-    Call it only where one writer owns the folder (the run directory's lock guarantees that).
+    Only names :func:`is_leftover` recognises are touched. ``recursive`` looks into every folder
+    below ``folder`` too. Call it only where one writer owns the folder (the run directory's lock
+    guarantees that): a live writer's temporary file looks exactly like a leftover.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     gone = 0
-    for p in folder.iterdir():
-        if p.is_file() and is_leftover(p):
+    for p in folder.rglob("*") if recursive else folder.iterdir():
+        if is_leftover(p) and p.is_file():
             p.unlink(missing_ok=True)
             gone += 1
     return gone

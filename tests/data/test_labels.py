@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dmt.atomic import is_leftover
 from dmt.data import labels as labels_module
 from dmt.data.labels import PseudoLabelStore, histogram_of_store
 from dmt.errors import UserError
@@ -113,7 +114,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.undo()
 
     # While writing, the data went to a hidden temp file, never to the final name.
-    assert len(seen[0]) == 2 and seen[0][0].startswith(".tmp-") and seen[0][1] == "keep.npz"
+    assert len(seen[0]) == 2 and is_leftover(seen[0][0]) and seen[0][1] == "keep.npz"
     assert "new.npz" not in seen[1]
     # After the crash the temp files are gone and the old entry is intact.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.npz"]
@@ -124,8 +125,9 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_leftover_temp_files_are_ignored_then_removed(tmp_path: Path) -> None:
     store = PseudoLabelStore(tmp_path)
     store.write("a", *_maps(2, 2))
-    (tmp_path / ".tmp-abc.part").write_bytes(b"half a file")  # a hard kill mid-write
-    assert store.names() == ["a"]
+    (tmp_path / ".b.npz.0a1b2c3d.tmp.npz").write_bytes(b"half a file")  # a hard kill mid-write
+    assert is_leftover(tmp_path / ".b.npz.0a1b2c3d.tmp.npz")
+    assert store.names() == ["a"] and "b" not in store
     PseudoLabelStore(tmp_path)  # reopening the store on resume cleans up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]
 

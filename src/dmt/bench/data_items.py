@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dmt.atomic import atomic_path, write_text
 from dmt.bench.harness import Variant, measure, measure_in_processes
 from dmt.bench.items import item
 
@@ -148,9 +149,11 @@ def data_pipeline(quick: bool, device: torch.device) -> dict[str, Any]:
         for i, name in enumerate(names):  # smooth images compress like photos, unlike noise
             img = np.stack([(np.sin(xx / (20 + i + 7 * c)) * 100 + yy / 3 + rng.integers(0, 30, (375, 500)))
                             for c in range(3)], -1).clip(0, 255).astype(np.uint8)
-            Image.fromarray(img).save(base / "JPEGImages" / f"{name}.jpg", quality=90)
-            Image.fromarray(((xx // 50 + yy // 50) % 21).astype(np.uint8)).save(base / "SegmentationClassAug" / f"{name}.png")
-        (base / "ImageSets/Segmentation/train_aug.txt").write_text("\n".join(names) + "\n")
+            with atomic_path(base / "JPEGImages" / f"{name}.jpg") as path:  # the suffix chooses the format
+                Image.fromarray(img).save(path, quality=90)
+            with atomic_path(base / "SegmentationClassAug" / f"{name}.png") as path:
+                Image.fromarray(((xx // 50 + yy // 50) % 21).astype(np.uint8)).save(path)
+        write_text(base / "ImageSets/Segmentation/train_aug.txt", "\n".join(names) + "\n")
         source = voc_source(tmp)
         dataset = SegmentationDataset([source.make_item(nm) for nm in names], source,
                                       seg_train_transform((321, 321), (0.5, 1.5), VOC_MEAN))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
+from dmt.atomic import write_text
 from dmt.errors import UserError
 
 
@@ -50,7 +49,6 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=1))
+        write_text(args.out, json.dumps(results, indent=1))
         print(f"\nwrote {args.out}")
     return 0 if all("error" not in r for r in results["items"].values()) else 1

@@ -14,11 +14,11 @@ import codecs
 import io
 import os
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from dmt.atomic import atomic_write
 from dmt.data.arrays import ArrayDataset
 from dmt.errors import UserError
 
@@ -241,7 +241,8 @@ def write_cifar_folder(
         b"num_cases_per_batch": len(chunks[0]),
         b"num_vis": _ROW_LENGTH,
     }
-    _atomic_write(folder / "batches.meta", lambda f: pickle.dump(meta, f, protocol=2))
+    with atomic_write(folder / "batches.meta") as f:
+        pickle.dump(meta, f, protocol=2)
     return folder
 
 
@@ -258,11 +259,6 @@ def _write_batch(path: Path, batch_label: str, images: np.ndarray, labels: np.nd
         b"data": np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(len(images), _ROW_LENGTH),
         b"filenames": [f"image_{i:06d}.png".encode() for i in range(len(images))],
     }
-    _atomic_write(path, lambda f: pickle.dump(entry, f, protocol=2))
+    with atomic_write(path) as f:
+        pickle.dump(entry, f, protocol=2)
 
-
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)

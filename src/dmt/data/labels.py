@@ -10,25 +10,24 @@ On disk, in the store's directory::
     <name>.npz       np.savez (uncompressed) with arrays 'classes' and 'confidence'
     complete.json    written last: the pass finished (holds the caller's metadata)
 
-Each file appears under its final name only once fully written (temp file + ``os.replace``),
-so an interrupted pass resumes by skipping the names already present. Files are read with
+Each file appears under its final name only once fully written (:mod:`dmt.atomic`), so an
+interrupted pass resumes by skipping the names already present. Files are read with
 ``allow_pickle=False``: a tampered file can fail to load but cannot run code.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from dmt.atomic import atomic_write, remove_leftovers, write_json
 from dmt.errors import UserError
 from dmt.method.thresholds import NUM_FLOAT16_BITS, histogram_keys, histogram_of_keys
 
@@ -37,7 +36,6 @@ _COMPLETE = "complete.json"
 # Pixels per bincount in histogram_of_store: 16 MiB of int32 keys (about 16 VOC images) per
 # (C, 65536) int64 histogram allocated and added (11 MiB for VOC), instead of one per image.
 _KEYS_PER_BINCOUNT = 1 << 22
-_TEMP_PREFIX = ".tmp-"  # hidden and never ends in .npz: names() can never list a partial file
 
 
 def _encode(name: str) -> str:
@@ -70,21 +68,6 @@ def _as_numpy(array: np.ndarray | Tensor) -> np.ndarray:
     return np.asarray(array)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write via a temp file in the same directory, then ``os.replace`` onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            # Without fsync a crash could leave an empty file under the final name.
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class PseudoLabelStore:
     """Predicted classes and confidences of one labelling pass, one ``.npz`` file per image.
 
@@ -96,8 +79,7 @@ class PseudoLabelStore:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self.directory.glob(_TEMP_PREFIX + "*"):
-            leftover.unlink(missing_ok=True)
+        remove_leftovers(self.directory)
 
     def path(self, name: str) -> Path:
         """The file that holds image ``name``."""
@@ -120,11 +102,9 @@ class PseudoLabelStore:
             raise ValueError(
                 f"classes {cls.shape} and confidence {conf.shape} of {name!r} must be the same 2-D shape"
             )
-        path = self.path(name)
-        _atomic_write(
-            path,
-            lambda f: np.savez(f, classes=np.ascontiguousarray(cls), confidence=np.ascontiguousarray(conf)),
-        )
+        # the temporary file is hidden ('.NAME...'): names() never lists a partial file
+        with atomic_write(self.path(name)) as f:
+            np.savez(f, classes=np.ascontiguousarray(cls), confidence=np.ascontiguousarray(conf))
 
     def read(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Load one image's labels.
@@ -174,8 +154,7 @@ class PseudoLabelStore:
 
     def mark_complete(self, meta: dict) -> None:
         """Record that the pass finished; ``meta`` (JSON-serialisable) is saved alongside."""
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        _atomic_write(self.directory / _COMPLETE, lambda f: f.write(text.encode("utf-8")))
+        write_json(self.directory / _COMPLETE, meta, indent=2, sort_keys=True)
 
     def is_complete(self) -> bool:
         """Whether :meth:`mark_complete` has run."""

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from dmt.atomic import write_text
 from dmt.errors import UserError
 
 CIFAR_VALTINY_PER_CLASS = 20  # 200-image small validation set
@@ -322,20 +323,17 @@ def check_names(names: Sequence[str], known: Sequence[str] | set[str], source: s
 
 
 def write_split_file(path: str | os.PathLike, entries: Sequence[str] | Sequence[int] | np.ndarray) -> None:
-    """Write names or indices one per line, atomically (a temporary file, then ``os.replace``).
+    """Write names or indices one per line, atomically (:func:`dmt.atomic.write_text`).
 
     Args:
         path: Destination file.
         entries: Names or integer indices.
     """
-    path = Path(path)
     lines = [str(int(e)) if isinstance(e, (int, np.integer)) else str(e) for e in entries]
     bad = [line for line in lines if not line or line != line.strip() or "\n" in line]
     if bad:
         raise ValueError(f"split entries must be non-empty single lines without outer spaces: {bad[:3]}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def read_split_file(path: str | os.PathLike) -> list[str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from dmt.atomic import atomic_path
 from dmt.errors import UserError
 from dmt.models.backbones.resnet import COCO_WEIGHTS_FORMAT, backbone_key_problems
 from dmt.models.backbones.weights import read_torch_state_dict
@@ -170,9 +170,8 @@ def convert_coco_checkpoint(
         "head_classes": "" if head_classes is None else str(head_classes),
         "source": src.name,
     }
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
     # clone(): safetensors refuses tensors that share storage, which a re-saved .pth may contain.
-    save_file({k: v.detach().clone().contiguous() for k, v in converted.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, dst)  # atomic: an interrupted conversion never leaves a half-written DST
+    tensors = {k: v.detach().clone().contiguous() for k, v in converted.items()}
+    with atomic_path(dst) as tmp:  # an interrupted conversion never leaves a half-written DST
+        save_file(tensors, str(tmp), metadata=metadata)
     return ConversionReport(dst=dst, tensors=len(converted), head_classes=head_classes, dropped=dropped)

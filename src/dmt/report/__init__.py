@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dmt.atomic import write_text
 from dmt.report.load import RunData, load_run
 from dmt.report.page import render_page
 
@@ -19,8 +20,5 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Read every run directory and write the page to ``out``; returns its path."""
     runs = [load_run(d) for d in run_dirs]
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_page(runs), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, render_page(runs))
     return path

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from dmt.atomic import remove_leftovers, write_text
 from dmt.config.loader import config_diff, config_to_dict, dump_config
 from dmt.config.schema import ExperimentConfig
 from dmt.engine import distributed as dist
@@ -120,6 +121,7 @@ class RunDir:
             raise UserError(f"--out {self.path}: exists and is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
+        self._remove_leftovers()
         new = config_to_dict(cfg)
         if self.config_path.exists():
             old = yaml.safe_load(self.config_path.read_text()) or {}
@@ -136,10 +138,24 @@ class RunDir:
                     f"{self.config_path}: this run started with a different config (differing keys: "
                     f"{', '.join(diff)}); use another --out or the original settings"
                 )
-        tmp = self.config_path.with_name(".config.yaml.tmp")
-        tmp.write_text(dump_config(cfg))
-        tmp.replace(self.config_path)
+        write_text(self.config_path, dump_config(cfg))
         self._start_log()
+
+    def _remove_leftovers(self) -> None:
+        """Clear the temporary files of writers a kill stopped (see :mod:`dmt.atomic`).
+
+        Only with the lock held: then no process of this run writes, and a leftover is never a
+        live writer's file. Only what the run writes: the top level (config, results, plot) and
+        everything below ``splits/`` and ``stages/`` (checkpoints, model files, pseudo labels,
+        thresholds, samples, at any depth). Not ``tb/`` (TensorBoard appends, it does not
+        rename), nor any other folder a user put here: ``dmt report``/``dmt predict`` may be
+        writing into one right now, under no lock of ours.
+        """
+        gone = remove_leftovers(self.path)
+        for sub in ("splits", "stages"):
+            gone += remove_leftovers(self.path / sub, recursive=True)
+        if gone:
+            log.info("%s: removed %d temporary file(s) of an interrupted write", self.path, gone)
 
     def _started(self) -> bool:
         """Whether any stage has written anything (a checkpoint, a model, labels) or finished."""

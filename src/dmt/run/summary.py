@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dmt.atomic import atomic_path
+
 
 def headline_metric(task: str) -> str:
     """The metric every stage reports: ``accuracy`` (classification) or ``miou`` (segmentation)."""
@@ -90,5 +92,6 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
     else:
         ax2.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:  # it keeps the suffix, from which savefig takes the format
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

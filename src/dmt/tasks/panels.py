@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dmt.atomic import atomic_path, write_text
+
 IGNORE_COLOUR = (224, 224, 192)  # the VOC devkit's cream: pixels with no label (255) or no pseudo label
 SAMPLES_PNG = "samples.png"
 SAMPLES_JSON = "samples.json"
@@ -97,5 +99,6 @@ def save_samples(stage_dir: Path, picture: np.ndarray, info: dict) -> None:
     """Write ``samples.png`` and ``samples.json`` (names, columns, classes, palette) into ``stage_dir``."""
     from PIL import Image
 
-    Image.fromarray(picture).save(stage_dir / SAMPLES_PNG)
-    (stage_dir / SAMPLES_JSON).write_text(json.dumps(info, indent=1))
+    with atomic_path(stage_dir / SAMPLES_PNG) as tmp:  # the suffix (.png) chooses the format
+        Image.fromarray(picture).save(tmp)
+    write_text(stage_dir / SAMPLES_JSON, json.dumps(info, indent=1))

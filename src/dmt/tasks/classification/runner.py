@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from dmt.atomic import atomic_path
 from dmt.config.schema import TrainConfig
 from dmt.data.arrays import ArrayDataset, ArrayImageDataset
 from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
@@ -144,9 +145,8 @@ class ClassificationRunner:
             parts = [p for p in dist.all_gather_objects(probs) if p.numel()]
             probs = torch.cat(parts) if parts else probs
         if dist.is_main():
-            tmp = path.with_name(".teacher_probs.tmp")
-            save_file({"probs": probs.contiguous()}, str(tmp))
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                save_file({"probs": probs.contiguous()}, str(tmp))
         return probs
 
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dmt.atomic import write_text
 from dmt.config.schema import TrainConfig
 from dmt.config.validate import check_window
 from dmt.data.labels import PseudoLabelStore, histogram_of_store
@@ -273,7 +274,7 @@ class SegmentationRunner:
             "empty_classes": [self.data.source.class_names[c] for c in empty],
         }
         if dist.is_main():
-            (self.ctx.run.stage_dir(stage.name) / "thresholds.json").write_text(json.dumps(info, indent=1))
+            write_text(self.ctx.run.stage_dir(stage.name) / "thresholds.json", json.dumps(info, indent=1))
         log.info("%s: teacher %s, ratio %.2f keeps %.1f%% of %d pixels", stage.name, stage.teacher, stage.ratio,
                  100 * info["pseudo_share"], pixels)
         return store, {**info, "thresholds_tensor": thresholds}
