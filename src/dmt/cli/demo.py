@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine.launch import launch_world_size
+from dmt.engine.launch import launch_rank, launch_world_size
 
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
 
@@ -26,7 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.engine.distributed import is_main
     from dmt.run.runner import run_experiment
     from dmt.run.summary import format_table
 
@@ -35,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = apply_smoke(cfg, world_size=launch_world_size())
     out = Path(args.out) if args.out else Path("runs") / f"demo-{args.task}"
     results = run_experiment(cfg, out)
-    if is_main():  # under torchrun: rank 0 speaks for the job
+    if launch_rank() == 0:  # under torchrun: rank 0 speaks for the job
         print(format_table(results))
         print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")
     return 0

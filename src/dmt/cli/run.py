@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
-from dmt.engine.launch import launch_world_size, launched
+from dmt.engine.launch import launch_rank, launch_world_size, launched
 from dmt.errors import UserError
 
 
@@ -62,7 +62,6 @@ def default_out(config: str, smoke: bool) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.engine.distributed import is_main
     from dmt.run.runner import processes_per_member, run_experiment
     from dmt.run.summary import format_table
 
@@ -75,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         return run_forwarding_sigterm(torchrun_command(args))
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_experiment(cfg, out)
-    if is_main():
+    if launch_rank() == 0:  # under torchrun: the job's rank 0 speaks for it
         print(format_table(results))
         print(f"run directory: {out}")
     return 0

@@ -32,7 +32,7 @@ from dmt.data.splits import (
     segmentation_splits,
     write_split_file,
 )
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.errors import UserError
 from dmt.tasks.plan import Stage
 
@@ -122,8 +122,9 @@ class SegmentationData:
         return self.labelled[stage.member]
 
 
-def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str]) -> SegmentationData:
-    """Apply the split protocol (or the user's lists) and write the lists into the run."""
+def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str],
+                           processes: Processes = ONE) -> SegmentationData:
+    """Apply the split protocol (or the user's lists) and write the lists into the run (rank 0 of ``processes``)."""
     d = cfg.data
     source = build_source(cfg)
     # VOC lists may be in DeepLab's "/JPEGImages/x.jpg /SegmentationClassAug/x.png" format: compare
@@ -196,7 +197,7 @@ def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: lis
         files.update({f"phases-labelled-{m}.txt": v for m, v in phase_labelled.items()})
     files.update({f"heldout{'-' + m if m else ''}.txt": v for m, v in heldout.items()})
     files.update({"unlabelled.txt": unlabelled, "val.txt": val_names})
-    dist.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
+    processes.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
     log.info("data %s: %s labelled, %d unlabelled, %d val", d.name,
              " / ".join(str(len(v)) for v in per_member.values()), len(unlabelled), len(val_names))
     if dms:
