@@ -119,6 +119,23 @@ def case_dead_rank(out: Path) -> None:
     (out / "passed-barrier").write_text("unexpected")
 
 
+def case_shares(out: Path) -> None:
+    """The job split into shares of one process: the two objects used alternately, no global state."""
+    with dist.joined("cpu") as job:
+        share = job.split(job.size)
+        mine = torch.tensor([float(job.rank + 1)])
+        seen = {"job": [job.rank, job.size, job.is_main], "share": [share.rank, share.size, share.is_main],
+                "job_sum": job.all_reduce_sum(mine).item(), "share_sum": share.all_reduce_sum(mine).item(),
+                "job_sum_again": job.all_reduce_sum(mine).item(), "job_ranks": job.all_gather_objects(job.rank),
+                "share_ranks": share.all_gather_objects(job.rank)}
+        # the differentiable sum: every process's loss weighs the sum by (rank + 1); the gradient of
+        # each input is the sum of those weights over the processes (1 + 2 = 3 on two processes)
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        (job.all_reduce_sum_autograd(x) * float(job.rank + 1)).sum().backward()
+        seen["grad"] = x.grad.tolist()
+        (out / f"shares-rank{job.rank}.json").write_text(json.dumps(seen))
+
+
 if __name__ == "__main__":
     case, out, *rest = sys.argv[1:]
     globals()[f"case_{case}"](Path(out), *rest)
