@@ -21,20 +21,20 @@ print one line instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.distributed._functional_collectives import all_reduce as _differentiable_all_reduce
 
-from dmt.engine.launch import launch_rank, launch_world_size, launched
+from dmt.engine.launch import launch_rank, launch_world_size, launched  # noqa: F401  (re-exported)
 from dmt.engine.peers import lost_process
 from dmt.errors import ProcessLost, UserError
 
@@ -44,7 +44,7 @@ T = TypeVar("T")
 _DEFAULT_TIMEOUT_S = 1800.0
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Processes:
     """The processes a piece of work runs on: the whole job, or one share of it.
 
@@ -240,9 +240,9 @@ def init_from_env(device: str = "auto", share_gpus: bool = False) -> Processes:
     job = Processes(rank=dist.get_rank(), size=dist.get_world_size(), job_rank=dist.get_rank(),
                     backend=dist.get_backend(), cuda=use_cuda)
     log.debug("rank %d of %d joined (%s)", job.rank, job.size, job.backend)
-    peers = tuple(tuple(p) for p in job.all_gather_objects((socket.gethostname(), os.getpid())))
-    return Processes(rank=job.rank, size=job.size, job_rank=job.rank, backend=job.backend, cuda=use_cuda,
-                     peers=peers)
+    # every process's (host, pid), for the line that names a process that stopped (peers.py)
+    peers = job.all_gather_objects((socket.gethostname(), os.getpid()))
+    return dataclasses.replace(job, peers=tuple(tuple(p) for p in peers))
 
 
 def _group_options(backend: str, local: int) -> dict[str, Any]:
