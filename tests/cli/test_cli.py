@@ -103,3 +103,43 @@ def test_cifar_smoke_run_end_to_end(cifar_root, tmp_path, capsys):
     assert main([*args, "phases.lr=0.5", "seed=2"]) == 2
     err = capsys.readouterr().err
     assert "phases.lr" in err and "seed" in err
+
+
+def _failing_command(monkeypatch, exc: BaseException) -> None:
+    from dmt.cli import presets
+
+    def fail(args):
+        raise exc
+
+    monkeypatch.setattr(presets, "main", fail)  # `dmt presets` now raises exc
+
+
+def test_a_lost_process_is_one_line_without_a_traceback(monkeypatch, capsys):
+    from dmt.errors import ProcessLost
+
+    _failing_command(monkeypatch, ProcessLost("process 4242 (rank 1) stopped; this process (rank 0) cannot go on"))
+    assert main(["presets"]) == 2
+    assert capsys.readouterr().err == "error: process 4242 (rank 1) stopped; this process (rank 0) cannot go on\n"
+
+
+def test_a_data_loader_workers_error_is_its_own_line_whatever_was_imported(monkeypatch, capsys):
+    import sys
+
+    from dmt.errors import UserError
+
+    wrapped = UserError("Caught UserError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        "  File \"x.py\", line 1\ndmt.errors.UserError: mask /d/x.png is 3x3 but image 4x4\n")
+    _failing_command(monkeypatch, wrapped)
+    monkeypatch.setitem(sys.modules, "dmt.engine.batches", None)  # as if the command never imported it
+    assert main(["presets"]) == 2
+    assert capsys.readouterr().err == "error: mask /d/x.png is 3x3 but image 4x4\n"
+
+
+def test_starting_the_command_line_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dmt.cli.main import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -17,16 +17,12 @@ def test_shards_cover_every_item_exactly_once(n, world):
     assert max(sizes) - min(sizes) <= 1
 
 
-def test_shard_items_in_whole_batches(monkeypatch):
-    from dmt.engine import distributed
+def test_shard_items_in_whole_batches():
+    from dmt.engine.distributed import Processes
     from dmt.engine.sharding import shard_items
 
     items = list(range(11))
-    parts = []
-    for r in range(3):
-        monkeypatch.setattr(distributed, "world_size", lambda: 3)
-        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
-        parts.append(shard_items(items, unit=4))
+    parts = [shard_items(items, Processes(rank=r, size=3, job_rank=r), unit=4) for r in range(3)]
     # batches of 4: [0-3], [4-7], [8-10]: one each, so every batch is one process's own
     assert parts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10]]
 

@@ -46,9 +46,9 @@ def global_phase_batch() -> dict[str, torch.Tensor]:
             "mask": mask}
 
 
-def my_share(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def my_share(batch: dict[str, torch.Tensor], job: dist.Processes) -> dict[str, torch.Tensor]:
     """This process's slice of the concatenated [pseudo, labelled] batch (dmt's split)."""
-    take_p, take_l = batch_slices([3, 1], dist.world_size(), dist.rank())
+    take_p, take_l = batch_slices([3, 1], job.size, job.rank)
     empty_p, empty_l = (0, 0), (0, 0)
     a, b = take_p or empty_p
     c, d = take_l or empty_l
@@ -59,18 +59,19 @@ def my_share(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def case_step(out: Path) -> None:
     """One DMT segmentation step (dynamic weights) for each normalisation; parameters saved."""
-    dist.init_from_env("cpu")
+    job = dist.init_from_env("cpu")
     for norm in ("syncbn", "none", "bn"):
-        model = convert_sync_bn(tiny_segmenter(norm), norm == "syncbn", torch.device("cpu"))
+        model = convert_sync_bn(tiny_segmenter(norm), norm == "syncbn", torch.device("cpu"), job)
         state = TrainState(model, make_sgd(model, 0.5, 0.9, 1e-4))
-        step = SegmentationStep(training_module(model, torch.device("cpu")), gamma1=2.0, gamma2=3.0)
+        step = SegmentationStep(training_module(model, torch.device("cpu"), job), gamma1=2.0, gamma2=3.0,
+                                processes=job)
         opts = FitOptions(total_steps=2, base_lr=0.5, schedule="constant", log_every=1, amp=False)
-        batch = my_share(global_phase_batch())
-        fit(step, state, [batch, batch], opts, save=lambda s: None)
-        if dist.is_main():
+        batch = my_share(global_phase_batch(), job)
+        fit(step, state, [batch, batch], opts, save=lambda s: None, processes=job)
+        if job.is_main:
             tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()
                        if v.is_floating_point()}
-            save_file(tensors, str(out / f"{norm}-world{dist.world_size()}.safetensors"))
+            save_file(tensors, str(out / f"{norm}-world{job.size}.safetensors"))
         if norm == "syncbn":  # the dynamic-weight pass: global batch statistics, running ones untouched
             from dmt.engine.bn import batch_stats_without_update
 
@@ -78,8 +79,8 @@ def case_step(out: Path) -> None:
             with torch.no_grad(), batch_stats_without_update(step.model):
                 step.model(batch["pseudo_image"] if len(batch["pseudo_image"]) else batch["image"])
             untouched = all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
-            (out / f"weight-pass-untouched-rank{dist.rank()}-world{dist.world_size()}").write_text(str(untouched))
-    dist.shutdown()
+            (out / f"weight-pass-untouched-rank{job.rank}-world{job.size}").write_text(str(untouched))
+    dist.shutdown(job)
 
 
 def case_label(out: Path, run_dir: str) -> None:
@@ -94,29 +95,45 @@ def case_label(out: Path, run_dir: str) -> None:
     from dmt.tasks.plan import make_plan
     from dmt.tasks.segmentation.runner import SegmentationRunner
 
-    dist.init_from_env("cpu")
-    src = Path(run_dir)
-    cfg = config_from_dict(yaml.safe_load((src / "config.yaml").read_text()))
-    if dist.is_main():
-        (out / "stages" / "baseline-b").mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / "stages" / "baseline-b" / "model.safetensors", out / "stages" / "baseline-b")
-    dist.barrier()
-    runner = SegmentationRunner(StageContext(cfg, RunDir(out), torch.device("cpu")))
-    stage = next(s for s in make_plan(cfg) if s.name == "phase1-a")
-    _, info = runner._pseudo_labels(stage)
-    info.pop("thresholds_tensor")
-    if dist.is_main():
-        (out / "info.json").write_text(json.dumps(info, sort_keys=True))
-    dist.shutdown()
+    with dist.joined("cpu") as job:
+        src = Path(run_dir)
+        cfg = config_from_dict(yaml.safe_load((src / "config.yaml").read_text()))
+        if job.is_main:
+            (out / "stages" / "baseline-b").mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / "stages" / "baseline-b" / "model.safetensors", out / "stages" / "baseline-b")
+        job.barrier()
+        runner = SegmentationRunner(StageContext(cfg, RunDir(out, job), torch.device("cpu"), job))
+        stage = next(s for s in make_plan(cfg) if s.name == "phase1-a")
+        _, info = runner._pseudo_labels(stage)
+        info.pop("thresholds_tensor")
+        if job.is_main:
+            (out / "info.json").write_text(json.dumps(info, sort_keys=True))
 
 
 def case_dead_rank(out: Path) -> None:
     """Rank 1 dies right after joining; rank 0 must not wait for it forever."""
-    dist.init_from_env("cpu")
-    if dist.rank() == 1:
+    job = dist.init_from_env("cpu")
+    if job.rank == 1:
         os._exit(3)
-    dist.barrier()  # times out (DMT_DIST_TIMEOUT) instead of hanging
+    job.barrier()  # times out (DMT_DIST_TIMEOUT) instead of hanging
     (out / "passed-barrier").write_text("unexpected")
+
+
+def case_shares(out: Path) -> None:
+    """The job split into shares of one process: the two objects used alternately, no global state."""
+    with dist.joined("cpu") as job:
+        share = job.split(job.size)
+        mine = torch.tensor([float(job.rank + 1)])
+        seen = {"job": [job.rank, job.size, job.is_main], "share": [share.rank, share.size, share.is_main],
+                "job_sum": job.all_reduce_sum(mine).item(), "share_sum": share.all_reduce_sum(mine).item(),
+                "job_sum_again": job.all_reduce_sum(mine).item(), "job_ranks": job.all_gather_objects(job.rank),
+                "share_ranks": share.all_gather_objects(job.rank)}
+        # the differentiable sum: every process's loss weighs the sum by (rank + 1); the gradient of
+        # each input is the sum of those weights over the processes (1 + 2 = 3 on two processes)
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        (job.all_reduce_sum_autograd(x) * float(job.rank + 1)).sum().backward()
+        seen["grad"] = x.grad.tolist()
+        (out / f"shares-rank{job.rank}.json").write_text(json.dumps(seen))
 
 
 if __name__ == "__main__":

@@ -125,3 +125,41 @@ def test_resumed_loop_rates_only_this_sessions_work() -> None:
     clock.t = 10.0
     bar.done = 95  # 5 units in 10 s: 5 left -> 10 s, not 90 units' worth of history
     assert bar._eta(clock.t) == "ETA 10s"
+
+
+def _plain_lines(caplog: pytest.LogCaptureFixture, enabled: bool) -> list[str]:
+    caplog.set_level(logging.INFO, logger="dmt")
+    logger = logging.getLogger("dmt")
+    old = logger.propagate
+    logger.propagate = True
+    try:
+        with P.Progress("eval val", total=2, enabled=enabled, tty=False, clock=FakeClock()) as bar:
+            bar.advance(2)
+    finally:
+        logger.propagate = old
+    return _lines(caplog)
+
+
+def test_whether_a_loop_reports_is_its_callers_word_alone(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    import sys
+    import types
+
+    # a process group that says "not rank 0", wherever it could be looked up, changes nothing:
+    # the caller decides (Processes.shows_progress), not what happens to be imported
+    fake = types.SimpleNamespace(is_main=lambda: False, job_rank=lambda: 1)
+    monkeypatch.setitem(sys.modules, "dmt.engine.distributed", fake)
+    assert _plain_lines(caplog, enabled=True) == ["eval val: 2/2 (100%, 0s, ETA 0s) "]
+    caplog.clear()
+    assert _plain_lines(caplog, enabled=False) == []
+
+
+def test_which_process_shows_progress() -> None:
+    from dmt.engine.distributed import ONE, Processes
+
+    assert ONE.shows_progress(tty=True) and ONE.shows_progress(tty=False)
+    job_1 = Processes(rank=1, size=4, job_rank=1)
+    assert not job_1.shows_progress(tty=False) and not job_1.shows_progress(tty=True)
+    # rank 0 of the second share (job rank 2): log lines, but no second bar on the one terminal
+    share_main = Processes(rank=0, size=2, job_rank=2)
+    assert share_main.shows_progress(tty=False) and not share_main.shows_progress(tty=True)
+    assert Processes(rank=0, size=2, job_rank=0).shows_progress(tty=True)

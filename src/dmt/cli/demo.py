@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dmt.engine.launch import launch_rank
+
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
 
 
@@ -22,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.engine.distributed import is_main
     from dmt.run.api import experiment_config
     from dmt.run.runner import run_stages
     from dmt.run.summary import format_table
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = experiment_config(DEMO_PRESETS[args.task], [f"seed={args.seed}", *args.overrides], smoke=args.smoke)
     out = Path(args.out) if args.out else Path("runs") / f"demo-{args.task}"
     results = run_stages(cfg, out)
-    if is_main():  # under torchrun: rank 0 speaks for the job
+    if launch_rank() == 0:  # under torchrun: rank 0 speaks for the job
         print(format_table(results))
         print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")
     return 0

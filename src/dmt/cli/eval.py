@@ -41,9 +41,9 @@ def main(args: argparse.Namespace) -> int:
         overrides.append(f"data.max_pixels={args.max_pixels}")
     if any("=" not in o for o in overrides):
         raise UserError("overrides must look like key=value")
-    dist.init_from_env(args.device)  # under torchrun each process scores its share of the set
-    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.root, args.split, args.device,
-                                  args.batch_size, overrides)
-    if dist.is_main():
+    with dist.joined(args.device) as job:  # under torchrun each process scores its share of the set
+        metrics = evaluate_checkpoint(args.checkpoint, args.data, args.root, args.split, args.device,
+                                      args.batch_size, overrides, job)
+    if job.is_main:
         print(json.dumps(metrics, indent=2))
     return 0

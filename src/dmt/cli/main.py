@@ -5,7 +5,10 @@ naming the file or key); 75 stopped by SIGTERM after checkpointing (re-run the s
 to resume); 130 stopped by Ctrl-C; anything else is a bug and keeps its traceback.
 
 Starting the command imports no torch (each command imports what it needs when it runs), so
-``dmt predict MODEL.onnx`` works on a machine with ONNX Runtime and no PyTorch.
+``dmt predict MODEL.onnx`` works on a machine with ONNX Runtime and no PyTorch. A command that
+joins a process group (``run``, ``demo``, ``eval`` under torchrun) leaves it itself
+(:func:`dmt.engine.distributed.joined`), and tells of a process that stopped with
+:class:`~dmt.errors.ProcessLost`: nothing here depends on which modules a command imported.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from dmt import __version__
 from dmt.engine import signals
 from dmt.engine.launch import launch_rank, launched
-from dmt.errors import UserError
+from dmt.errors import ProcessLost, UserError, unwrap_worker_error
 
 COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "export",
             "check", "status")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with signals.installed():
             return int(args.func(args) or 0)
     except UserError as exc:
-        exc = _worker_error(exc) or exc  # raised in a DataLoader worker: its own line
+        exc = unwrap_worker_error(exc) or exc  # raised in a DataLoader worker: its own line
         # an error every process raised alike (found by rank 0) is printed once
         if rank == 0 or not getattr(exc, "shared", False):
             print(f"error{who}: {exc}", file=sys.stderr)
@@ -94,47 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print("interrupted: re-run the same command to resume", file=sys.stderr)
         return signals.EXIT_INTERRUPTED
+    except ProcessLost as exc:  # another process died (killed, out of memory): one line, no traceback of ours
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         # the file system refused (read-only, full, permissions): the path and the reason
         print(f"error{who}: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if not who:
-            raise
-        lost = _lost_process(exc)
-        if lost:  # another process died (killed, out of memory): one line, no traceback of ours
-            print(f"error: {lost}", file=sys.stderr)
-            return 2
-        # a failing process names itself; torchrun then stops the others
-        print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if who:  # a failing process names itself; torchrun then stops the others
+            print(f"error{who}: {type(exc).__name__}: {exc}", file=sys.stderr)
         raise
-    finally:
-        # a process group can only exist once dmt.engine.distributed was imported (and torch with it)
-        distributed = sys.modules.get("dmt.engine.distributed")
-        if distributed is not None:
-            distributed.shutdown()
-
-
-def _worker_error(exc: UserError) -> UserError | None:
-    """The original line of a UserError a DataLoader worker raised (None for one raised here).
-
-    Only our DataLoader (:mod:`dmt.engine.batches`) wraps a worker's error; a command that never
-    imported it (and torch with it) has none to unwrap.
-    """
-    batches = sys.modules.get("dmt.engine.batches")
-    return batches.unwrap_worker_error(exc) if batches is not None else None
-
-
-def _lost_process(exc: Exception) -> str | None:
-    """The line naming a process that stopped, when ``exc`` is a collective that lost it (else None).
-
-    Only a job whose processes joined a group (and imported torch to do so) can lose one.
-    """
-    if sys.modules.get("dmt.engine.distributed") is None:
-        return None
-    from dmt.engine.peers import lost_process
-
-    return lost_process(exc)
 
 
 def signal_name(signum: int) -> str:

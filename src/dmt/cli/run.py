@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dmt.engine.launch import launched
+from dmt.engine.launch import launch_rank, launched
 from dmt.errors import UserError
 
 
@@ -60,7 +60,6 @@ def default_out(config: str, smoke: bool) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dmt.engine.distributed import is_main
     from dmt.run.api import experiment_config
     from dmt.run.runner import run_stages
     from dmt.run.summary import format_table
@@ -72,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
         return run_forwarding_sigterm(torchrun_command(args))
     out = Path(args.out) if args.out else default_out(args.config, args.smoke)
     results = run_stages(cfg, out)
-    if is_main():
+    if launch_rank() == 0:  # under torchrun: the job's rank 0 speaks for it
         print(format_table(results))
         print(f"run directory: {out}")
     return 0

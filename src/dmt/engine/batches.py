@@ -21,27 +21,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dmt.engine.distributed import world_size
-from dmt.errors import UserError
+from dmt.errors import UserError, unwrap_worker_error  # noqa: F401  (unwrap_worker_error: also imported from here)
 
 _MASK64 = (1 << 64) - 1
-# How DataLoader re-raises an error of a worker process: the exception's type, rebuilt with a
-# message holding the worker's whole traceback, whose last line is "dmt.errors.UserError: <ours>".
-_WORKER_PREFIX = "Caught UserError in DataLoader worker"
-_ORIGINAL_LINE = f"{UserError.__module__}.{UserError.__qualname__}: "
-
-
-def unwrap_worker_error(exc: BaseException) -> UserError | None:
-    """The user's one-line error inside a :class:`UserError` re-raised by a DataLoader worker.
-
-    Returns ``None`` for any other exception (including a UserError raised in this process).
-    """
-    text = str(exc)
-    if not isinstance(exc, UserError) or not text.startswith(_WORKER_PREFIX) or _ORIGINAL_LINE not in text:
-        return None
-    original = UserError(text.rsplit(_ORIGINAL_LINE, 1)[1].strip())
-    original.shared = getattr(exc, "shared", False)  # type: ignore[attr-defined]
-    return original
 
 
 class _Loader(DataLoader):
@@ -166,14 +148,14 @@ class SeededDataset(Dataset):
 def step_loader(dataset: Dataset, batch_size: int, seed: int, start: int, stop: int, *,
                 shuffle: bool = True, drop_last: bool = False, num_workers: int = 0,
                 collate_fn: Callable | None = None, pin_memory: bool = False,
-                take: tuple[int, int] | None = None) -> DataLoader:
+                take: tuple[int, int] | None = None, fill: bool = False) -> DataLoader:
     """A DataLoader over steps ``start .. stop - 1`` of a deterministic stream (see module doc).
 
-    ``take``: this process's slice of each global batch (see :class:`StepBatchSampler`); with
-    several processes short batches are filled up, so every slice is full.
+    ``take``: this process's slice of each global batch (see :class:`StepBatchSampler`);
+    ``fill``: short batches are filled up, so every slice is full (for several processes).
     """
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop, shuffle, drop_last,  # type: ignore[arg-type]
-                               take=take, fill=world_size() > 1)
+                               take=take, fill=fill)
     # a private generator: DataLoader would otherwise draw its worker base seed from the global RNG
     return _Loader(SeededDataset(dataset), batch_sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_fn, pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed),

@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from dmt.engine import signals
 from dmt.engine.accel import autocast_dtype, to_channels_last
-from dmt.engine.distributed import all_reduce_max, any_process, world_size
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.graphs import StaticStep, set_learning_rate
 from dmt.engine.optim import make_optimizer
 from dmt.engine.progress import Progress
@@ -200,7 +200,8 @@ class _Pending:
     float64 on the host in step order, exactly as a per-step ``float(v)`` would have.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, processes: Processes) -> None:
+        self.processes = processes  # they agree on the finite checks
         self.values: dict[str, list[Any]] = {}
         self.count = 0
         self.nonfinite: torch.Tensor | None = None  # any non-finite loss since the last check
@@ -230,11 +231,11 @@ class _Pending:
         count = self.nonfinite
         first, self.nonfinite, self.first_unchecked = self.first_unchecked, None, None
         if allowed <= 0 or state is None:
-            if any_process(bool(count)):
+            if self.processes.any_process(bool(count)):
                 raise NonFiniteLoss(f"{description}: non-finite loss {_steps(first, last_step)}")
             return
         # skipping: every process took the same decision (see fit), rank 0's count stands for all
-        n = int(all_reduce_max(count))
+        n = int(self.processes.all_reduce_max(count))
         if n == 0:
             return
         total = int(state.extra.get("skipped_nonfinite", 0)) + n
@@ -267,6 +268,7 @@ def fit(
     save: Callable[[TrainState], None],
     log_scalars: Callable[[int, dict[str, float]], None] | None = None,
     every_epoch: Callable[[int], None] | None = None,
+    processes: Processes = ONE,
 ) -> None:
     """Run steps ``state.step .. opts.total_steps - 1``, one batch each.
 
@@ -292,6 +294,8 @@ def fit(
         save: writes ``state`` to disk (called after each epoch, every few minutes, at the end).
         log_scalars: receives the mean of each returned scalar every ``opts.log_every`` steps.
         every_epoch: called with the finished epoch number (evaluation during training).
+        processes: the processes sharing each step's batch (DDP): they agree on finite checks,
+            checkpoint times and stops, and rank 0 shows progress.
     """
     use_amp, amp_dtype = amp_settings(opts.device, opts.amp)
     if state.scaler is None:
@@ -299,7 +303,7 @@ def fit(
     model, optimizer = state.model, state.optimizer
     model.train()
     static = _static_step(step_fn, state, opts, use_amp, amp_dtype)
-    pending = _Pending()
+    pending = _Pending(processes)
     last_save = time.monotonic()
     skip = opts.skip_nonfinite > 0
 
@@ -310,12 +314,13 @@ def fit(
         check(step)
         # a finite loss can still have taken the weights to inf (a huge learning rate): such a state
         # is no "last good checkpoint" (one device read, at checkpoint time only)
-        if not any_process(not _finite(model)):
+        if not processes.any_process(not _finite(model)):
             save(state)
             return
         raise NonFiniteLoss(f"{opts.description}: non-finite weights after step {step}")
 
-    with signals.deferred(), Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch) as bar:
+    with signals.deferred(), Progress(opts.description, opts.total_steps, start=state.step, steps_per_epoch=opts.steps_per_epoch,
+                                      enabled=processes.shows_progress()) as bar:
         for batch in batches:
             step = state.step
             if step >= opts.total_steps:
@@ -335,7 +340,7 @@ def fit(
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 state.scaler.scale(loss).backward()
-                bad = _nonfinite_step(loss, model) if skip else None
+                bad = _nonfinite_step(loss, model, processes) if skip else None
                 state.scaler.step(optimizer)
                 state.scaler.update()
                 if state.ema is not None:
@@ -359,18 +364,18 @@ def fit(
             age = time.monotonic() - last_save
             due = state.step == opts.total_steps or age > opts.checkpoint_seconds or \
                 (epoch_end and age >= opts.checkpoint_min_seconds)
-            if world_size() > 1 and state.step != opts.total_steps:
+            if processes.size > 1 and state.step != opts.total_steps:
                 # every process saves at the same steps (a save gathers their statistics): they
                 # compare clocks only at epoch ends and log points, never inside a stretch of steps
-                due = (epoch_end or pending.count == 0) and any_process(due)
+                due = (epoch_end or pending.count == 0) and processes.any_process(due)
             if due:
                 save_if_finite(step)
                 last_save = time.monotonic()
             stop = signals.requested()
-            if world_size() > 1:
+            if processes.size > 1:
                 # agreed where the processes meet anyway, so that every one of them saves
                 at_meeting = epoch_end or pending.count == 0 or state.step == opts.total_steps
-                stop = (stop or signal.SIGTERM) if at_meeting and any_process(stop is not None) else None
+                stop = (stop or signal.SIGTERM) if at_meeting and processes.any_process(stop is not None) else None
             if stop and state.step < opts.total_steps:
                 if not due:
                     save_if_finite(step)
@@ -438,12 +443,12 @@ def _mutable_tensors(state: TrainState) -> list[torch.Tensor]:
     return out
 
 
-def _nonfinite_step(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+def _nonfinite_step(loss: torch.Tensor, model: nn.Module, processes: Processes) -> torch.Tensor:
     """0-d bool on the device: the loss or a gradient is not finite (the same on every process)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     bad = ~torch.isfinite(loss.detach().float())
     if grads:
         bad = bad | ~torch.isfinite(torch.stack(torch._foreach_norm(grads)).float().sum())
-    if world_size() > 1:  # gradients agree after DDP's reduction, losses need not
-        bad = all_reduce_max(bad.to(torch.int64).reshape(1)).reshape(()) > 0
+    if processes.size > 1:  # gradients agree after DDP's reduction, losses need not
+        bad = processes.all_reduce_max(bad.to(torch.int64).reshape(1)).reshape(()) > 0
     return bad.reshape(())

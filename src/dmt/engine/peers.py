@@ -3,16 +3,15 @@
 When a process dies (killed, out of memory, a lost machine), the collectives of the others fail
 with a connection error. :func:`lost_process` recognises those errors and names the processes of
 this machine that have ended, by id and rank, from the table :mod:`dmt.engine.distributed`
-gathers when the group forms.
+gathers when the group forms (:attr:`~dmt.engine.distributed.Processes.peers`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
-
-from dmt.engine import distributed as dist
 
 # what a collective says when the process at the other end is gone (gloo's TCP pairs, NCCL)
 PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "Connection refused", "communicator was aborted",
@@ -36,18 +35,20 @@ def _gone(pid: int) -> bool:
         return False
 
 
-def lost_process(exc: BaseException) -> str | None:
+def lost_process(exc: BaseException, table: Sequence[tuple[str, int]], me: int) -> str | None:
     """The one line a surviving process prints when ``exc`` is a collective that lost its peer, else None.
+
+    Args:
+        table: ``(host, pid)`` of every rank of the job, in rank order (empty: no group, nothing to lose).
+        me: this process's rank in the job.
 
     Processes of this machine that have ended are named by id and rank; a process on another
     machine is not visible from here, so the line then quotes the connection error.
     """
     text = str(exc)
-    table = dist.peers()
     if not table or not any(s in text for s in PEER_LOST):
         return None
     host = socket.gethostname()
-    me = dist.job_rank()
     gone = [f"process {pid} (rank {r})" for r, (h, pid) in enumerate(table) if h == host and r != me and _gone(pid)]
     what = " and ".join(gone) + " stopped" if gone else \
         f"a process of this job stopped ({text.strip().splitlines()[0][:200]})"

@@ -140,17 +140,6 @@ def eta_text(done: int, total: int, elapsed: float, clock: RunClock | None) -> s
 
 
 # ---- the display ----------------------------------------------------------------------------
-def _reports(tty: bool) -> bool:
-    """Whether this process shows progress: rank 0 of its process group (or a process without one),
-    and on a terminal only the job's rank 0 (members trained side by side report in log lines).
-
-    A group can only exist once :mod:`dmt.engine.distributed` (and torch) was imported; a torch-free
-    command (``dmt predict MODEL.onnx``) never imports it.
-    """
-    distributed = sys.modules.get("dmt.engine.distributed")
-    return distributed is None or (distributed.is_main() and (distributed.job_rank() == 0 or not tty))
-
-
 class Progress:
     """``with Progress("phase1 train", total=1000, start=200) as p: p.advance(loss=0.3)``.
 
@@ -158,7 +147,8 @@ class Progress:
         description: what the loop does (``"phase2-a train"``, ``"eval val"``).
         total: units of work (steps, batches).
         start: units already done (a resumed stage).
-        enabled: ``False`` shows nothing (only rank 0 ever shows anything).
+        enabled: whether this process shows progress; with several processes the caller asks its
+            processes (:meth:`dmt.engine.distributed.Processes.shows_progress`: rank 0 alone).
         steps_per_epoch: when given, the current epoch is shown too.
         tty: draw a bar (default: whether stderr is a terminal).
         clock: the time source (tests pass a fake one).
@@ -170,7 +160,7 @@ class Progress:
         self.description, self.total, self.done, self.start = description, total, start, start
         self.steps_per_epoch = steps_per_epoch
         self._tty = sys.stderr.isatty() if tty is None else tty
-        self.enabled = enabled and total > start and _reports(self._tty)  # one bar per job: rank 0's
+        self.enabled = enabled and total > start
         self._now = clock
         self._bar = None
         self._task = None

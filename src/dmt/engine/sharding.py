@@ -13,54 +13,53 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import Processes
 from dmt.engine.batches import batch_slices, mix_seed
 from dmt.errors import UserError
 
 T = TypeVar("T")
 
 
-def shard(n: int, world: int | None = None, index: int | None = None) -> range:
+def shard(n: int, world: int, index: int) -> range:
     """The contiguous block of ``range(n)`` that process ``index`` of ``world`` handles.
 
     Blocks differ in length by at most one and cover every item exactly once, whatever ``n``:
     sharded labelling and evaluation count every image once, even when ``n`` does not divide.
     """
-    world = dist.world_size() if world is None else world
-    index = dist.rank() if index is None else index
     base, extra = divmod(n, world)
     start = index * base + min(index, extra)
     return range(start, start + base + (1 if index < extra else 0))
 
 
-def per_process_batch(global_batch: int, key: str, world: int | None = None) -> int:
+def per_process_batch(global_batch: int, key: str, world: int) -> int:
     """The per-process share of a global batch size; refuses one that does not divide.
 
     Args:
         global_batch: the config's batch size (what one step sees over all processes).
         key: the config key, named in the error.
+        world: the number of processes sharing each batch.
     """
-    world = dist.world_size() if world is None else world
     if global_batch % world:
         raise UserError(f"config key {key}: the global batch {global_batch} does not divide by the "
                         f"{world} processes; use a multiple of {world}")
     return global_batch // world
 
 
-def shard_items(items: Sequence[T], unit: int = 1) -> list[T]:
-    """This process's contiguous block of ``items`` (all of them for one process).
+def shard_items(items: Sequence[T], processes: Processes, unit: int = 1) -> list[T]:
+    """This process's contiguous block of ``items`` among ``processes`` (all of them for one process).
 
     Args:
         unit: shard whole groups of this many items (the evaluation batch size): every process
             then sees exactly the batches one process would, padding included, so predictions
             are bitwise those of a single process.
     """
-    groups = shard(-(-len(items) // unit))
+    groups = shard(-(-len(items) // unit), processes.size, processes.rank)
     return list(items[groups.start * unit:groups.stop * unit])
 
 
-def stream_slices(global_batches: list[int], keys: list[str]) -> list[tuple[int, int] | None]:
-    """This process's slice of each stream's global batch (see :func:`batch_slices`).
+def stream_slices(global_batches: list[int], keys: list[str], processes: Processes
+                  ) -> list[tuple[int, int] | None]:
+    """This process's slice of each stream's global batch among ``processes`` (see :func:`batch_slices`).
 
     Args:
         global_batches: the streams' batch sizes from the config, in the order they are
@@ -70,13 +69,13 @@ def stream_slices(global_batches: list[int], keys: list[str]) -> list[tuple[int,
     Raises:
         UserError: the global batch (their sum) does not divide by the number of processes.
     """
-    per_process_batch(sum(global_batches), " + ".join(keys))
-    return batch_slices(global_batches, dist.world_size(), dist.rank())
+    per_process_batch(sum(global_batches), " + ".join(keys), processes.size)
+    return batch_slices(global_batches, processes.size, processes.rank)
 
 
-def process_seed(seed: int) -> int:
+def process_seed(seed: int, processes: Processes) -> int:
     """A step's random draws (mixup) on this process: ``seed`` itself when there is one process."""
-    return mix_seed(seed, dist.rank()) if dist.world_size() > 1 else seed
+    return mix_seed(seed, processes.rank) if processes.size > 1 else seed
 
 
 def zip_streams(*streams: Iterable[Any] | None) -> Iterator[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ from dmt.config.loader import load_config
 from dmt.data.segmentation import SegmentationDataset
 from dmt.data.transforms import seg_eval_transform
 from dmt.engine.accel import use_channels_last
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.sharding import shard_items
 from dmt.errors import UserError
 from dmt.models.files import load_model
@@ -48,13 +49,13 @@ def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
 
 
 def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str | None, device: str,
-                        batch_size: int, overrides: list[str]) -> dict[str, Any]:
+                        batch_size: int, overrides: list[str], processes: Processes = ONE) -> dict[str, Any]:
     """Load a model file and score it; the model's recorded input convention is applied.
 
     ``overrides`` are dotted config keys (``data.*``, and ``eval.window`` / ``eval.stride`` for
-    sliding-window evaluation).
+    sliding-window evaluation). ``processes``: each scores its share of the set (torchrun).
     """
-    dev = resolve_device(device)
+    dev = resolve_device(device, processes)
     model, meta = load_model(checkpoint, dev)
     from_run = run_eval_overrides(checkpoint, data)
     if from_run:
@@ -73,9 +74,10 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
         test = load_test_set(cfg)
         if len(test.classes) != meta["num_classes"]:
             raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
-        mine = np.asarray(shard_items(np.arange(len(test)), batch_size), dtype=np.int64)
+        mine = np.asarray(shard_items(np.arange(len(test)), processes, batch_size), dtype=np.int64)
         acc = classification_accuracy(model, ArrayImageDataset(test, mine, classification_eval_transform()),
-                                      torch.as_tensor(test.labels[mine]), batch_size, dev, channels_last=channels_last)
+                                      torch.as_tensor(test.labels[mine]), batch_size, dev, channels_last=channels_last,
+                                      processes=processes)
         return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
 
     from dmt.config.validate import check_window
@@ -89,9 +91,10 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     split = split or "val"
     items = source.items_from_file(cfg.data.val_list) if cfg.data.val_list else source.items(split)
     pad = tuple(cfg.data.eval_pad) if cfg.data.eval_pad else None
-    dataset = SegmentationDataset(shard_items(items, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
+    dataset = SegmentationDataset(shard_items(items, processes, batch_size), source, seg_eval_transform(pad, fill=pad_colour(cfg, source)))
     scores = evaluate_segmentation(model, dataset, source.num_classes, batch_size, dev, window=cfg.eval.window,
-                                   stride=cfg.eval.stride, channels_last=channels_last, max_side=cfg.eval.max_side)
+                                   stride=cfg.eval.stride, channels_last=channels_last, max_side=cfg.eval.max_side,
+                                   processes=processes)
     per_class = dict(zip(source.class_names, scores["per_class_iou"]))
     return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(items), "miou": scores["miou"],
             "pixel_accuracy": scores["pixel_accuracy"], "per_class_iou": per_class,

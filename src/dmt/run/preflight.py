@@ -22,12 +22,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from dmt.config.schema import ExperimentConfig
 from dmt.data.images import image_size
 from dmt.data.segmentation import SegItem, SegSource, load_pair
 from dmt.errors import UserError
+
+if TYPE_CHECKING:  # the processes' type only: preflight itself needs no torch.distributed
+    from dmt.engine.distributed import Processes
 from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
 
 log = logging.getLogger("dmt")
@@ -169,19 +172,17 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     return checked
 
 
-def preflight_all(cfg: ExperimentConfig) -> None:
-    """:func:`preflight` in a job of one or several processes: rank 0 reads, every process raises."""
-    from dmt.engine import distributed as dist
-
-    if dist.world_size() == 1:
+def preflight_all(cfg: ExperimentConfig, processes: Processes) -> None:
+    """:func:`preflight` in a job of one or several ``processes``: rank 0 reads, every process raises."""
+    if processes.size == 1:
         preflight(cfg)
         return
     problem = None
     try:
-        preflight(cfg, read_files=dist.is_main())
+        preflight(cfg, read_files=processes.is_main)
     except UserError as exc:
         problem = str(exc)
-    problem = dist.broadcast_object(problem)  # rank 0's finding
+    problem = processes.broadcast_object(problem)  # rank 0's finding
     if problem is not None:
         err = UserError(problem)
         err.shared = True  # type: ignore[attr-defined]  (printed once, by rank 0)

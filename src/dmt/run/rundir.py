@@ -31,7 +31,7 @@ import yaml
 from dmt.atomic import remove_leftovers, write_text
 from dmt.config.loader import config_diff, config_to_dict, dump_config
 from dmt.config.schema import ExperimentConfig
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.checkpoint import write_json_atomic
 from dmt.errors import UserError
 
@@ -70,10 +70,14 @@ def read_run_config(run: str | Path) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 class RunDir:
-    """A run directory; ``open()`` it before use (lock, config check, logging)."""
+    """A run directory; ``open()`` it before use (lock, config check, logging).
 
-    def __init__(self, path: str | Path) -> None:
+    ``processes``: the job's; its rank 0 opens the directory and writes ``results.json``.
+    """
+
+    def __init__(self, path: str | Path, processes: Processes = ONE) -> None:
         self.path = Path(path)
+        self.processes = processes
         self._lock_file = None
         self._log_handler: logging.Handler | None = None
 
@@ -88,14 +92,12 @@ class RunDir:
 
     def stage_dir(self, name: str) -> Path:
         d = self.path / "stages" / name
-        if dist.is_main():
-            d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)  # by whichever process asks first (a share's rank 0 too)
         return d
 
     def splits_dir(self) -> Path:
         d = self.path / "splits"
-        if dist.is_main():
-            d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
         return d
 
     def tb_dir(self, name: str) -> Path:
@@ -107,7 +109,7 @@ class RunDir:
 
         Rank 0 does the work; its error, if any, is raised on every process.
         """
-        dist.on_main(lambda: self._open_or_explain(cfg))
+        self.processes.on_main(lambda: self._open_or_explain(cfg))
 
     def _open_or_explain(self, cfg: ExperimentConfig) -> None:
         try:
@@ -202,7 +204,7 @@ class RunDir:
         speaks on stderr meanwhile, so the run's story holds both members.
         """
         logger = logging.getLogger("dmt")
-        if not leader or dist.job_rank() == 0:
+        if not leader or self.processes.job_rank == 0:
             yield
             return
         handler = logging.FileHandler(self.path / "log.txt", mode="a")
@@ -220,7 +222,7 @@ class RunDir:
     # results
     def load_results(self) -> dict[str, Any]:
         """The results so far (read by rank 0, the same on every process)."""
-        return dist.on_main(self._read_results)
+        return self.processes.on_main(self._read_results)
 
     def _read_results(self) -> dict[str, Any]:
         if self.results_path.exists():
@@ -231,5 +233,5 @@ class RunDir:
         return {"schema_version": RESULTS_SCHEMA_VERSION, "stages": []}
 
     def save_results(self, results: dict[str, Any]) -> None:
-        if dist.is_main():
+        if self.processes.is_main:
             write_json_atomic(self.results_path, results)

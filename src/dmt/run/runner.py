@@ -6,6 +6,7 @@ the stages that finished; its schema is documented in ``docs/results.md``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 from pathlib import Path
@@ -98,19 +99,34 @@ def _steps(todo: list[Stage], parallel: bool) -> list[list[Stage]]:
     return steps
 
 
+def _share_runner(runner: Any, ctx: StageContext) -> Any:
+    """The task runner for the stages this process's share runs: the data it loaded, ``ctx``'s processes."""
+    share = copy.copy(runner)  # shallow: the loaded data are shared, not loaded twice
+    share.ctx = ctx
+    return share
+
+
 def _run_step(step: list[Stage], todo: list[Stage], results: dict[str, Any], ctx: StageContext, runner: Any,
-              run: RunDir, cfg: ExperimentConfig, mine: int, group: Any) -> list[dict[str, Any]]:
-    """Run one stage on every process, or each member of ``step`` on its share; the entries, in plan order."""
+              run: RunDir, cfg: ExperimentConfig, share: tuple[int, Any] | None) -> list[dict[str, Any]]:
+    """Run one stage on every process, or each member of ``step`` on its share; the entries, in plan order.
+
+    ``share``: this process's share when the job is split (its index, and the task runner whose
+    context carries the share's processes), else None.
+    """
     if len(step) == 1:
         return [_run_stage(step[0], todo, results, ctx, runner, run, cfg)]
-    stage = step[mine]
-    with dist.within(group), run.share_log(dist.is_main()):
+    assert share is not None, "members side by side need the job split into shares"
+    mine, share_runner = share
+    stage, on = step[mine], share_runner.ctx.processes
+    with run.share_log(on.is_main):
         try:
-            outcome: tuple[str, Any] = ("ok", _run_stage(stage, todo, results, ctx, runner, run, cfg))
+            outcome: tuple[str, Any] = ("ok", _run_stage(stage, todo, results, share_runner.ctx, share_runner,
+                                                         run, cfg))
         except UserError as exc:  # the other share must hear of it instead of waiting for this one
             outcome = ("error", str(exc))
     # each share's processes hold the same entry: take every share's first
-    per_share = dist.all_gather_objects(outcome)[:: dist.world_size() // len(step)]
+    job = ctx.processes
+    per_share = job.all_gather_objects(outcome)[:: job.size // len(step)]
     errors = [payload for kind, payload in per_share if kind == "error"]
     if errors:
         err = UserError(errors[0])
@@ -121,7 +137,7 @@ def _run_step(step: list[Stage], todo: list[Stage], results: dict[str, Any], ctx
 
 def _run_stage(stage: Stage, todo: list[Stage], results: dict[str, Any], ctx: StageContext, runner: Any,
                run: RunDir, cfg: ExperimentConfig) -> dict[str, Any]:
-    """Run one stage on the processes of the current share (or the job); returns its results.json entry."""
+    """Run one stage on ``ctx``'s processes (a share, or the job); returns its results.json entry."""
     seed = stage_seed(cfg.seed, stage.name)
     log.info("== %s (seed %d)", stage.name, seed)
     ctx.start_stage(todo[todo.index(stage):], results["stages"])
@@ -130,7 +146,7 @@ def _run_stage(stage: Stage, todo: list[Stage], results: dict[str, Any], ctx: St
     except NonFiniteLoss as exc:
         raise _nonfinite_error(exc, run.stage_dir(stage.name) / STATE_FILE) from None
     # rank 0's wall time: every process then records exactly the same entry
-    wall = dist.broadcast_object(ctx.stage_elapsed())
+    wall = ctx.processes.broadcast_object(ctx.stage_elapsed())
     return _stage_entry(stage, seed, record, wall)
 
 
@@ -138,23 +154,28 @@ def run_stages(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) every stage of ``cfg`` in the run directory ``out``; returns results.
 
     Started by torchrun (or another launcher setting its environment), every process calls
-    this; they join one process group and share each stage's work.
+    this; they join one process group for the length of the call and share each stage's work.
     """
-    dist.init_from_env(cfg.device, share_gpus=cfg.train.members_in_parallel is not False)
-    device = resolve_device(cfg.device)
+    with dist.joined(cfg.device, share_gpus=cfg.train.members_in_parallel is not False) as job:
+        return _run_plan(cfg, out, job)
+
+
+def _run_plan(cfg: ExperimentConfig, out: str | Path, job: dist.Processes) -> dict[str, Any]:
+    """:func:`run_experiment` on the job's processes ``job``."""
+    device = resolve_device(cfg.device, job)
     # data and weights files are checked before anything is written (rank 0 reads, all raise)
-    preflight_all(cfg)
-    run = RunDir(out)
+    preflight_all(cfg, job)
+    run = RunDir(out, job)
     run.open(cfg)
     restarted = dist.restart_note()
-    if restarted and dist.is_main():  # said in log.txt, where the run's story is read
+    if restarted and job.is_main:  # said in log.txt, where the run's story is read
         log.warning("%s", restarted)
-    if dist.world_size() > 1:
-        log.info("%d processes (%s), global batches split between them", dist.world_size(),
-                 "NCCL" if dist.backend_is_nccl() else "gloo")
+    if job.size > 1:
+        log.info("%d processes (%s), global batches split between them", job.size,
+                 "NCCL" if job.backend == "nccl" else "gloo")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
-    ctx = StageContext(cfg, run, device)
+    ctx = StageContext(cfg, run, device, job)
     try:
         plan = make_plan(cfg)
         results = run.load_results()
@@ -167,17 +188,19 @@ def run_stages(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         else:
             log.info("device %s; stages to run: %s", device, ", ".join(s.name for s in todo))
             runner = _task_runner(ctx)
-            shares = side_by_side(cfg, plan, dist.world_size())
-            mine, group = dist.split(shares) if shares > 1 else (0, None)
+            shares = side_by_side(cfg, plan, job.size)
+            share = None
             if shares > 1:
-                log.info("members side by side: %d processes each", dist.world_size() // shares)
+                on = job.split(shares)
+                share = (job.rank // on.size, _share_runner(runner, ctx.on(on)))
+                log.info("members side by side: %d processes each", on.size)
             for step in _steps(todo, shares > 1):
-                entries = _run_step(step, todo, results, ctx, runner, run, cfg, mine, group)
+                entries = _run_step(step, todo, results, ctx, runner, run, cfg, share)
                 results["stages"] += entries
                 results["summary"] = summarize(results["stages"], cfg.task)
                 run.save_results(results)
-                dist.barrier()  # every process is done with the stages' files before they go
-                if dist.is_main():
+                job.barrier()  # every process is done with the stages' files before they go
+                if job.is_main:
                     for stage in step:
                         # the stage is recorded: its resumable state (and stored pseudo labels) are not needed
                         (run.stage_dir(stage.name) / STATE_FILE).unlink(missing_ok=True)
@@ -187,9 +210,9 @@ def run_stages(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
                     torch.cuda.empty_cache()
         results["summary"] = summarize(results["stages"], cfg.task)
         run.save_results(results)
-        if dist.is_main():
+        if job.is_main:
             plot_results(results, run.path / "results.png")
-        dist.barrier()
+        job.barrier()
         return results
     finally:
         ctx.close()

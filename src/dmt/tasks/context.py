@@ -1,4 +1,4 @@
-"""What every stage runner is handed: config, the stage's folders, device, scalar logging."""
+"""What every stage runner is handed: config, the stage's folders, device, processes, scalar logging."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import math
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from dmt.config.schema import ExperimentConfig, OptimConfig
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.accel import use_channels_last
 from dmt.engine.batches import mix_seed
 from dmt.engine.progress import RunClock, set_run_clock
@@ -29,14 +29,15 @@ def stage_seed(run_seed: int, stage_name: str) -> int:
     return mix_seed(run_seed, zlib.crc32(stage_name.encode())) & 0x7FFFFFFF
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, processes: Processes = ONE) -> torch.device:
     """``auto`` picks CUDA when present, else the CPU.
 
-    Under a launcher (torchrun) with CUDA, every process takes the GPU ``LOCAL_RANK``.
+    Under a launcher (torchrun) with CUDA, every process of the job (``processes``) takes the
+    GPU ``LOCAL_RANK``.
     """
-    if dist.world_size() > 1 and dist.uses_cuda():
+    if processes.size > 1 and processes.cuda:
         return torch.device("cuda", torch.cuda.current_device())
-    if dist.world_size() > 1:
+    if processes.size > 1:
         if name.startswith("cuda"):
             raise UserError(f"config key 'device': {name!r}, but the processes were started on the CPU "
                             "(CUDA not available or the job joined with gloo)")
@@ -73,14 +74,25 @@ class StageFolders(Protocol):
 
 @dataclass
 class StageContext:
-    """A stage's surroundings; ``scalars`` writes to TensorBoard and the log."""
+    """A stage's surroundings; ``scalars`` writes to TensorBoard and the log.
+
+    ``processes`` are those the stage runs on: the whole job, or the share of it that trains
+    one member while another share trains the other (:meth:`on`). Rank 0 of them writes the
+    stage's files, scalars and pictures and shows progress.
+    """
 
     cfg: ExperimentConfig
     run: StageFolders
     device: torch.device
+    processes: Processes = ONE
     stage_started: float = 0.0  # time.monotonic() when this session started the current stage
     prior_elapsed: float = 0.0  # seconds the current stage ran in earlier sessions (from its checkpoint)
     _writers: dict[str, Any] = field(default_factory=dict)
+
+    def on(self, processes: Processes) -> StageContext:
+        """This context for stages that run on ``processes`` (a share of the job): the same run,
+        device and TensorBoard writers (one writer per folder), another set of processes."""
+        return replace(self, processes=processes, _writers=self._writers)
 
     @property
     def channels_last(self) -> bool:
@@ -96,7 +108,7 @@ class StageContext:
                 times are the progress bars' run-level estimates).
         """
         self.stage_started, self.prior_elapsed = time.monotonic(), 0.0
-        if dist.is_main():  # only rank 0 shows progress
+        if self.processes.is_main:  # only rank 0 shows progress
             set_run_clock(RunClock(todo[0].kind, [s.kind for s in todo[1:]],
                                    [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in finished],
                                    self.stage_elapsed))
@@ -113,7 +125,7 @@ class StageContext:
         return self._writers[stage]
 
     def scalars(self, stage: str, step: int, values: dict[str, float]) -> None:
-        if not dist.is_main():  # rank 0's scalars stand for the job (one TensorBoard, one log)
+        if not self.processes.is_main:  # rank 0's scalars stand for the job (one TensorBoard, one log)
             return
         w = self.writer(stage)
         for k, v in values.items():
@@ -124,7 +136,7 @@ class StageContext:
         """A finished stage's scores in TensorBoard (rank 0): in the stage's own run at its last step,
         and in the ``per-phase`` run at x = phase (baseline 0, oracle one after the last phase), so
         per-class IoU can be followed from phase to phase."""
-        if not dist.is_main():
+        if not self.processes.is_main:
             return
         suffix = f"-{stage.member}" if stage.member else ""
         x = stage.index if stage.kind == "phase" else 0 if stage.kind == "baseline" else len(self.cfg.phases.ratios) + 1
@@ -142,7 +154,7 @@ class StageContext:
 
     def image(self, stage: str, tag: str, picture: Any, step: int, text: str = "") -> None:
         """An ``H x W x 3`` uint8 picture (and optional markdown) in the stage's TensorBoard run (rank 0)."""
-        if not dist.is_main():
+        if not self.processes.is_main:
             return
         w = self.writer(stage)
         w.add_image(tag, picture, step, dataformats="HWC")

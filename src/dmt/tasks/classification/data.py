@@ -15,7 +15,7 @@ import numpy as np
 from dmt.config.schema import ExperimentConfig
 from dmt.data.arrays import ArrayDataset
 from dmt.data.splits import cifar_valtiny_split, per_class_labelled_split, write_split_file
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.errors import UserError
 
 log = logging.getLogger("dmt")
@@ -64,8 +64,8 @@ def load_test_set(cfg: ExperimentConfig) -> ArrayDataset:
     return load_train_test(cfg)[1]
 
 
-def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> ClassificationData:
-    """Read the dataset, apply the paper's split protocol and record the splits in the run."""
+def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes: Processes = ONE) -> ClassificationData:
+    """Read the dataset, apply the paper's split protocol and record the splits in the run (rank 0 of ``processes``)."""
     d = cfg.data
     train, test = load_train_test(cfg)
 
@@ -77,7 +77,7 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path) -> Classif
     if d.limit > 0:  # --smoke: a few images of each set, split as usual
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
         test = test.subset(np.arange(min(d.limit, len(test))))
-    if dist.is_main():  # one writer; every process computes the same split
+    if processes.is_main:  # one writer; every process computes the same split
         for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
             write_split_file(splits_dir / f"{name}.txt", idx)
     log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %d test", d.name, len(labelled),

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.accel import inference_layout
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
@@ -16,17 +16,18 @@ from dmt.engine.progress import Progress
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
                           amp: bool = False, num_workers: int = 0, description: str = "label",
-                          channels_last: bool = False) -> torch.Tensor:
+                          channels_last: bool = False, progress: bool = True) -> torch.Tensor:
     """Softmax probabilities ``N x C`` (float32, on the CPU) for every item, in dataset order.
 
-    ``channels_last``: model and inputs in NHWC order (``train.channels_last``).
+    ``channels_last``: model and inputs in NHWC order (``train.channels_last``); ``progress``:
+    show it (with several processes: rank 0 alone).
     """
     model.eval()
     layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
     out = []
     loader = eval_loader(dataset, batch_size, num_workers, pin_memory=device.type == "cuda")
-    with Progress(description, len(loader)) as bar:
+    with Progress(description, len(loader), enabled=progress) as bar:
         for images, *_ in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
                 logits = model(layout(images.to(device, non_blocking=True)))
@@ -37,13 +38,15 @@ def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, d
 
 def classification_accuracy(model: nn.Module, dataset: Dataset, labels: torch.Tensor, batch_size: int,
                             device: torch.device, amp: bool = False, num_workers: int = 0,
-                            description: str = "eval", channels_last: bool = False) -> float:
+                            description: str = "eval", channels_last: bool = False,
+                            processes: Processes = ONE) -> float:
     """Top-1 accuracy as a fraction in [0, 1] (``labels`` in dataset order).
 
-    Under several processes each passes its share of the set; the result is the whole set's.
+    Under several ``processes`` each passes its share of the set; the result is the whole set's.
     """
-    probs = predict_probabilities(model, dataset, batch_size, device, amp, num_workers, description, channels_last)
+    probs = predict_probabilities(model, dataset, batch_size, device, amp, num_workers, description, channels_last,
+                                  processes.shows_progress())
     correct = (probs.argmax(1) == torch.as_tensor(labels)).sum() if len(labels) else torch.tensor(0)
     # with several processes each scored its share: correct counts and sizes add up exactly
-    counts = dist.all_reduce_sum(torch.tensor([int(correct), len(labels)], dtype=torch.int64))
+    counts = processes.all_reduce_sum(torch.tensor([int(correct), len(labels)], dtype=torch.int64))
     return float(counts[0]) / float(counts[1]) if int(counts[1]) else float("nan")

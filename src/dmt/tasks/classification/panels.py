@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmt.engine import distributed as dist
 from dmt.tasks.context import StageContext
 from dmt.tasks.panels import grid, upscale
 from dmt.tasks.plan import Stage
@@ -31,7 +30,7 @@ def classification_stage_end(ctx: StageContext, stage: Stage, step: int, model: 
         images: ``N x H x W x 3`` uint8, the first kept images, in ``pseudo_probs`` order.
         pseudo_probs: the teacher's probabilities of the kept images (``K x C``, ``K >= N``).
     """
-    if not dist.is_main():
+    if not ctx.processes.is_main:
         return
     ctx.stage_scores(stage, step, metrics, class_names)
     if not len(images):

@@ -18,7 +18,6 @@ from dmt.atomic import atomic_path
 from dmt.config.schema import TrainConfig
 from dmt.data.arrays import ArrayDataset, ArrayImageDataset
 from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
-from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
@@ -46,7 +45,7 @@ class ClassificationRunner:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
         # eval.select other than "last" was refused when the config was loaded (config/validate.py)
-        self.data = load_classification_data(self.cfg, ctx.run.splits_dir())
+        self.data = load_classification_data(self.cfg, ctx.run.splits_dir(), ctx.processes)
         d = self.cfg.data
         size = self.data.train.images.shape[1]
         self.train_tf = classification_train_transform(
@@ -62,7 +61,7 @@ class ClassificationRunner:
 
     def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
         # classification batches are large: per-process BN statistics unless model.sync_bn asks
-        return convert_sync_bn(model, bool(self.cfg.model.sync_bn), self.ctx.device).to(self.ctx.device)
+        return convert_sync_bn(model, bool(self.cfg.model.sync_bn), self.ctx.device, self.ctx.processes).to(self.ctx.device)
 
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
@@ -73,10 +72,10 @@ class ClassificationRunner:
     def _accuracy(self, model: torch.nn.Module, data: ArrayDataset, idx: np.ndarray, what: str) -> float:
         """Accuracy on ``data[idx]``; each process scores its share and the counts add up."""
         c = self.cfg
-        mine = np.asarray(shard_items(idx, c.eval.batch_size), dtype=np.int64)
+        mine = np.asarray(shard_items(idx, self.ctx.processes, c.eval.batch_size), dtype=np.int64)
         return classification_accuracy(model, self._eval_set(data, mine), torch.as_tensor(data.labels[mine]),
                                        c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, what,
-                                       self.ctx.channels_last)
+                                       self.ctx.channels_last, processes=self.ctx.processes)
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         metrics = {"accuracy": self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")}
@@ -89,11 +88,11 @@ class ClassificationRunner:
         final.eval()
         metrics = self._evaluate(final)
         metrics.update(extra or {})
-        if dist.is_main():
+        if self.ctx.processes.is_main:
             save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
                        num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
                        info={"stage": stage.name, "metrics": metrics, "classes": list(self.data.train.classes)})
-        dist.barrier()  # the next stage may read the model file
+        self.ctx.processes.barrier()  # the next stage may read the model file
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
 
@@ -112,16 +111,18 @@ class ClassificationRunner:
         dataset = ArrayImageDataset(self.data.train, indices, self.train_tf)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
-        (take,) = stream_slices([tc.batch_size], [f"{'oracle' if stage.kind == 'oracle' else 'baseline'}.batch_size"])
+        (take,) = stream_slices([tc.batch_size], [f"{'oracle' if stage.kind == 'oracle' else 'baseline'}.batch_size"],
+                                self.ctx.processes)
+        fill = self.ctx.processes.size > 1  # every process's slice of an epoch's last batch is full
         pin = self.ctx.device.type == "cuda"  # page-locked batches: the loop's non_blocking copies overlap
 
         def batches(start: int):
             loader = step_loader(dataset, tc.batch_size, seed, start, total, num_workers=self.cfg.data.num_workers,
-                                 take=take, pin_memory=pin)
+                                 take=take, fill=fill, pin_memory=pin)
             return ((x, y) for x, y, _ in loader)
 
         # mixup pairs images within each process's share of the batch
-        step = SupervisedMixupStep(model, tc.mixup_alpha, process_seed(seed))
+        step = SupervisedMixupStep(model, tc.mixup_alpha, process_seed(seed, self.ctx.processes))
         train_stage(self.ctx, stage.name, state, batches, step,
                     total=total, steps_per_epoch=spe, opt=tc, description=f"{stage.name} train")
         return self._finish(stage, state, {"train_images": len(indices)})
@@ -129,22 +130,23 @@ class ClassificationRunner:
     def _teacher_probabilities(self, stage: Stage) -> torch.Tensor:
         """The teacher's softmax on every unlabelled image (cached in the stage folder)."""
         path = self.ctx.run.stage_dir(stage.name) / "teacher_probs.safetensors"
-        if dist.on_main(path.exists):
+        if self.ctx.processes.on_main(path.exists):
             return load_file(str(path))["probs"]
         assert stage.teacher is not None
         teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
         # each process labels a block of whole batches; the blocks, in rank order, are the set
-        mine = np.asarray(shard_items(self.data.unlabelled, self.cfg.eval.batch_size), dtype=np.int64)
+        mine = np.asarray(shard_items(self.data.unlabelled, self.ctx.processes, self.cfg.eval.batch_size), dtype=np.int64)
         probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
-                                      self.cfg.data.num_workers, f"{stage.name} label", self.ctx.channels_last)
+                                      self.cfg.data.num_workers, f"{stage.name} label", self.ctx.channels_last,
+                                      progress=self.ctx.processes.shows_progress())
         if not bool(torch.isfinite(probs).all()):  # overflowing logits: the threshold would be meaningless
             raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities; its logits "
                             "overflow (lower the learning rate or set amp=false)")
-        if dist.world_size() > 1:
-            parts = [p for p in dist.all_gather_objects(probs) if p.numel()]
+        if self.ctx.processes.size > 1:
+            parts = [p for p in self.ctx.processes.all_gather_objects(probs) if p.numel()]
             probs = torch.cat(parts) if parts else probs
-        if dist.is_main():
+        if self.ctx.processes.is_main:
             with atomic_path(path) as tmp:
                 save_file({"probs": probs.contiguous()}, str(tmp))
         return probs
@@ -180,17 +182,18 @@ class ClassificationRunner:
         # mixup pairs images within each process's share of the batch
         step_fn = DynamicMixupStep(model, gamma1=pc.gamma1, gamma2=pc.gamma2,
                                    ramp=pc.ramp, total_steps=total, alpha=pc.mixup_alpha,
-                                   seed=process_seed(seed), totals=totals)
+                                   seed=process_seed(seed, self.ctx.processes), totals=totals)
         nw = self.cfg.data.num_workers
         take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
-                                       ["phases.batch_pseudo", "phases.batch_labelled"])
+                                       ["phases.batch_pseudo", "phases.batch_labelled"], self.ctx.processes)
+        fill = self.ctx.processes.size > 1
         pin = self.ctx.device.type == "cuda"
 
         def batches(start: int):
             p = step_loader(pseudo_set, pc.batch_pseudo, mix_seed(seed, 1), start, total, num_workers=nw,
-                            take=take_p, pin_memory=pin) if take_p else None
+                            take=take_p, fill=fill, pin_memory=pin) if take_p else None
             lab = step_loader(labelled, pc.batch_labelled, mix_seed(seed, 2), start, total, num_workers=nw,
-                              take=take_l, pin_memory=pin) if take_l else None
+                              take=take_l, fill=fill, pin_memory=pin) if take_l else None
             for pb, lb in zip_streams(p, lab):
                 # a process may hold no image of one stream: an empty batch of the other's shape
                 xp, pp, _ = pb if pb is not None else (lb[0][:0], torch.zeros(0, probs.shape[1]), None)
@@ -199,7 +202,7 @@ class ClassificationRunner:
 
         train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe,
                     opt=pc, totals=totals, description=f"{stage.name} train")
-        means = reduce_totals(totals).means()
+        means = reduce_totals(totals, self.ctx.processes).means()
         pseudo.update({"mean_weight": means.get("mean_weight", float("nan")),
                        "disagree": means.get("disagree", float("nan")),
                        "student_wins": means.get("student_wins", float("nan"))})

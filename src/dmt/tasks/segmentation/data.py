@@ -33,7 +33,7 @@ from dmt.data.splits import (
     segmentation_splits,
     write_split_file,
 )
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.errors import UserError
 from dmt.tasks.plan import Stage
 
@@ -222,12 +222,13 @@ def run_lists(cfg: ExperimentConfig, source: SegSource, members: list[str]) -> R
     return lists.limited(d.limit) if d.limit > 0 else lists
 
 
-def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str]) -> SegmentationData:
-    """Apply the split protocol (or the user's lists) and write the lists into the run."""
+def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str],
+                           processes: Processes = ONE) -> SegmentationData:
+    """Apply the split protocol (or the user's lists) and write the lists into the run (rank 0 of ``processes``)."""
     source = build_source(cfg)
     lists = run_lists(cfg, source, members)
     files = lists.files()
-    dist.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
+    processes.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
     log.info("data %s: %s labelled, %d unlabelled, %d val", cfg.data.name,
              " / ".join(str(len(v)) for v in lists.per_member.values()), len(lists.unlabelled), len(lists.val))
     if lists.dms:

@@ -17,7 +17,7 @@ from torch import nn
 
 from dmt.config.validate import check_window
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.engine.accel import inference_layout
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
@@ -179,15 +179,16 @@ def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int,
 
 
 def device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
-                    num_workers: int, description: str, channels_last: bool
+                    num_workers: int, description: str, channels_last: bool, progress: bool = True
                     ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """The inference passes' common part: ``model`` in eval mode (and NHWC with ``channels_last``);
-    yields ``(batch, its padded images on the device in the model's layout)``, with progress."""
+    yields ``(batch, its padded images on the device in the model's layout)``, with progress
+    where ``progress`` (with several processes: rank 0's alone)."""
     model.eval()
     layout = inference_layout(model, channels_last)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean),
                          pin_memory=device.type == "cuda")
-    with Progress(description, len(loader)) as bar:
+    with Progress(description, len(loader), enabled=progress) as bar:
         for batch in loader:
             yield batch, layout(batch["image"].to(device, non_blocking=True))
             bar.advance()
@@ -197,8 +198,10 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
                           device: torch.device, amp: bool = False, num_workers: int = 0,
                           description: str = "eval", window: Sequence[int] | None = None,
                           stride: Sequence[int] | None = None, channels_last: bool = False,
-                          max_side: int | None = None) -> dict[str, Any]:
+                          max_side: int | None = None, processes: Processes = ONE) -> dict[str, Any]:
     """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set.
+
+    ``processes``: each scored its share of the set (``dataset``); their matrices are summed.
 
     ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images,
     except those larger than ``max_side`` (:func:`inference_window`). Windows are scored band by
@@ -207,12 +210,13 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
     cm = ConfusionMatrix(num_classes)
     use_amp, dtype = amp_settings(device, amp)
     autocast = functools.partial(torch.autocast, device.type, dtype=dtype, enabled=use_amp)
-    for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last):
+    for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last,
+                                        processes.shows_progress()):
         win = inference_window(images.shape[-2:], window, max_side)
         for top, end, logits in window_bands(model, images, win, stride if window else None, autocast):
             cm.update(logits.float().softmax(dim=1).argmax(1).cpu(), batch["mask"][:, top:end])
     # with several processes each scored its share of the set: the matrices add up exactly
-    cm.matrix = dist.all_reduce_sum(cm.matrix)
+    cm.matrix = processes.all_reduce_sum(cm.matrix)
     scores = cm.compute()
     return {"miou": scores["miou"], "pixel_accuracy": scores["pixel_accuracy"],
             "per_class_iou": scores["per_class_iou"]}

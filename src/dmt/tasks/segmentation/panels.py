@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmt.engine import distributed as dist
 from dmt.tasks.context import StageContext
 from dmt.tasks.panels import class_palette, grid, save_samples, segmentation_rows
 from dmt.tasks.plan import Stage
@@ -31,7 +30,7 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
         items: the unlabelled :class:`~dmt.data.segmentation.SegItem` list to take samples from.
         targets: a phase's thresholded pseudo labels (name -> (kept classes, confidence)), or ``None``.
     """
-    if not dist.is_main():
+    if not ctx.processes.is_main:
         return
     ctx.stage_scores(stage, step, metrics, source.class_names)
     picks = sorted(items, key=lambda it: it.name)[:NUM_SAMPLES]

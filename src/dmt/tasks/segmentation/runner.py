@@ -23,7 +23,6 @@ from dmt.config.validate import check_window
 from dmt.data.labels import PseudoLabelStore, histogram_of_store
 from dmt.data.segmentation import SegItem, SegmentationDataset, collate_segmentation
 from dmt.data.transforms import seg_eval_transform, seg_train_transform
-from dmt.engine import distributed as dist
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.checkpoint import load_checkpoint
 from dmt.engine.loop import TrainState, make_ema
@@ -57,7 +56,7 @@ class SegmentationRunner:
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
-        self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members(self.cfg))
+        self.data = load_segmentation_data(self.cfg, ctx.run.splits_dir(), members(self.cfg), ctx.processes)
         src, d = self.data.source, self.cfg.data
         self.num_classes = src.num_classes
         fill = pad_colour(self.cfg, src)  # data.pad_fill: the mean colour, or black as the original
@@ -105,7 +104,7 @@ class SegmentationRunner:
                                 "checkpointing (the DINOv2 / DINOv3 models have); set it to false")
             model.set_grad_checkpointing(True)
         sync = self.cfg.model.sync_bn if self.cfg.model.sync_bn is not None else True
-        return convert_sync_bn(model, sync, self.ctx.device).to(self.ctx.device)
+        return convert_sync_bn(model, sync, self.ctx.device, self.ctx.processes).to(self.ctx.device)
 
     def _save(self, path: Path, model: torch.nn.Module, member: str, info: dict[str, Any]) -> None:
         """A member's model file: its own network name and factory arguments (model B may differ)."""
@@ -121,10 +120,11 @@ class SegmentationRunner:
     def _evaluate(self, model: torch.nn.Module, items: list[SegItem], what: str) -> dict[str, Any]:
         """Scores over ``items``; each process predicts its share, the confusion matrices add up."""
         c = self.cfg
-        return evaluate_segmentation(model, self._dataset(shard_items(items, c.eval.batch_size), False), self.num_classes,
+        mine = shard_items(items, self.ctx.processes, c.eval.batch_size)
+        return evaluate_segmentation(model, self._dataset(mine, False), self.num_classes,
                                      c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}",
                                      window=c.eval.window, stride=c.eval.stride, channels_last=self.ctx.channels_last,
-                                     max_side=c.eval.max_side)
+                                     max_side=c.eval.max_side, processes=self.ctx.processes)
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -154,18 +154,18 @@ class SegmentationRunner:
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
         every = max(self.cfg.eval.every_epochs, 1)
         # the best score so far: read once (a resumed stage continues from its saved best model)
-        best = [dist.on_main(lambda: load_checkpoint(best_path)["meta"]["metrics"][key]
+        best = [self.ctx.processes.on_main(lambda: load_checkpoint(best_path)["meta"]["metrics"][key]
                              if best_path.exists() else -1.0)]
 
         def on_epoch(epoch: int) -> None:
             if epoch % every:
                 return
-            sync_from_main(state)  # every process evaluates its share with rank 0's statistics
+            sync_from_main(state, self.ctx.processes)  # every process evaluates its share with rank 0's statistics
             model = state.ema.module if state.ema is not None else state.model
             score = self._evaluate(model, items, what)["miou"]  # the same on every process
             if score > best[0]:
                 best[0] = score
-                if dist.is_main():
+                if self.ctx.processes.is_main:
                     self._save(best_path, model, stage.member,
                                {"stage": stage.name, "epoch": epoch, "metrics": {key: score}})
             log.info("%s epoch %d: %s mIoU %.4f (best %.4f)", stage.name, epoch, what, score, best[0])
@@ -176,9 +176,9 @@ class SegmentationRunner:
         final = state.ema.module if state.ema is not None else state.model
         best_path = self.ctx.run.stage_dir(stage.name) / BEST_FILE
         chosen = self._selection_set(stage)
-        dist.barrier()  # rank 0 has written the stage's files
+        self.ctx.processes.barrier()  # rank 0 has written the stage's files
         metrics = None
-        if chosen is not None and dist.on_main(best_path.exists):
+        if chosen is not None and self.ctx.processes.on_main(best_path.exists):
             key = f"{chosen[1]}_miou"
             best, meta = load_model(best_path, self.ctx.device)
             selected = {"selected_epoch": meta["epoch"], key: meta["metrics"][key]}
@@ -202,14 +202,14 @@ class SegmentationRunner:
         if metrics is None:
             metrics = self._evaluate(final, self.data.val, "val")
         metrics.update(extra)
-        if dist.is_main():
+        if self.ctx.processes.is_main:
             self._save(self._model_path(stage.name), final, stage.member, {
                 "stage": stage.name, "metrics": {"miou": metrics["miou"]},
                 "classes": list(self.data.source.class_names)})
         # per-class IoU and a few sample pictures for TensorBoard and `dmt report` (rank 0, a few images)
         segmentation_stage_end(self.ctx, stage, state.step, final, metrics, self.data.unlabelled, self.data.source,
                                self.eval_tf, self._pseudo_targets if stage.kind == "phase" else None)
-        dist.barrier()  # the next stage may read the model file
+        self.ctx.processes.barrier()  # the next stage may read the model file
         log.info("%s: val mIoU %.4f, pixel accuracy %.4f", stage.name, metrics["miou"], metrics["pixel_accuracy"])
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
 
@@ -219,7 +219,8 @@ class SegmentationRunner:
         if take is None:
             return None
         return step_loader(dataset, batch, seed, start, total, num_workers=self.cfg.data.num_workers,
-                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda", take=take)
+                           collate_fn=collate_segmentation, pin_memory=self.ctx.device.type == "cuda", take=take,
+                           fill=self.ctx.processes.size > 1)
 
     def _supervised(self, stage: Stage, seed: int, items: list[SegItem], tc: TrainConfig) -> dict[str, Any]:
         model = self._new_model(stage.member, seed)
@@ -228,10 +229,10 @@ class SegmentationRunner:
         dataset = self._dataset(items, True)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
-        (take,) = stream_slices([tc.batch_size], [f"{key}.batch_size"])
+        (take,) = stream_slices([tc.batch_size], [f"{key}.batch_size"], self.ctx.processes)
         train_stage(self.ctx, stage.name, state,
                     lambda start: self._loader(dataset, tc.batch_size, seed, start, total, take),
-                    SegmentationStep(model), total=total, steps_per_epoch=spe, opt=tc,
+                    SegmentationStep(model, processes=self.ctx.processes), total=total, steps_per_epoch=spe, opt=tc,
                     description=f"{stage.name} train", every_epoch=self._selection(stage, state))
         return self._finish(stage, state, {"train_images": len(items)})
 
@@ -239,27 +240,29 @@ class SegmentationRunner:
         """Label the unlabelled set with the teacher (resumable), then threshold per class."""
         store = self._open_store(stage)
         names = [it.name for it in self.data.unlabelled]
-        if not dist.on_main(store.is_complete):
+        if not self.ctx.processes.on_main(store.is_complete):
             # each process labels its share of what is missing, into the one shared store
-            todo = set(dist.on_main(lambda: store.missing(names)))
+            todo = set(self.ctx.processes.on_main(lambda: store.missing(names)))
             if todo:
                 assert stage.teacher is not None
                 teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
-                items = shard_items([it for it in self.data.unlabelled if it.name in todo], self.cfg.eval.batch_size)
+                items = shard_items([it for it in self.data.unlabelled if it.name in todo], self.ctx.processes,
+                                    self.cfg.eval.batch_size)
                 for name, classes, confidence in label_images(
                         teacher, self._dataset(items, False, with_mask=False), self.cfg.eval.batch_size,
                         self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label",
                         window=self.cfg.eval.window, stride=self.cfg.eval.stride,
-                        channels_last=self.ctx.channels_last, max_side=self.cfg.eval.max_side):
+                        channels_last=self.ctx.channels_last, max_side=self.cfg.eval.max_side,
+                        progress=self.ctx.processes.shows_progress()):
                     if np.isnan(confidence).any():  # overflowing logits: thresholds would be meaningless
                         raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities "
                                         f"on {name}; its logits overflow (lower the learning rate or set amp=false)")
                     store.write(name, classes, confidence)
-            dist.barrier()
-            if dist.is_main():
+            self.ctx.processes.barrier()
+            if self.ctx.processes.is_main:
                 store.mark_complete({"teacher": stage.teacher, "images": len(names)})
         # exact: integer histograms of the processes' shares add up to the single-process one
-        hist = dist.all_reduce_sum(histogram_of_store(store, shard_items(names), self.num_classes))
+        hist = self.ctx.processes.all_reduce_sum(histogram_of_store(store, shard_items(names, self.ctx.processes), self.num_classes))
         thresholds, kept, empty = class_balanced_thresholds(hist, stage.ratio)
         if empty:
             log.warning("%s: the teacher predicts no pixel as %s", stage.name,
@@ -273,7 +276,7 @@ class SegmentationRunner:
             "predicted_per_class": hist.sum(1).tolist(),  # pixels the teacher gives each class, kept or not
             "empty_classes": [self.data.source.class_names[c] for c in empty],
         }
-        if dist.is_main():
+        if self.ctx.processes.is_main:
             write_text(self.ctx.run.stage_dir(stage.name) / "thresholds.json", json.dumps(info, indent=1))
         log.info("%s: teacher %s, ratio %.2f keeps %.1f%% of %d pixels", stage.name, stage.teacher, stage.ratio,
                  100 * info["pseudo_share"], pixels)
@@ -282,11 +285,11 @@ class SegmentationRunner:
     def _open_store(self, stage: Stage) -> PseudoLabelStore:
         """The phase's pseudo-label store; rank 0 opens it first (it clears partial files)."""
         path = self.ctx.run.stage_dir(stage.name) / "labels"
-        store = PseudoLabelStore(path) if dist.is_main() else None
-        dist.barrier()
+        store = PseudoLabelStore(path) if self.ctx.processes.is_main else None
+        self.ctx.processes.barrier()
         if store is None:
             store = PseudoLabelStore(path)
-        dist.barrier()  # nobody writes before every process has opened the store
+        self.ctx.processes.barrier()  # nobody writes before every process has opened the store
         return store
 
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -314,10 +317,11 @@ class SegmentationRunner:
         totals = StatTotals()
         step_fn = SegmentationStep(model, weighting=WEIGHTING[method], gamma1=pc.gamma1, gamma2=pc.gamma2,
                                    ramp=pc.ramp, total_steps=total, naive_gamma=pc.naive_gamma,
-                                   online_threshold=pc.online_threshold, totals=totals)
+                                   online_threshold=pc.online_threshold, totals=totals,
+                                   processes=self.ctx.processes)
 
         take_p, take_l = stream_slices([pc.batch_pseudo, pc.batch_labelled],
-                                       ["phases.batch_pseudo", "phases.batch_labelled"])
+                                       ["phases.batch_pseudo", "phases.batch_labelled"], self.ctx.processes)
         online = method == "online"
 
         def batches(start: int):
@@ -337,5 +341,5 @@ class SegmentationRunner:
 
         train_stage(self.ctx, stage.name, state, batches, step_fn, total=total, steps_per_epoch=spe, opt=pc,
                     totals=totals, description=f"{stage.name} train", every_epoch=self._selection(stage, state))
-        info.update({k: v for k, v in reduce_totals(totals).means().items()})
+        info.update({k: v for k, v in reduce_totals(totals, self.ctx.processes).means().items()})
         return self._finish(stage, state, info)

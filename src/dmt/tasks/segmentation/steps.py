@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dmt.engine import distributed as dist
+from dmt.engine.distributed import ONE, Processes
 from dmt.method.curriculum import ramped_gamma
 from dmt.method.losses import online_pseudo_targets, weighted_cross_entropy
 from dmt.method.weights import (
@@ -26,17 +26,17 @@ from dmt.tasks.segmentation.inference import upsampled_logits
 from dmt.tasks.stats import StatTotals
 
 
-def global_normalizer(target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor | None:
-    """The loss denominator of one process's part of a global batch (``None`` for one process).
+def global_normalizer(target: torch.Tensor, processes: Processes, ignore_index: int = 255) -> torch.Tensor | None:
+    """The loss denominator of one process's part of a global batch over ``processes`` (``None`` for one).
 
     The number of non-ignored targets of the *whole* batch over the number of processes: DDP
     averages the processes' gradients, so each divides by this to reproduce the gradient of
     ``sum(w * CE) / count`` over the concatenated batch (one small all-reduce per step).
     """
-    if dist.world_size() == 1:
+    if processes.size == 1:
         return None
-    count = dist.all_reduce_sum((target != ignore_index).sum())
-    return count.clamp_min(1).float() / dist.world_size()
+    count = processes.all_reduce_sum((target != ignore_index).sum())
+    return count.clamp_min(1).float() / processes.size
 
 
 class SegmentationStep:
@@ -53,12 +53,13 @@ class SegmentationStep:
 
     def __init__(self, model: nn.Module, *, weighting: str = "dynamic", gamma1: float = 0.0, gamma2: float = 0.0,
                  ramp: bool = False, total_steps: int = 1, naive_gamma: float = 5.0, online_threshold: float = 0.9,
-                 totals: StatTotals | None = None) -> None:
+                 totals: StatTotals | None = None, processes: Processes = ONE) -> None:
         if weighting not in ("dynamic", "confidence", "flip", "online"):
             raise ValueError(f"unknown weighting {weighting!r}")
         self.model, self.weighting, self.gamma1, self.gamma2 = model, weighting, gamma1, gamma2
         self.ramp, self.total_steps, self.naive_gamma = ramp, total_steps, naive_gamma
         self.online_threshold, self.totals = online_threshold, totals if totals is not None else StatTotals()
+        self.processes = processes  # those sharing each global batch (its loss denominator)
 
     @property
     def graph_safe(self) -> bool:
@@ -71,7 +72,7 @@ class SegmentationStep:
         if "pseudo_image" not in batch:  # supervised: baseline and oracle
             logits = upsampled_logits(self.model, batch["image"])
             loss = weighted_cross_entropy(logits, batch["mask"], torch.ones_like(batch["mask"], dtype=torch.float32),
-                                          normalizer=global_normalizer(batch["mask"]))
+                                          normalizer=global_normalizer(batch["mask"], self.processes))
             return {"loss": loss, "sup_loss": loss.detach()}
 
         n_p = batch["pseudo_image"].shape[0]
@@ -83,7 +84,7 @@ class SegmentationStep:
             pseudo = online_pseudo_targets(logits[:n_p], self.online_threshold)
             target = torch.cat([pseudo, batch["mask"]])
             loss = weighted_cross_entropy(logits, target, torch.ones_like(target, dtype=torch.float32),
-                                          normalizer=global_normalizer(target))
+                                          normalizer=global_normalizer(target, self.processes))
             kept = (pseudo != 255).double().mean()
             self.totals.add({"pseudo_share": kept}, 1)
             return {"loss": loss, "pseudo_share": kept}
@@ -104,5 +105,5 @@ class SegmentationStep:
                 w = dynamic_weights_from_view(view, target, teacher_conf, labelled, g1, g2)
         stats = agreement_stats(view, target, teacher_conf, labelled, w)
         self.totals.add({k: v for k, v in stats.items() if k != "pseudo_targets"}, stats["pseudo_targets"])
-        loss = weighted_cross_entropy(logits, target, w, normalizer=global_normalizer(target))
+        loss = weighted_cross_entropy(logits, target, w, normalizer=global_normalizer(target, self.processes))
         return {"loss": loss, "gamma1": g1, "gamma2": g2, **{k: v for k, v in stats.items() if k != "pseudo_targets"}}
