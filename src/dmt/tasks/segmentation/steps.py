@@ -60,13 +60,6 @@ class SegmentationStep:
         self.ramp, self.total_steps, self.naive_gamma = ramp, total_steps, naive_gamma
         self.online_threshold, self.totals = online_threshold, totals if totals is not None else StatTotals()
 
-    @property
-    def graph_safe(self) -> bool:
-        """Whether the step can be captured as a CUDA graph (``train.cuda_graph``): no host value may
-        depend on the step number (a gamma ramp does), and the statistics must grow in place
-        (the online method counts its steps in Python)."""
-        return not self.ramp and self.weighting != "online"
-
     def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         if "pseudo_image" not in batch:  # supervised: baseline and oracle
             logits = upsampled_logits(self.model, batch["image"])
