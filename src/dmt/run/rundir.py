@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from dmt.atomic import write_json
 from dmt.config.loader import config_diff, config_to_dict, drop_removed_keys, dump_config
 from dmt.config.schema import ExperimentConfig
 from dmt.engine import distributed as dist
-from dmt.engine.checkpoint import write_json_atomic
 from dmt.errors import UserError
 
 RESULTS_SCHEMA_VERSION = 1
@@ -216,4 +216,4 @@ class RunDir:
 
     def save_results(self, results: dict[str, Any]) -> None:
         if dist.is_main():
-            write_json_atomic(self.results_path, results)
+            write_json(self.results_path, results)
