@@ -11,8 +11,6 @@ Measures, each configuration in its own try/except (a failure is recorded, the r
   memory, for fp32 (torch defaults: cuDNN may use TF32 for convolutions), bf16 autocast, bf16 +
   channels_last, bf16 + channels_last + torch.compile in mode reduce-overhead (CUDA graphs;
   `train.compile=reduce-overhead`) and in the default mode (skipped when time runs short);
-* the step captured as one CUDA graph (``train.cuda_graph``: static buffers, the learning rate as
-  a device tensor, optimizer and EMA inside the graph);
 * two members side by side on the one GPU (``train.members_in_parallel``, ``dmt run --nproc 2``):
   two processes each training the bf16 + channels_last step at once, their images/s summed;
   again under NVIDIA MPS when ``nvidia-cuda-mps-control`` exists;
@@ -137,8 +135,7 @@ class Bench:
                   flush=True)
 
     # ---- training ---------------------------------------------------------------------------
-    def train(self, amp: bool, channels_last: bool, compile_: bool | str = False, ddp: bool = False,
-              graph: bool = False) -> dict:
+    def train(self, amp: bool, channels_last: bool, compile_: bool | str = False, ddp: bool = False) -> dict:
         model = self.model()
         if channels_last:
             apply_channels_last(model)
@@ -159,7 +156,7 @@ class Bench:
         total = warmup + self.steps
         opts = FitOptions(total_steps=total, base_lr=1e-3, schedule="poly", steps_per_epoch=10**9,
                           checkpoint_seconds=1e12, log_every=total, device=self.device, amp=amp,
-                          description="bench train", cuda_graph=graph)
+                          description="bench train")
         self.reset_memory()
         t_compile = time.perf_counter()
         fit(step, state, [batch] * warmup, FitOptions(**{**opts.__dict__, "total_steps": warmup, "log_every": warmup}),
@@ -316,7 +313,6 @@ def main() -> int:
     except Exception as exc:
         b.out["errors"]["ddp"] = f"{type(exc).__name__}: {exc}"
 
-    b.attempt("train", "bf16+channels_last+cuda_graph", lambda: b.train(True, True, graph=True))
     b.attempt("train", "two members side by side (2 processes, one GPU)", lambda: side_by_side(args, mps=False))
     if shutil.which("nvidia-cuda-mps-control") and b.device.type == "cuda":
         b.attempt("train", "two members side by side under MPS", lambda: side_by_side(args, mps=True))

@@ -1,7 +1,7 @@
 """End-to-end checks on a CUDA machine (run once, next to benchmarks/gpu.py).
 
     PYTHONPATH=src python benchmarks/gpu_checks.py                          # every check
-    PYTHONPATH=src python benchmarks/gpu_checks.py side_by_side cuda_graph  # those named
+    PYTHONPATH=src python benchmarks/gpu_checks.py side_by_side eval  # those named
 
 1. ``voc_smoke``: `dmt run voc-20-dmt --smoke` on a fabricated VOC tree: DeepLab-v2/ResNet-101 on
    CUDA with the default AMP and layout, every stage (baselines, labelling, 10 phase stages, evaluation).
@@ -9,8 +9,6 @@
    its last model on CUDA.
 3. ``side_by_side``: the same smoke with `--nproc 2` on the one GPU: models A and B of each phase
    trained at once by two processes (``train.members_in_parallel: auto``, gloo between them).
-4. ``cuda_graph``: the same smoke with ``train.cuda_graph=true``: every training step captured as
-   one CUDA graph and replayed.
 Prints wall times and writes $OUT/gpu_checks.json when OUT is set.
 """
 
@@ -48,9 +46,7 @@ def main(only: list[str]) -> None:
                   "eval": ["eval", str(run / "stages/phase5-a/model.safetensors"), "--data", "voc",
                            "--root", str(root), "--device", "cuda"],
                   "side_by_side": ["run", "voc-20-dmt", f"data.root={root}", "--smoke", "--nproc", "2",
-                                   "--out", str(Path(tmp) / "run-side-by-side")],
-                  "cuda_graph": ["run", "voc-20-dmt", f"data.root={root}", "--smoke", "train.cuda_graph=true",
-                                 "--out", str(Path(tmp) / "run-cuda-graph")]}
+                                   "--out", str(Path(tmp) / "run-side-by-side")]}
         unknown = [name for name in only if name not in checks]
         if unknown:
             sys.exit(f"error: unknown check(s) {', '.join(unknown)}; known: {', '.join(checks)}")
@@ -63,10 +59,10 @@ def main(only: list[str]) -> None:
             if rc:
                 print(tail)
                 out[key]["tail"] = tail
-            if "--out" in cmd:  # what the run says of side-by-side members, graphs and warnings
+            if "--out" in cmd:  # what the run says of side-by-side members and warnings
                 log = Path(cmd[cmd.index("--out") + 1]) / "log.txt"
                 said = [line for line in (log.read_text().splitlines() if log.exists() else [])
-                        if any(w in line for w in ("side by side", "cuda_graph", "device"))
+                        if any(w in line for w in ("side by side", "device"))
                         or ("WARNING" in line and "predicts no pixel" not in line)]
                 out[key]["log"] = said[:12]
                 print("\n".join(said[:12]), flush=True)

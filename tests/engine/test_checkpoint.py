@@ -43,7 +43,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("dmt.engine.checkpoint.os.replace", boom)
+    monkeypatch.setattr("dmt.atomic.os.replace", boom)  # the rename of dmt.atomic, which checkpoints write through
     # a file-system error is the user's one line (naming the file), not a traceback
     with pytest.raises(UserError, match=r"s\.safetensors: disk full; the previous checkpoint is kept"):
         save_checkpoint(path, {"x": torch.zeros(2)})

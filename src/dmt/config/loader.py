@@ -8,8 +8,10 @@ expected.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from pathlib import Path
@@ -18,9 +20,11 @@ from typing import Any, Literal, Union
 import yaml
 
 from dmt.config.inherit import PRESET_DIR, Origins, locate, mark_overrides, resolve
-from dmt.config.schema import ExperimentConfig
+from dmt.config.schema import REMOVED_KEYS, ExperimentConfig
 from dmt.config.validate import validate_config
 from dmt.errors import UserError
+
+log = logging.getLogger("dmt")
 
 def list_presets() -> dict[str, str]:
     """Preset names and their one-line descriptions, sorted by name.
@@ -169,9 +173,27 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def drop_removed_keys(raw: dict, source: str = "config") -> dict:
+    """``raw`` without the keys dmt no longer has (``schema.REMOVED_KEYS``), one warning line for each.
+
+    ``source`` names where the dict came from in that line (a file, or ``config``).
+    """
+    out = copy.deepcopy(raw)
+    for dotted, why in REMOVED_KEYS.items():
+        *sections, name = dotted.split(".")
+        node: Any = out
+        for part in sections:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and name in node:
+            del node[name]
+            log.warning("%s: key %r was removed from dmt and is ignored: %s", source, dotted, why)
+    return out
+
+
 def config_from_dict(raw: dict) -> ExperimentConfig:
-    """Validate a nested dict and build the config; unknown keys and wrong types are refused."""
-    return _build(ExperimentConfig, raw)
+    """Validate a nested dict and build the config; unknown keys and wrong types are refused
+    (keys dmt no longer has are dropped with a warning, :func:`drop_removed_keys`)."""
+    return _build(ExperimentConfig, drop_removed_keys(raw))
 
 
 def load_config(source: str | None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -198,14 +198,20 @@ class TrainRuntimeConfig:
     # are those of a run one after the other with that many processes per member. auto: on with 2 or
     # more processes (an even number); `dmt run ... --nproc 2` then runs A and B side by side on one GPU
     members_in_parallel: bool | Literal["auto"] = "auto"
-    # CUDA: the training step (forward, weights, loss, backward, optimizer, EMA) on static buffers,
-    # captured once as a CUDA graph and replayed (engine/graphs.py); a step with host logic (a gamma
-    # ramp, mixup, fp16 loss scaling, skip_nonfinite) warns and runs eagerly. Off: on an H200 it
-    # gave no speed-up at batch 8 (docs/performance.md)
-    cuda_graph: bool = False
-    # steps with a non-finite loss or gradient that a stage may skip (undo on the device) before
-    # it stops with an error; 0: stop at the first one (the last good checkpoint is kept)
+    # steps with a non-finite loss or gradient that a stage may skip (undo on the device: model,
+    # EMA and optimizer state as before the step) before it stops with an error; 0: stop at the
+    # first one (the last good checkpoint is kept)
     skip_nonfinite: int = 0
+
+
+# Keys dmt once had, with why they went: a config that still names one (an old run directory's
+# config.yaml, a YAML file written for an older dmt, an override) loads with one warning line and
+# the key dropped, since none of them changed what a run computes.
+REMOVED_KEYS = {
+    "train.cuda_graph": "the training step as one CUDA graph was no faster than eager on a GPU (149 against "
+                        "139-146 images/s on an H200 at batch 8, under the 10% a second step path must earn) and "
+                        "its GPU correctness test had not passed (docs/performance.md)",
+}
 
 
 @dataclass

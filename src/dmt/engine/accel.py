@@ -25,6 +25,8 @@ from typing import Any, Literal, Union
 import torch
 from torch import nn
 
+from dmt.engine.tree import map_tensors
+
 log = logging.getLogger("dmt")
 
 Switch = Union[bool, Literal["auto"]]
@@ -90,17 +92,15 @@ def apply_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 4 and t.is_floating_point():
+        return t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
 def to_channels_last(batch: Any) -> Any:
     """Every 4-D floating tensor of a (nested) batch in channels_last order (masks untouched)."""
-    if isinstance(batch, torch.Tensor):
-        if batch.dim() == 4 and batch.is_floating_point():
-            return batch.contiguous(memory_format=torch.channels_last)
-        return batch
-    if isinstance(batch, dict):
-        return {k: to_channels_last(v) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_channels_last(v) for v in batch)
-    return batch
+    return map_tensors(_channels_last, batch)
 
 
 def maybe_compile(module: nn.Module, enabled: bool | str) -> nn.Module:

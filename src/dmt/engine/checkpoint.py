@@ -3,8 +3,9 @@
 A training state (model, optimizer, EMA, step, RNG, config ...) is a nested structure of dicts,
 lists, numbers, strings and tensors. :func:`save_checkpoint` stores the tensors in a safetensors
 file and the structure around them as JSON in the file's metadata, so loading never unpickles
-anything: a checkpoint cannot run code. Writes go to a temporary file that is renamed over the
-target, so a run killed mid-write (or a full disk) leaves the previous checkpoint intact.
+anything: a checkpoint cannot run code. Writes go through :mod:`dmt.atomic` (a temporary file,
+fsynced and renamed over the target), so a run killed mid-write (or a full disk) leaves the
+previous checkpoint intact.
 
 Files are byte-for-byte reproducible: safetensors writes its metadata in hash-map order, which
 changes from one process to the next, so the header is rewritten with the metadata keys sorted.
@@ -14,7 +15,6 @@ Identical states give identical files, and runs can be compared by hash.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,16 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from dmt.atomic import atomic_path
 from dmt.errors import UserError
 
 _FORMAT = "dmt-checkpoint-1"
+
+# _encode and _decode walk a state as dmt.engine.tree.map_tensors walks a batch, but their job is
+# another one: they translate the structure itself into JSON and back (tuples and dicts with
+# non-string keys, which JSON lacks, become marked objects; a tensor becomes a reference into the
+# safetensors file; anything else is refused), so the result is not the input's shape with
+# tensors swapped, which is all map_tensors makes.
 
 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -62,13 +69,6 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def atomic_replace(tmp: Path, final: Path) -> None:
-    """Flush ``tmp`` to disk and rename it over ``final`` (atomic on POSIX)."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-
-
 def sort_header_metadata(path: Path) -> None:
     """Rewrite a safetensors header in place with its ``__metadata__`` keys in sorted order.
 
@@ -97,17 +97,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     tree = _encode(state, tensors)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": json.dumps(tree)})
-        sort_header_metadata(tmp)
-        atomic_replace(tmp, path)
+        with atomic_path(path) as tmp:  # removed again if anything below fails
+            save_file(tensors, str(tmp), metadata={"format": _FORMAT, "state": json.dumps(tree)})
+            sort_header_metadata(tmp)
     except (OSError, SafetensorError) as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
         kept = "; the previous checkpoint is kept" if path.exists() else ""
         raise UserError(f"cannot write checkpoint {path}: {reason}{kept}") from None
@@ -130,10 +124,3 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise UserError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
     return _decode(json.loads(meta["state"]), tensors)
 
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    atomic_replace(tmp, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def learning_rate(base_lr: float, step: int, total_steps: int, schedule: str, power: float = 0.9) -> float:
@@ -19,3 +20,9 @@ def learning_rate(base_lr: float, step: int, total_steps: int, schedule: str, po
     if schedule == "constant":
         return base_lr
     raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def set_learning_rate(optimizer: Any, lr: float) -> None:
+    """Give every parameter group of ``optimizer`` the rate ``lr`` times its ``lr_mult`` (1 if unset)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)

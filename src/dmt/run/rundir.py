@@ -28,18 +28,17 @@ from typing import Any
 
 import yaml
 
-from dmt.atomic import remove_leftovers, write_text
-from dmt.config.loader import config_diff, config_to_dict, dump_config
+from dmt.atomic import remove_leftovers, write_json, write_text
+from dmt.config.loader import config_diff, config_to_dict, drop_removed_keys, dump_config
 from dmt.config.schema import ExperimentConfig
 from dmt.engine.distributed import ONE, Processes
-from dmt.engine.checkpoint import write_json_atomic
 from dmt.errors import UserError
 
 RESULTS_SCHEMA_VERSION = 1
 # Keys that may change between a run and its resumption without changing its results.
 RESUMABLE_KEYS = {"device", "data.num_workers", "data.root", "checkpoint_seconds", "checkpoint_min_seconds",
                   "train.compile", "train.skip_nonfinite", "data.check", "data.max_pixels",
-                  "train.members_in_parallel", "train.cuda_graph"}
+                  "train.members_in_parallel"}
 
 log = logging.getLogger("dmt")
 
@@ -126,7 +125,7 @@ class RunDir:
         self._remove_leftovers()
         new = config_to_dict(cfg)
         if self.config_path.exists():
-            old = yaml.safe_load(self.config_path.read_text()) or {}
+            old = drop_removed_keys(yaml.safe_load(self.config_path.read_text()) or {}, str(self.config_path))
             # keys added to dmt after the run started are fine at their defaults
             defaults = config_to_dict(ExperimentConfig())
             diff = [k for k in config_diff(old, new) if k not in RESUMABLE_KEYS
@@ -234,4 +233,4 @@ class RunDir:
 
     def save_results(self, results: dict[str, Any]) -> None:
         if self.processes.is_main:
-            write_json_atomic(self.results_path, results)
+            write_json(self.results_path, results)

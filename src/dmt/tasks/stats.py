@@ -15,10 +15,8 @@ class StatTotals:
     """Running sums of per-step statistics, weighted by the number of pseudo targets.
 
     :meth:`add` takes floats or 0-dim tensors and keeps tensors on their device (a step never
-    waits to read them): once a sum is a tensor it grows in place, at a fixed address, so a step
-    captured as a CUDA graph (``train.cuda_graph``) keeps adding to it on every replay.
-    :meth:`means` and :meth:`state_dict` read the sums (one device read) and leave them where
-    they are.
+    waits to read them). :meth:`means` and :meth:`state_dict` read the sums (one device read)
+    and leave them where they are.
     """
 
     def __init__(self, state: dict | None = None) -> None:
@@ -28,15 +26,8 @@ class StatTotals:
     def add(self, stats: dict[str, Any], n: Any) -> None:
         for k, v in stats.items():
             v = v.double() if isinstance(v, torch.Tensor) else float(v)
-            prev = self.sums.get(k, 0.0)
-            if isinstance(prev, torch.Tensor) and isinstance(v, torch.Tensor):
-                prev.add_(v * n)  # the same float64 sum as prev + v * n, in place
-            else:
-                self.sums[k] = prev + v * n
-        if isinstance(self.count, torch.Tensor) and isinstance(n, torch.Tensor) and n.dtype == self.count.dtype:
-            self.count.add_(n)
-        else:
-            self.count = self.count + n
+            self.sums[k] = self.sums.get(k, 0.0) + v * n
+        self.count = self.count + n
 
     def _read(self) -> tuple[dict[str, float], int]:
         """The sums as floats and the count as an int (device values read once, left in place)."""

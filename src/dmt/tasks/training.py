@@ -82,7 +82,7 @@ def train_stage(
             checkpoint_min_seconds=ctx.cfg.checkpoint_min_seconds, log_every=max(1, min(50, total // 20)),
             description=description, device=ctx.device, amp=ctx.cfg.amp,
             channels_last=accelerate(state, step_fn, ctx.cfg.train, ctx.device, ctx.processes),
-            skip_nonfinite=ctx.cfg.train.skip_nonfinite, cuda_graph=ctx.cfg.train.cuda_graph,
+            skip_nonfinite=ctx.cfg.train.skip_nonfinite,
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
             log_scalars=lambda step, values: ctx.scalars(stage_name, step, values), every_epoch=every_epoch,

@@ -61,13 +61,6 @@ class SegmentationStep:
         self.online_threshold, self.totals = online_threshold, totals if totals is not None else StatTotals()
         self.processes = processes  # those sharing each global batch (its loss denominator)
 
-    @property
-    def graph_safe(self) -> bool:
-        """Whether the step can be captured as a CUDA graph (``train.cuda_graph``): no host value may
-        depend on the step number (a gamma ramp does), and the statistics must grow in place
-        (the online method counts its steps in Python)."""
-        return not self.ramp and self.weighting != "online"
-
     def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         if "pseudo_image" not in batch:  # supervised: baseline and oracle
             logits = upsampled_logits(self.model, batch["image"])
