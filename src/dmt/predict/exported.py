@@ -1,4 +1,4 @@
-"""What an exported model file carries, and running an exported ONNX file without PyTorch.
+"""What an exported model file carries, and running an exported ONNX file with ONNX Runtime.
 
 ``dmt export`` writes, beside the graph, everything a deployment needs to use its outputs: the
 task, the class names and colours, what the graph returns, how images are read (scale, size),
@@ -6,8 +6,9 @@ the windows the run evaluated with and the source model file's sha256. ONNX file
 ``metadata_props`` (one string each); TorchScript files in the extra file ``dmt.json``. Plain
 strings stay strings (:data:`TEXT_KEYS`), every other value is JSON text.
 
-Torch-free: ``dmt predict MODEL.onnx`` reads the file and runs it with ONNX Runtime through
-this module alone.
+The ONNX file needs nothing but ONNX Runtime (these functions use numpy and onnxruntime only);
+``dmt predict MODEL.onnx`` scores batches through :func:`onnx_scores`
+(:class:`~dmt.predict.scorers.OnnxScorer`).
 """
 
 from __future__ import annotations

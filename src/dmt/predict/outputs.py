@@ -1,9 +1,9 @@
 """What ``dmt predict`` writes and reports, whichever runtime predicted (PyTorch or ONNX Runtime).
 
 The options of a prediction, the files of one segmented image (mask, overlay, confidence map),
-the classification CSV and the summary of what was written and skipped. Torch-free: the model
-file's path (:mod:`dmt.predict.predict`) and the exported file's (:mod:`dmt.predict.onnx_predict`)
-write through these same functions, so their outputs agree by construction. Every file is written
+the classification CSV and the summary of what was written and skipped. The model file's path
+(:mod:`dmt.predict.predict`) and the exported file's (:mod:`dmt.predict.onnx_predict`) write
+through these same functions (:mod:`dmt.predict.pipeline`), so their outputs agree by construction. Every file is written
 atomically (:mod:`dmt.atomic`): a killed prediction leaves whole files or none, never a part.
 """
 
