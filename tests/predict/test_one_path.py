@@ -97,3 +97,29 @@ def test_an_image_predicts_alike_alone_or_in_a_batch(files):
     alone = [model.predict(p) for p in originals]
     for a, b in zip(together, alone):
         assert np.array_equal(a.classes, b.classes) and np.allclose(a.confidence, b.confidence, atol=1e-6)
+
+
+def test_one_precision_policy_autocast_on_cuda_only(tmp_path):
+    from dmt.predict.scorers import autocast_policy
+
+    assert autocast_policy(torch.device("cpu"), True).keywords["enabled"] is False  # the CPU runs float32
+    model_file, _ = save_tiny(tmp_path / "seg.safetensors", "tiny_unet", width=4)
+    assert load_model(model_file, "cpu").scorer.autocast.keywords["enabled"] is False
+    assert load_model(model_file, "cpu", amp=False).scorer.autocast.keywords["enabled"] is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_api_and_the_cli_autocast_alike(tmp_path):
+    """The API used to run float32 where the CLI autocast: on a GPU their masks differed."""
+    model_file, _ = save_tiny(tmp_path / "seg.safetensors", "deeplabv2_tiny")
+    images = [write_image(tmp_path / "images" / f"img{i}.png", h, w, seed=i) for i, (h, w) in enumerate(SIZES)]
+    model = load_model(model_file, "cuda")
+    assert model.scorer.autocast.keywords["enabled"] is True
+    model.max_side = MAX_SIDE
+    api = model.predict([Image.open(p) for p in images])
+    assert main(["predict", str(model_file), str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--probs",
+                 "--device", "cuda", "--max-side", str(MAX_SIDE)]) == 0
+    for i, a in enumerate(api):
+        assert np.array_equal(a.classes, np.asarray(Image.open(tmp_path / "out" / "masks" / f"img{i}.png")))
+        assert np.array_equal(confidence_bytes(a.confidence),
+                              np.asarray(Image.open(tmp_path / "out" / "probs" / f"img{i}.png")))

@@ -78,6 +78,8 @@ def onnx_session(path: Path | str, device: str = "cpu", threads: int = 0) -> Any
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: no warnings about unused initialisers on stderr
+    # no CPU arena: it keeps the largest window's activations for good (+10 % peak at 36 MP)
+    options.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # ONNX Runtime's own exception types (InvalidProtobuf, NoSuchFile, ...)

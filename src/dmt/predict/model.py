@@ -86,6 +86,8 @@ class Model:
         input_convention: the channel order, scale, mean and std the network applies inside.
         window, stride: the run's sliding-window evaluation (segmentation), or None: whole images.
         scale: segmentation read scale; size: classification image size.
+        scorer: the network under ``dmt predict``'s precision policy (autocast on CUDA unless
+            ``amp=False``); batch_size: consecutive images of one size predicted together.
     """
 
     def __init__(self, network: nn.Module, task: str, meta: PredictMeta, path: Path, device: torch.device,
