@@ -1,63 +1,23 @@
-"""`dmt.predict.onnx_predict`: the numpy pieces against their torch counterparts, batching, and
-`dmt predict MODEL.onnx` writing what `dmt predict MODEL_FILE` writes."""
+"""`dmt predict MODEL.onnx`: the shared batching, and writing what `dmt predict MODEL_FILE` writes."""
 
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from dmt.cli.main import main
 from dmt.predict.export import export_model
 from dmt.predict.inputs import InputImage
-from dmt.predict.onnx_predict import bilinear_resize, read_batches, resize_pixels, restore_scores, window_scores
-from dmt.predict.predict import restore
-from dmt.tasks.segmentation.inference import upsampled_logits, window_logits
+from dmt.predict.batches import ImageFiles, batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from export_fixtures import needs_onnx, save_tiny, write_image  # noqa: E402
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.mark.parametrize("size", [(7, 9), (23, 31), (13, 5)])
-def test_bilinear_resize_is_torchs(size):
-    scores = np.random.default_rng(0).normal(size=(4, 11, 15)).astype(np.float32)
-    expected = F.interpolate(torch.from_numpy(scores)[None], size=size, mode="bilinear", align_corners=False)[0]
-    assert np.abs(bilinear_resize(scores, size) - expected.numpy()).max() < 1e-5
-
-
-def test_restore_scores_is_the_model_files_restore():
-    logits = torch.randn(1, 4, 9, 12)
-    for size in ((9, 12), (17, 25)):
-        classes, confidence = restore(logits, (9, 12), size)
-        got_classes, got_confidence = restore_scores(logits[0].numpy(), size, probabilities=False)
-        assert (got_classes == classes).all() and np.abs(got_confidence - confidence).max() < 1e-6
-        from_probs = restore_scores(logits[0].softmax(0).numpy(), (9, 12), probabilities=True)
-        if size == (9, 12):
-            assert (from_probs[0] == classes).all()
-
-
-def test_window_scores_average_as_window_logits_does():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AvgPool2d(2, ceil_mode=True)).eval()
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return upsampled_logits(net, torch.from_numpy(batch).float() / 255).numpy()
-    images = np.random.default_rng(1).integers(0, 256, (2, 3, 30, 41), dtype=np.uint8)
-    x = torch.from_numpy(images).float() / 255
-    for window, stride in (([16, 16], [8, 8]), ([16, 20], None), ([64, 64], None)):
-        with torch.no_grad():
-            expected = window_logits(net, x, window, stride).numpy()
-        assert np.abs(window_scores(run, images, window, stride) - expected).max() < 1e-5
 
 
 def test_batches_group_consecutive_images_of_one_size(tmp_path):
@@ -65,14 +25,16 @@ def test_batches_group_consecutive_images_of_one_size(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     images = [InputImage(p, p.stem) for p in paths[:2]] + [InputImage(tmp_path / "bad.png", "bad")] + \
         [InputImage(p, p.stem) for p in paths[2:]]
-    batches = list(read_batches(images, 3, 1.0, None, batch_size=2))
-    assert [[i for i, _ in good] for good, _, _ in batches] == [[0, 1], [3], [4], [5]]
-    assert [b.shape for _, _, b in batches] == [(2, 3, 8, 9), (1, 3, 8, 9), (1, 3, 5, 6), (1, 3, 8, 9)]
-    errors = [e for _, found, _ in batches for e in found]
+    found = list(batches(ImageFiles(images, 3, 1.0, None, None), batch_size=2))
+    assert [b.index for b in found] == [[0, 1], [3], [4], [5]]
+    assert [tuple(b.images.shape) for b in found] == [(2, 3, 8, 9), (1, 3, 8, 9), (1, 3, 5, 6), (1, 3, 8, 9)]
+    assert all(b.images.dtype == torch.uint8 for b in found) and found[2].sizes == [(5, 6)]
+    errors = [e for b in found for e in b.errors]
     assert [i for i, _ in errors] == [2] and "bad.png: cannot identify image file" in errors[0][1]
-    half = list(read_batches(images[:1], 3, 0.5, None, batch_size=2))[0][2]
-    assert half.shape == (1, 3, 4, 5)
-    assert resize_pixels(np.zeros((8, 9, 1), np.uint8), (4, 4)).shape == (4, 4, 1)
+    half = next(batches(ImageFiles(images[:1], 3, 0.5, None, None), batch_size=2))
+    assert tuple(half.images.shape) == (1, 3, 4, 5) and half.sizes == [(8, 9)]
+    grey = next(batches(ImageFiles(images[:1], 1, 1.0, 4, None), batch_size=2))  # classification: size x size
+    assert tuple(grey.images.shape) == (1, 1, 4, 4)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +61,7 @@ def _masks(folder: Path) -> dict[str, np.ndarray]:
 def test_onnx_file_writes_the_model_files_masks_overlays_and_confidence(exported, tmp_path):
     seg = exported / "seg.safetensors"
     torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
-    # the model file one image at a time (no padding, as the ONNX path never pads), ONNX batched
+    # other batch sizes: no path pads, so an image's masks do not depend on its batch
     assert main(["predict", str(seg), str(exported / "images"), "--out", str(torch_out), "--probs",
                  "--batch-size", "1", "--device", "cpu"]) == 0
     assert main(["predict", str(seg.with_suffix(".onnx")), str(exported / "images"), "--out", str(onnx_out),
@@ -132,21 +94,6 @@ def test_onnx_file_writes_the_model_files_csv(exported, tmp_path):
         assert [p.split(":")[0] for p in t["top_k"].split(";")] == [p.split(":")[0] for p in o["top_k"].split(";")]
         # 32 x 32 images are read alike; others are resized by torchvision vs Pillow (within rounding)
         assert abs(float(t["probability"]) - float(o["probability"])) <= (2e-6 if "img3" in t["file"] else 1e-3)
-
-
-@needs_onnx
-def test_onnx_prediction_imports_no_torch(exported, tmp_path):
-    """The deployment promise: `dmt predict MODEL.onnx` runs with torch impossible to import."""
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from dmt.cli.main import main\n"
-            f"status = main(['predict', {str(exported / 'seg.onnx')!r}, {str(exported / 'images')!r}, "
-            f"'--out', {str(tmp_path / 'out')!r}, '--probs'])\n"
-            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules if sys.modules[m])\n"
-            "sys.exit(status)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr
-    assert "predicted 4 image(s)" in done.stdout and len(list((tmp_path / "out" / "masks").rglob("*.png"))) == 4
 
 
 @needs_onnx

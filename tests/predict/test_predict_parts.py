@@ -10,7 +10,6 @@ from PIL import Image
 from dmt.errors import UserError
 from dmt.predict.inputs import collect_inputs, read_rgb
 from dmt.predict.meta import resolve_meta
-from dmt.predict.predict import restore
 from dmt.predict.render import (
     blend,
     classes_present,
@@ -82,16 +81,6 @@ def test_confidence_map_and_csv_row():
     row = classification_row("a.png", np.array([0.1, 0.6, 0.3]), ["cat", "dog", "fox"], k=2)
     assert row == {"file": "a.png", "class": "1", "class_name": "dog", "probability": "0.600000",
                    "top_k": "dog:0.600000;fox:0.300000"}
-
-
-def test_restore_crops_the_padding_and_returns_the_original_size():
-    logits = torch.zeros(1, 2, 4, 6)
-    logits[0, 1, :2, :3] = 5.0  # class 1 in the image's top-left 2x3, padding elsewhere
-    classes, conf = restore(logits, (2, 3), (2, 3))
-    np.testing.assert_array_equal(classes, np.ones((2, 3)))
-    assert conf.shape == (2, 3) and np.allclose(conf, 1 / (1 + np.exp(-5.0)))
-    classes, _ = restore(logits, (2, 3), (4, 6))  # read at half size: back to 4 x 6
-    assert classes.shape == (4, 6) and (classes == 1).all()
 
 
 def test_meta_from_options_run_and_model(tmp_path):

@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a model file on your own images",
         description="Predict images with a model file written by dmt run (stages/<stage>/model.safetensors), "
-        "or with an .onnx file written by dmt export (run by ONNX Runtime, without PyTorch). "
+        "or with an .onnx file written by dmt export (scored by ONNX Runtime, through the same reading, windows "
+        "and outputs). "
         "Segmentation: <out>/masks/<name>.png (palette PNG, pixel value = class index), "
         "<out>/overlays/<name>.png (image + colours + legend), with --probs <out>/probs/<name>.png "
         "(confidence, 255 = certain). Classification: <out>/predictions.csv.",
@@ -74,14 +75,13 @@ def main(args: argparse.Namespace) -> int:
                           amp=not args.no_amp, probs=args.probs, top_k=args.top_k, window=args.window,
                           stride=args.stride, num_workers=args.workers, max_side=args.max_side,
                           max_pixels=args.max_pixels)
-    if is_onnx_file(args.model):  # ONNX Runtime, no torch imported
+    if is_onnx_file(args.model):  # scored by ONNX Runtime
         from dmt.predict.onnx_predict import predict_onnx
 
         fixed = [f"--{k}" for k in ("data", "classes", "palette") if getattr(args, k) is not None]
-        if fixed or args.workers:
-            raise UserError(f"{args.model}: {' '.join(fixed) or '--workers'} does not apply to an .onnx file "
-                            "(class names and colours are fixed by dmt export --data/--classes/--palette; "
-                            "images are read in this process)")
+        if fixed:
+            raise UserError(f"{args.model}: {' '.join(fixed)} does not apply to an .onnx file "
+                            "(class names and colours are fixed by dmt export --data/--classes/--palette)")
         summary = predict_onnx(args.model, args.inputs, opts, scale=args.scale, size=args.size)
     else:
         from dmt.predict.predict import predict

@@ -1,11 +1,11 @@
 """One image's class and confidence maps at its own size, from whole-image logits or from bands of rows.
 
-``dmt predict`` keeps, per pixel, the class (uint8) and the confidence as the probs PNG stores it
-(uint8, ``round(255 p)``), never a full-size map of every class: windowed predictions arrive as
-bands of rows (:func:`~dmt.tasks.segmentation.inference.window_bands`), and each band is cropped
-to the image, brought back to the image's own size when it was resized on reading (the logits are
-interpolated, bilinear, before the softmax) and reduced at once. Whole images go through
-:func:`restore` as they always did.
+Every prediction path keeps, per pixel, the class (uint8) and the confidence (as the probs PNG
+stores it, uint8 ``round(255 p)``, or float32 for the Python API), never a full-size map of every
+class: scores arrive as bands of rows (:func:`~dmt.tasks.segmentation.windows.score_bands`; a
+whole image is one band), and each band is cropped to the image, brought back to the image's own
+size when it was resized on reading (the logits are interpolated, bilinear, before the softmax:
+:class:`RowResize`) and reduced a few rows at a time.
 """
 
 from __future__ import annotations
@@ -19,22 +19,8 @@ import torch.nn.functional as F
 from dmt.predict.render import confidence_bytes
 
 
-def restore(logits: torch.Tensor, shape: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """One image's ``1 x C x H' x W'`` logits (padded batch) -> ``(classes uint8, confidence float32)`` at ``size``.
-
-    The padding is cropped away first; a read-time resize is undone by bilinear interpolation of
-    the logits (not of the classes), so every pixel of the original image gets a prediction.
-    """
-    h, w = shape
-    logits = logits[..., :h, :w].float()
-    if (h, w) != tuple(size):
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    confidence, classes = logits.softmax(dim=1).max(dim=1)
-    return classes[0].to(torch.uint8).cpu().numpy(), confidence[0].cpu().numpy()
-
-
 class RowResize:
-    """Bilinear resizing (``align_corners=False``, as :func:`restore`) of logits that arrive as bands of rows.
+    """Bilinear resizing (``align_corners=False``, as ``F.interpolate``) of logits that arrive as bands of rows.
 
     :meth:`push` takes the next band of input rows and returns the output rows that can now be
     computed: each output row blends the two input rows around its source position, so one input
@@ -77,31 +63,49 @@ class RowResize:
         return start, blended
 
 
+OUT_ROWS = 64  # output rows reduced at once: a read-time resize of s grows a band of k rows to k / s
+
+
 def assemble(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[int, int]],
-             sizes: list[tuple[int, int]], float_confidence: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each image's ``(classes uint8, confidence)`` at its own size, from a batch's bands of logits.
+             sizes: list[tuple[int, int]], float_confidence: bool = False, probabilities: bool = False
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each image's ``(classes uint8, confidence)`` at its own size, from a batch's bands of scores.
+
+    Every band is cropped to each image, cut into pieces of input rows that give at most about
+    :data:`OUT_ROWS` output rows, brought back to the image's size (:class:`RowResize`) and reduced
+    (softmax, then the top class and its probability) piece by piece: no ``classes x H x W`` map
+    of the image's own size is ever held, whatever the read scale.
 
     Args:
-        bands: ``(first row, end row, N x C x rows x W)`` of the padded batch, top to bottom.
+        bands: ``(first row, end row, N x K x rows x W)`` of the batch, top to bottom.
         shapes: each image's size in the batch (before padding, after the read-time resize).
         sizes: each image's own size on disk, which its outputs take.
         float_confidence: confidence as float32 probabilities (the Python API); otherwise as the
             probs PNG stores it, uint8 ``round(255 p)`` (``dmt predict``).
+        probabilities: the scores are probabilities already (an ONNX graph exported so): no softmax.
     """
     kind = np.float32 if float_confidence else np.uint8
     out = [(np.empty(size, np.uint8), np.empty(size, kind)) for size in sizes]
     resizers = [RowResize(shape[0], size) if tuple(shape) != tuple(size) else None
                 for shape, size in zip(shapes, sizes)]
-    for top, end, logits in bands:
-        for i, ((h, w), (classes, confidence), resize) in enumerate(zip(shapes, out, resizers)):
-            if top >= h:  # padding rows of this image
-                continue
-            first, rows = top, logits[i : i + 1, :, : min(end, h) - top, :w].float()
-            if resize is not None:
-                first, rows = resize.push(top, rows)
-            if rows.shape[2]:
-                conf, cls = rows.softmax(dim=1).max(dim=1)
-                classes[first : first + rows.shape[2]] = cls[0].to(torch.uint8).cpu().numpy()
-                top_p = conf[0].cpu().numpy()
-                confidence[first : first + rows.shape[2]] = top_p if float_confidence else confidence_bytes(top_p)
+    steps = [max(1, OUT_ROWS * shape[0] // size[0]) for shape, size in zip(shapes, sizes)]
+    for top, end, scores in bands:
+        for i, ((h, w), maps, resize, step) in enumerate(zip(shapes, out, resizers, steps)):
+            for first in range(top, min(end, h), step):  # nothing when the band is this image's padding
+                rows = scores[i : i + 1, :, first - top : min(first + step, end, h) - top, :w].float()
+                at = first
+                if resize is not None:
+                    at, rows = resize.push(first, rows)
+                if rows.shape[2]:
+                    reduce_rows(rows, maps, at, probabilities, float_confidence)
     return out
+
+
+def reduce_rows(rows: torch.Tensor, maps: tuple[np.ndarray, np.ndarray], at: int, probabilities: bool,
+                float_confidence: bool) -> None:
+    """Write the class and confidence of ``rows`` (``1 x K x k x W`` scores) into ``maps`` from row ``at``."""
+    classes, confidence = maps
+    conf, cls = (rows if probabilities else rows.softmax(dim=1)).max(dim=1)
+    classes[at : at + rows.shape[2]] = cls[0].to(torch.uint8).cpu().numpy()
+    top_p = conf[0].cpu().numpy()
+    confidence[at : at + rows.shape[2]] = top_p if float_confidence else confidence_bytes(top_p)

@@ -8,8 +8,9 @@ own size for segmentation (upsampled bilinear with aligned corners, as dmt's inf
 ``N x K`` for classification. The batch is dynamic for both tasks; height and width are dynamic
 for segmentation and fixed to the training size for classification.
 
-The export is written to a temporary file beside ``out``, verified against the PyTorch model
-(:mod:`dmt.predict.verify`) and only then renamed to ``out``; a failed export or verification
+The export is written to a temporary file beside ``out`` (:func:`dmt.atomic.atomic_path`: unique
+name, fsync, rename), verified against the PyTorch model (:mod:`dmt.predict.verify`) and only then
+renamed to ``out``; a failed export or verification
 leaves nothing behind and is one line (a :class:`~dmt.errors.UserError`).
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -29,11 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from dmt import __version__
+from dmt.atomic import atomic_path
 from dmt.errors import UserError
 from dmt.models.files import load_model
 from dmt.predict.exported import INPUT_NAME, INSTALL_HINT, TORCHSCRIPT_META_FILE, encode_metadata
 from dmt.predict.meta import PredictMeta, resolve_meta
-from dmt.predict.predict import input_channels
+from dmt.predict.scorers import input_channels
 from dmt.predict.verify import Check, verify_export
 from dmt.tasks.segmentation.inference import upsampled_logits
 
@@ -192,9 +193,7 @@ def export_model(model_file: str | Path, out: str | Path, fmt: str = "onnx", *, 
     side = EXAMPLE_SIDES if segmentation else (meta.size, meta.size)
     example = torch.randint(0, 256, (2, channels, *side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     metadata = encode_metadata(export_metadata(model_file, model_meta, meta, output, channels))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:  # renamed to out only once verified; removed on any failure
         t0 = time.perf_counter()
         try:
             with torch.no_grad():
@@ -213,7 +212,4 @@ def export_model(model_file: str | Path, out: str | Path, fmt: str = "onnx", *, 
         if failed:
             raise UserError(f"{out}: not written: the exported {fmt} graph does not match the PyTorch model "
                             f"({failed[0].summary()})")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportReport(out, fmt, checks, t1 - t0, t2 - t1)

@@ -1,4 +1,4 @@
-"""What an exported model file carries, and running an exported ONNX file without PyTorch.
+"""What an exported model file carries, and running an exported ONNX file with ONNX Runtime.
 
 ``dmt export`` writes, beside the graph, everything a deployment needs to use its outputs: the
 task, the class names and colours, what the graph returns, how images are read (scale, size),
@@ -6,8 +6,9 @@ the windows the run evaluated with and the source model file's sha256. ONNX file
 ``metadata_props`` (one string each); TorchScript files in the extra file ``dmt.json``. Plain
 strings stay strings (:data:`TEXT_KEYS`), every other value is JSON text.
 
-Torch-free: ``dmt predict MODEL.onnx`` reads the file and runs it with ONNX Runtime through
-this module alone.
+The ONNX file needs nothing but ONNX Runtime (these functions use numpy and onnxruntime only);
+``dmt predict MODEL.onnx`` scores batches through :func:`onnx_scores`
+(:class:`~dmt.predict.scorers.OnnxScorer`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def onnx_session(path: Path | str, device: str = "cpu", threads: int = 0) -> Any
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: no warnings about unused initialisers on stderr
+    # no CPU arena: it keeps the largest window's activations for good (+10 % peak at 36 MP)
+    options.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # ONNX Runtime's own exception types (InvalidProtobuf, NoSuchFile, ...)

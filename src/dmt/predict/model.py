@@ -4,14 +4,14 @@ A :class:`Model` is the network in eval mode with everything that gives its outp
 class names, palette, task, input convention and how its run read and evaluated images (read
 scale, classification size, sliding windows). :meth:`Model.predict` takes PIL images, numpy
 arrays or uint8 tensors and returns one :class:`Prediction` per image at the image's own size,
-computed by the functions ``dmt predict`` uses (:func:`~dmt.predict.predict.model_input`,
-:func:`~dmt.predict.predict.segment`), one image at a time (no padding): whole, or in windows
-band by band when larger than the run's ``eval.max_side``.
+computed by the path ``dmt predict`` uses (:mod:`dmt.predict.pipeline`: the same reading, batches
+of consecutive images of one size, windows when larger than the run's ``eval.max_side``, band-by-band
+reduction) and under the same precision policy (:func:`~dmt.predict.scorers.autocast_policy`:
+autocast on CUDA unless ``amp=False``), so it gives the masks ``dmt predict`` writes.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,9 @@ from dmt.errors import UserError
 from dmt.models.conventions import InputConvention
 from dmt.models.files import load_model as load_model_file
 from dmt.predict.meta import PredictMeta, resolve_meta
-from dmt.predict.predict import input_channels, model_input, segment
+from dmt.predict.batches import batches, sample
+from dmt.predict.pipeline import classify, segment
+from dmt.predict.scorers import TorchScorer, input_channels
 from dmt.tasks.context import resolve_device
 
 ImageLike = Any  # PIL.Image.Image | np.ndarray (H x W x C or H x W, uint8) | torch.Tensor (C x H x W, uint8)
@@ -84,10 +86,15 @@ class Model:
         input_convention: the channel order, scale, mean and std the network applies inside.
         window, stride: the run's sliding-window evaluation (segmentation), or None: whole images.
         scale: segmentation read scale; size: classification image size.
+        scorer: the network under ``dmt predict``'s precision policy (autocast on CUDA unless
+            ``amp=False``); batch_size: consecutive images of one size predicted together.
     """
 
-    def __init__(self, network: nn.Module, task: str, meta: PredictMeta, path: Path, device: torch.device) -> None:
+    def __init__(self, network: nn.Module, task: str, meta: PredictMeta, path: Path, device: torch.device,
+                 amp: bool = True, batch_size: int = 8) -> None:
         self.network, self.task, self.path, self.device = network, task, path, device
+        self.scorer = TorchScorer(network, task, device, amp)
+        self.batch_size = batch_size  # consecutive images of one size scored together, as dmt predict does
         self.class_names, self.palette = meta.class_names, meta.palette
         self.window, self.stride, self.scale, self.size = meta.window, meta.stride, meta.scale, meta.size
         self.max_side = meta.max_side  # larger images are predicted in windows (the run's eval.max_side)
@@ -114,26 +121,26 @@ class Model:
             One :class:`Prediction` for one image, a list for several.
         """
         batched = isinstance(images, (list, tuple)) or (getattr(images, "ndim", 0) == 4)
-        predictions = [self._predict_one(as_pixels(image, self.input_channels))
-                       for image in (images if batched else [images])]
-        return predictions if batched else predictions[0]
-
-    @torch.no_grad()
-    def _predict_one(self, pixels: np.ndarray) -> Prediction:
         segmentation = self.task == "segmentation"
-        x = model_input(pixels, self.scale, None if segmentation else self.size)[None].to(self.device)
-        if segmentation:  # whole, or band by band in windows when larger than max_side (bounded memory)
-            ((classes, confidence),) = segment(self.network, x, [tuple(x.shape[-2:])], [pixels.shape[:2]],
-                                               self.window, self.stride, self.max_side, contextlib.nullcontext,
-                                               float_confidence=True)
-            return Prediction(classes, confidence, None, self.class_names)
-        probs = self.network(x)[0].float().softmax(0).cpu().numpy()
-        top = int(probs.argmax())
-        return Prediction(top, float(probs[top]), probs, self.class_names)
+        samples = (sample(i, as_pixels(image, self.input_channels), self.scale, None if segmentation else self.size)
+                   for i, image in enumerate(images if batched else [images]))
+        predictions: list[Prediction] = []
+        for batch in batches(samples, self.batch_size):
+            assert batch.images is not None  # in-memory images are never unreadable
+            x = self.scorer.place(batch.images)
+            if segmentation:
+                maps = segment(self.scorer, x, batch.sizes, self.window, self.stride, self.max_side,
+                               float_confidence=True)
+                predictions += [Prediction(classes, confidence, None, self.class_names) for classes, confidence in maps]
+            else:
+                for probs in classify(self.scorer, x):
+                    top = int(probs.argmax())
+                    predictions.append(Prediction(top, float(probs[top]), probs, self.class_names))
+        return predictions if batched else predictions[0]
 
 
 def load_model(path: str | Path, device: str = "auto", *, data: str | None = None, classes_file: str | None = None,
-               palette_file: str | None = None) -> Model:
+               palette_file: str | None = None, amp: bool = True, batch_size: int = 8) -> Model:
     """Load a model file written by ``dmt run`` (``<run>/stages/<stage>/model.safetensors``) as a :class:`Model`.
 
     Class names, palette, read scale and windows come from the model's run directory when the file
@@ -143,6 +150,8 @@ def load_model(path: str | Path, device: str = "auto", *, data: str | None = Non
     Args:
         path: the model file.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        amp: autocast on CUDA (``dmt predict``'s default; False: float32, as ``--no-amp``).
+        batch_size: consecutive images of one size predicted together (``--batch-size``).
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
@@ -151,4 +160,4 @@ def load_model(path: str | Path, device: str = "auto", *, data: str | None = Non
     dev = resolve_device(device)
     network, model_meta = load_model_file(path, dev)
     meta = resolve_meta(path, model_meta, data=data, classes_file=classes_file, palette_file=palette_file)
-    return Model(network, model_meta["task"], meta, path, dev)
+    return Model(network, model_meta["task"], meta, path, dev, amp, batch_size)

@@ -1,9 +1,10 @@
 """What ``dmt predict`` writes and reports, whichever runtime predicted (PyTorch or ONNX Runtime).
 
 The options of a prediction, the files of one segmented image (mask, overlay, confidence map),
-the classification CSV and the summary of what was written and skipped. Torch-free: the model
-file's path (:mod:`dmt.predict.predict`) and the exported file's (:mod:`dmt.predict.onnx_predict`)
-write through these same functions, so their outputs agree by construction.
+the classification CSV and the summary of what was written and skipped. The model file's path
+(:mod:`dmt.predict.predict`) and the exported file's (:mod:`dmt.predict.onnx_predict`) write
+through these same functions (:mod:`dmt.predict.pipeline`), so their outputs agree by construction. Every file is written
+atomically (:mod:`dmt.atomic`): a killed prediction leaves whole files or none, never a part.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dmt.atomic import atomic_path, atomic_write
 from dmt.predict.render import CSV_COLUMNS, confidence_image, overlay_with_legend, palette_mask
 
 
@@ -53,18 +55,22 @@ def write_segmentation(out: Path, name: str, image: np.ndarray, classes: np.ndar
         image: the original ``H x W x 3`` (or ``x 1``) uint8 pixels.
         classes: ``H x W`` uint8 class per pixel; confidence: ``H x W`` top-class probability.
     """
-    for sub in ("masks", "overlays", *(("probs",) if probs else ())):
-        (out / sub / name).parent.mkdir(parents=True, exist_ok=True)
-    palette_mask(classes, palette).save(out / "masks" / f"{name}.png")
+    save_png(palette_mask(classes, palette), out / "masks" / f"{name}.png")
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-    overlay_with_legend(rgb, classes, palette, class_names).save(out / "overlays" / f"{name}.png")
+    save_png(overlay_with_legend(rgb, classes, palette, class_names), out / "overlays" / f"{name}.png")
     if probs:
-        confidence_image(confidence).save(out / "probs" / f"{name}.png")
+        save_png(confidence_image(confidence), out / "probs" / f"{name}.png")
+
+
+def save_png(picture: Any, path: Path) -> None:
+    """A PIL image as ``path`` (PNG), atomically; its folder is created."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
     """The classification table, one row per image in input order."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)

@@ -1,7 +1,8 @@
 """Segmentation inference: whole-image or sliding-window prediction, and mIoU over a set.
 
 The labelling pass (:mod:`dmt.tasks.segmentation.labelling`) runs the same batches through the
-same windows; :func:`dmt.predict.predict` uses :func:`window_logits` on your own images.
+same windows (:func:`window_bands`); ``dmt predict`` and ``dmt.load_model`` score your own images
+through the same :func:`~dmt.tasks.segmentation.windows.score_bands` (:mod:`dmt.predict.pipeline`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmt.config.validate import check_window
 from dmt.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from dmt.engine.distributed import ONE, Processes
 from dmt.engine.accel import inference_layout
@@ -23,7 +23,8 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Progress
-from dmt.tasks.segmentation.windows import default_stride, inference_window, window_starts
+# default_stride is imported from here too (tests, older callers)
+from dmt.tasks.segmentation.windows import default_stride, inference_window, score_bands, window_starts  # noqa: F401
 
 
 class PadCollate:
@@ -76,14 +77,10 @@ def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] |
                  ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """The logits of ``images`` at the input resolution, as consecutive bands of rows, top to bottom.
 
-    Yields ``(first_row, end_row, logits N x C x rows x W)``; the bands cover every row once.
-    Whole images (``window`` None or covering them) are one band: :func:`upsampled_logits`.
-    In windows, the model sees ``window``-sized crops (clipped to the image) placed every
-    ``stride`` pixels (default: :func:`default_stride`), the last one flush with the edge; each
-    crop's logits are upsampled to the crop's size and summed in float32, and the rows no later
-    window reaches are yielded, :data:`BAND_ROWS` at a time, divided by the number of windows
-    covering each pixel. One buffer of ``window height`` rows of logits is held, whatever the
-    image's height; the values are those of :func:`window_logits`, to the bit.
+    :func:`~dmt.tasks.segmentation.windows.score_bands` with ``model``'s
+    :func:`upsampled_logits` as the score: yields ``(first_row, end_row, logits N x C x rows x W)``,
+    whole images as one band, windows summed in float32 and divided by their count; the values
+    are those of :func:`window_logits`, to the bit.
 
     Args:
         model: maps ``N x 3 x h x w`` images to logits at that or a lower resolution.
@@ -93,52 +90,11 @@ def window_bands(model: nn.Module, images: torch.Tensor, window: Sequence[int] |
         autocast: the context each forward pass runs in (mixed precision); the sums and the
             division run outside it, in float32.
     """
-    h, w = images.shape[-2:]
-    if window is None or (window[0] >= h and window[1] >= w):
+    def score(x: torch.Tensor) -> torch.Tensor:
         with autocast():
-            logits = upsampled_logits(model, images)
-        yield 0, h, logits
-        return
-    check_window(window, stride)
-    stride = tuple(stride) if stride is not None else default_stride(window)
-    wh, ww = min(window[0], h), min(window[1], w)
-    tops, lefts = window_starts(h, wh, stride[0]), window_starts(w, ww, stride[1])
-    # sums and window counts of rows base .. base + wh (no window reaches further): one buffer,
-    # allocated at the first window, whose finished rows are handed out and then shifted away
-    base, total = 0, None
-    counts = torch.zeros(wh, w, dtype=torch.float32, device=images.device)
-    for k, top in enumerate(tops):
-        for left in lefts:
-            with autocast():
-                logits = upsampled_logits(model, images[..., top : top + wh, left : left + ww])
-            logits = logits.float()
-            if total is None:
-                total = logits.new_zeros((images.shape[0], logits.shape[1], wh, w))
-            total[:, :, top - base : top - base + wh, left : left + ww] += logits
-            counts[top - base : top - base + wh, left : left + ww] += 1
-            del logits
-        done = tops[k + 1] if k + 1 < len(tops) else h  # no later window reaches rows above this
-        assert total is not None
-        for r in range(0, done - base, BAND_ROWS):  # a few rows at a time: small temporaries downstream
-            end = min(r + BAND_ROWS, done - base)
-            yield base + r, base + end, total[:, :, r:end] / counts[r:end]
-        _shift_rows(total, counts, done - base)
-        base = done
+            return upsampled_logits(model, x)
 
-
-BAND_ROWS = 64  # rows of logits handed out at once by window_bands
-
-
-def _shift_rows(total: torch.Tensor, counts: torch.Tensor, n: int) -> None:
-    """Drop the first ``n`` rows of the buffers (dimension 2 of ``total``, 0 of ``counts``): the rest
-    moves up, in blocks of ``n`` rows so that no copy reads what it writes, and the freed rows are zeroed."""
-    rows = counts.shape[0]
-    for r in range(0, rows - n, n):
-        m = min(n, rows - n - r)
-        total[:, :, r : r + m].copy_(total[:, :, r + n : r + n + m])
-        counts[r : r + m].copy_(counts[r + n : r + n + m])
-    total[:, :, max(rows - n, 0) :].zero_()
-    counts[max(rows - n, 0) :].zero_()
+    return score_bands(score, images, window, stride)
 
 
 def window_logits(model: nn.Module, images: torch.Tensor, window: Sequence[int] | None,
