@@ -30,6 +30,12 @@ ALLOWED: dict[tuple[str, str], str] = {
                                               "only its last line, and a log cannot be replaced whole",
     ("tasks/context.py", "SummaryWriter"): "TensorBoard event files are appended record by record "
                                            "(each with its length and checksum), never replaced whole",
+    ("engine/checkpoint.py", "open"): "sort_header_metadata rewrites the header of the temporary file that "
+                                      "save_checkpoint's atomic_path block hands it, before the rename",
+    ("predict/export.py", "onnx.save_model"): "an exporter writes the temporary path that export_model's atomic_path "
+                                              "block hands it; the file is renamed only once verified",
+    ("predict/export.py", "torch.jit.save"): "an exporter writes the temporary path that export_model's atomic_path "
+                                             "block hands it; the file is renamed only once verified",
 }
 
 WRITE_MODES = set("wax+")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dmt.atomic import atomic_path, write_text
 from dmt.bench.items import item
 from dmt.errors import UserError
 
@@ -51,7 +52,8 @@ def _image(path: Path, megapixels: float, aspect: float = 4 / 3) -> Path:
     width = int(math.sqrt(megapixels * 1e6 * aspect))
     height = int(megapixels * 1e6 / width)
     small = np.random.default_rng(0).integers(0, 256, (max(height // 64, 2), max(width // 64, 2), 3), dtype=np.uint8)
-    Image.fromarray(small).resize((width, height), Image.BILINEAR).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(small).resize((width, height), Image.BILINEAR).save(tmp)
     return path
 
 
@@ -67,7 +69,7 @@ def _model_file(path: Path, name: str) -> Path:
 
 def _run(model: Path, image: Path, out: Path, max_side: int, *more: str) -> dict[str, Any]:
     script = out.parent / "child.py"
-    script.write_text(CHILD)
+    write_text(script, CHILD)
     done = subprocess.run([sys.executable, str(script), str(model), str(image), str(out), str(max_side), *more],
                           capture_output=True, text=True)
     if done.returncode != 0:

@@ -5,7 +5,7 @@ naming the file or key); 75 stopped by SIGTERM after checkpointing (re-run the s
 to resume); 130 stopped by Ctrl-C; anything else is a bug and keeps its traceback.
 
 Starting the command imports no torch (each command imports what it needs when it runs), so
-``dmt predict MODEL.onnx`` works on a machine with ONNX Runtime and no PyTorch. A command that
+``dmt --help`` and a mistyped option answer at once. A command that
 joins a process group (``run``, ``demo``, ``eval`` under torchrun) leaves it itself
 (:func:`dmt.engine.distributed.joined`), and tells of a process that stopped with
 :class:`~dmt.errors.ProcessLost`: nothing here depends on which modules a command imported.

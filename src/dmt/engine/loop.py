@@ -138,7 +138,7 @@ class _Stage:
     def __init__(self, step_fn: Callable[[Any, int], dict[str, Any]], state: TrainState, opts: FitOptions,
                  save: Callable[[TrainState], None],
                  log_scalars: Callable[[int, dict[str, float]], None] | None, processes: Processes) -> None:
-        self.step_fn, self.state, self.opts, self.save, self.log_scalars = step_fn, state, opts, save, log_scalars
+        self.step_fn, self.state, self.opts, self.save_state, self.log_scalars = step_fn, state, opts, save, log_scalars
         self.processes = processes  # they agree on finite checks, checkpoint times and stops
         self.use_amp, self.amp_dtype = amp_settings(opts.device, opts.amp)
         if state.scaler is None:  # float16 needs loss scaling; bfloat16 and float32 do not
@@ -216,7 +216,7 @@ class _Stage:
         # is no "last good checkpoint" (one device read, at checkpoint time only)
         if self.processes.any_process(not weights_finite(self.state.model)):
             raise NonFiniteLoss(f"{self.opts.description}: non-finite weights after step {step}")
-        self.save(self.state)
+        self.save_state(self.state)
 
     def save_if_due(self, step: int, epoch_end: bool, logged: bool) -> bool:
         """Save after each epoch (unless the last save is younger than ``checkpoint_min_seconds``),
