@@ -66,6 +66,27 @@ def test_a_lost_peer_is_named_from_the_table_it_is_handed():
     assert issubclass(ProcessLost, Exception)
 
 
+def test_a_peer_that_is_still_exiting_is_waited_for(monkeypatch):
+    """A killed process's sockets close a moment before the kernel marks it ended: the survivor waits."""
+    import dmt.engine.peers as peers
+
+    host = socket.gethostname()
+    ending = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])  # ends within the wait
+    try:
+        line = lost_process(RuntimeError("Connection reset by peer"), [(host, 1), (host, ending.pid)], 0)
+        assert line is not None and line.startswith(f"process {ending.pid} (rank 1) stopped"), line
+    finally:
+        ending.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        monkeypatch.setattr(peers, "SETTLE_SECONDS", 0.2)  # still running after the wait: the error is quoted
+        line = lost_process(RuntimeError("Connection reset by peer"), [(host, 1), (host, alive.pid)], 0)
+        assert line is not None and line.startswith("a process of this job stopped (Connection reset by peer)"), line
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 @pytest.mark.slow
 def test_two_processes_split_into_shares_answer_for_the_share_or_the_job(tmp_path):
     proc = workers("shares", tmp_path, nproc=2)

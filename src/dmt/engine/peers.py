@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# A killed process's sockets close while it exits, a moment before the kernel marks it ended: the
+# survivor's collective can fail first. So much time it waits for the process to show as ended.
+SETTLE_SECONDS = 2.0
 
 # what a collective says when the process at the other end is gone (gloo's TCP pairs, NCCL)
 PEER_LOST = ("closed by peer", "reset by peer", "Broken pipe", "Connection refused", "communicator was aborted",
@@ -49,7 +54,13 @@ def lost_process(exc: BaseException, table: Sequence[tuple[str, int]], me: int) 
     if not table or not any(s in text for s in PEER_LOST):
         return None
     host = socket.gethostname()
-    gone = [f"process {pid} (rank {r})" for r, (h, pid) in enumerate(table) if h == host and r != me and _gone(pid)]
+    local = [(r, pid) for r, (h, pid) in enumerate(table) if h == host and r != me]
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        gone = [f"process {pid} (rank {r})" for r, pid in local if _gone(pid)]
+        if gone or not local or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     what = " and ".join(gone) + " stopped" if gone else \
         f"a process of this job stopped ({text.strip().splitlines()[0][:200]})"
     return (f"{what}; this process (rank {me}) cannot go on without it. Re-run the same command to resume from "
