@@ -77,11 +77,11 @@ def test_cityscapes_classic_smoke_with_published_split_files(tmp_path, monkeypat
     line = "leftImg8bit/train/{0}/{1}_leftImg8bit.png gtFine/train/{0}/{1}_gtFine_labelTrainIds.png\n"
     (split / "labeled.txt").write_text("".join(line.format(n.split("_")[0], n) for n in train[:2]))
     (split / "unlabeled.txt").write_text("".join(line.format(n.split("_")[0], n) for n in train[2:]))
-    from dmt.tasks.segmentation import inference as seg_eval
+    from dmt.tasks.segmentation import windows
 
     slid = []  # (side, window) of every side that was cut into windows
-    real_starts = seg_eval.window_starts
-    monkeypatch.setattr(seg_eval, "window_starts", lambda n, w, s: slid.append((n, w)) or real_starts(n, w, s))
+    real_starts = windows.window_starts
+    monkeypatch.setattr(windows, "window_starts", lambda n, w, s: slid.append((n, w)) or real_starts(n, w, s))
     out = tmp_path / "run"
     assert main(["run", "cityscapes-classic-8-dmt", f"data.root={root}", f"data.split_dir={split}",
                  "model.name=deeplabv3plus_tiny", "model.init=none", "mutual.init_b=none", "data.num_workers=0",
