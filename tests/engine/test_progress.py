@@ -72,14 +72,14 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_non_tty_writes_periodic_plain_lines(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
     monkeypatch.setattr(P, "LINE_SECONDS", 30.0)
-    P.set_run_clock(P.RunClock("phase", ["oracle"], [("phase", 100.0)], lambda: 40.0))
+    run = P.RunClock("phase", ["oracle"], [("phase", 100.0)], lambda: 40.0)
     clock = FakeClock()
     caplog.set_level(logging.INFO, logger="dmt")
     logger = logging.getLogger("dmt")
     old = logger.propagate
     logger.propagate = True  # let caplog see the records
     try:
-        with P.Progress("phase2 train", total=1000, steps_per_epoch=100, tty=False, clock=clock) as bar:
+        with P.Progress("phase2 train", total=1000, steps_per_epoch=100, tty=False, clock=clock, run=run) as bar:
             for _ in range(50):  # 5 %: below the first 10 % line; 0.1 s per step
                 clock.t += 0.1
                 bar.advance()
@@ -98,7 +98,6 @@ def test_non_tty_writes_periodic_plain_lines(caplog: pytest.LogCaptureFixture, m
             assert "epoch 2/10" in _lines(caplog)[1]
     finally:
         logger.propagate = old
-        P.set_run_clock(None)
 
 
 def test_non_tty_without_clock_shows_the_loop_eta_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -163,3 +162,25 @@ def test_which_process_shows_progress() -> None:
     share_main = Processes(rank=0, size=2, job_rank=2)
     assert share_main.shows_progress(tty=False) and not share_main.shows_progress(tty=True)
     assert Processes(rank=0, size=2, job_rank=0).shows_progress(tty=True)
+
+
+def test_a_display_hands_its_loops_the_run_clock_and_nothing_else_does(caplog: pytest.LogCaptureFixture) -> None:
+    """Two displays in one process, one with a run clock and one without: each loop shows what its
+    own display holds (no clock is installed anywhere for the length of a stage)."""
+    run = P.RunClock("phase", ["oracle"], [("phase", 100.0)], lambda: 40.0)
+    with_clock, plain = P.Display(True, run), P.Display(True)
+    caplog.set_level(logging.INFO, logger="dmt")
+    logger = logging.getLogger("dmt")
+    old, logger.propagate = logger.propagate, True
+    try:
+        for display in (with_clock, plain, with_clock):
+            bar = display("eval", 10)
+            bar._tty = False  # plain lines, as under CI
+            with bar:
+                bar.advance(10)
+        lines = _lines(caplog)
+        assert len(lines) == 3
+        assert ["run ~" in line for line in lines] == [True, False, True]
+        assert P.Display(False)("eval", 10).enabled is False
+    finally:
+        logger.propagate = old

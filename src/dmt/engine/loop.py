@@ -30,7 +30,7 @@ from dmt.engine.accel import autocast_dtype, to_channels_last
 from dmt.engine.distributed import ONE, Processes
 from dmt.engine.finite import NonFiniteLoss, Snapshot, count_skipped, nonfinite_step, steps_text, weights_finite
 from dmt.engine.pending import Pending
-from dmt.engine.progress import Progress
+from dmt.engine.progress import Display, Progress
 from dmt.engine.schedule import learning_rate, set_learning_rate
 from dmt.engine.state import EMA, TrainState, make_ema, make_sgd
 from dmt.engine.tree import map_tensors
@@ -84,6 +84,7 @@ def fit(
     log_scalars: Callable[[int, dict[str, float]], None] | None = None,
     every_epoch: Callable[[int], None] | None = None,
     processes: Processes = ONE,
+    display: Display | None = None,
 ) -> None:
     """Run steps ``state.step .. opts.total_steps - 1``, one batch each.
 
@@ -111,11 +112,12 @@ def fit(
         every_epoch: called with the finished epoch number (evaluation during training).
         processes: the processes sharing each step's batch (DDP): they agree on finite checks,
             checkpoint times and stops, and rank 0 shows progress.
+        display: how progress shows (default: rank 0 of ``processes``, without the run's clock).
     """
     stage = _Stage(step_fn, state, opts, save, log_scalars, processes)
     state.model.train()
-    with signals.deferred(), Progress(opts.description, opts.total_steps, start=state.step,
-                                      steps_per_epoch=opts.steps_per_epoch, enabled=processes.shows_progress()) as bar:
+    display = display or Display(processes.shows_progress())
+    with signals.deferred(), display(opts.description, opts.total_steps, state.step, opts.steps_per_epoch) as bar:
         for batch in batches:
             step = state.step
             if step >= opts.total_steps:

@@ -14,8 +14,8 @@ Estimates, all approximate:
   finished stages of its kind (of all finished stages if none of its kind finished; while the
   first stage runs, its own estimated length).
 
-The run-level figures need a :class:`RunClock` (set by the pipeline with :func:`set_run_clock`);
-without one a loop shows its own estimate only.
+The run-level figures need a :class:`RunClock`, which a loop is handed with its :class:`Display`
+(a stage's context makes both); without one a loop shows its own estimate only.
 """
 
 from __future__ import annotations
@@ -116,17 +116,20 @@ class RunClock:
         return left, run_eta(left, total, self.remaining_kinds, self.finished)
 
 
-_clock: RunClock | None = None
+@dataclass(frozen=True)
+class Display:
+    """How a process shows its loops' progress: whether at all, and the run's clock for the stage
+    and run estimates. Handed down to every loop explicitly (a stage's context makes one); the
+    default shows a loop's own estimate only.
 
+    ``Display(enabled, clock)("eval val", total)`` is the :class:`Progress` of one loop.
+    """
 
-def set_run_clock(clock: RunClock | None) -> None:
-    """Install (or with ``None`` remove) the clock every progress display consults."""
-    global _clock
-    _clock = clock
+    enabled: bool = True
+    clock: RunClock | None = None
 
-
-def run_clock() -> RunClock | None:
-    return _clock
+    def __call__(self, description: str, total: int, start: int = 0, steps_per_epoch: int = 0) -> Progress:
+        return Progress(description, total, start, self.enabled, steps_per_epoch, run=self.clock)
 
 
 def eta_text(done: int, total: int, elapsed: float, clock: RunClock | None) -> str:
@@ -152,16 +155,18 @@ class Progress:
         steps_per_epoch: when given, the current epoch is shown too.
         tty: draw a bar (default: whether stderr is a terminal).
         clock: the time source (tests pass a fake one).
+        run: the run's clock, for the stage's and the run's estimates (None: the loop's own only).
     """
 
     def __init__(self, description: str, total: int, start: int = 0, enabled: bool = True,
                  steps_per_epoch: int = 0, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, run: RunClock | None = None) -> None:
         self.description, self.total, self.done, self.start = description, total, start, start
         self.steps_per_epoch = steps_per_epoch
         self._tty = sys.stderr.isatty() if tty is None else tty
         self.enabled = enabled and total > start
         self._now = clock
+        self._run = run
         self._bar = None
         self._task = None
         self._t0 = clock()
@@ -190,7 +195,7 @@ class Progress:
 
     def _eta(self, now: float) -> str:
         # the rate of this session's work: a resumed loop's earlier steps took no time here
-        return eta_text(self.done - self.start, self.total - self.start, now - self._t0, _clock)
+        return eta_text(self.done - self.start, self.total - self.start, now - self._t0, self._run)
 
     def advance(self, n: int = 1, **info: float) -> None:
         """Mark ``n`` more units done; keyword values are shown beside the bar."""

@@ -17,7 +17,7 @@ from dmt.config.schema import ExperimentConfig, OptimConfig
 from dmt.engine.distributed import ONE, Processes
 from dmt.engine.accel import use_channels_last
 from dmt.engine.batches import mix_seed
-from dmt.engine.progress import RunClock, set_run_clock
+from dmt.engine.progress import Display, RunClock
 from dmt.errors import UserError
 from dmt.tasks.plan import Stage
 
@@ -87,6 +87,7 @@ class StageContext:
     processes: Processes = ONE
     stage_started: float = 0.0  # time.monotonic() when this session started the current stage
     prior_elapsed: float = 0.0  # seconds the current stage ran in earlier sessions (from its checkpoint)
+    run_clock: RunClock | None = None  # the current stage's place in the run, for progress estimates
     _writers: dict[str, Any] = field(default_factory=dict)
 
     def on(self, processes: Processes) -> StageContext:
@@ -108,10 +109,14 @@ class StageContext:
                 times are the progress bars' run-level estimates).
         """
         self.stage_started, self.prior_elapsed = time.monotonic(), 0.0
-        if self.processes.is_main:  # only rank 0 shows progress
-            set_run_clock(RunClock(todo[0].kind, [s.kind for s in todo[1:]],
-                                   [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in finished],
-                                   self.stage_elapsed))
+        self.run_clock = RunClock(todo[0].kind, [s.kind for s in todo[1:]],
+                                  [(s.get("kind", ""), float(s.get("wall_time_s", 0.0))) for s in finished],
+                                  self.stage_elapsed)
+
+    @property
+    def display(self) -> Display:
+        """How the stage's loops show progress: rank 0 of its processes, with the run's clock."""
+        return Display(self.processes.shows_progress(), self.run_clock)
 
     def stage_elapsed(self) -> float:
         """Wall time of the current stage over all sessions."""
@@ -163,7 +168,6 @@ class StageContext:
         w.flush()
 
     def close(self) -> None:
-        set_run_clock(None)
         for w in self._writers.values():
             w.close()
         self._writers.clear()

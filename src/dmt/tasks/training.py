@@ -86,7 +86,7 @@ def train_stage(
         )
         fit(step_fn, state, make_batches(state.step), opts, save,
             log_scalars=lambda step, values: ctx.scalars(stage_name, step, values), every_epoch=every_epoch,
-            processes=ctx.processes)
+            processes=ctx.processes, display=ctx.display)
 
 
 def stage_optimizer(model: nn.Module, opt: OptimConfig, section: str) -> torch.optim.Optimizer:

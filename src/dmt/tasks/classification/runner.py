@@ -75,7 +75,7 @@ class ClassificationRunner:
         mine = np.asarray(shard_items(idx, self.ctx.processes, c.eval.batch_size), dtype=np.int64)
         return classification_accuracy(model, self._eval_set(data, mine), torch.as_tensor(data.labels[mine]),
                                        c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, what,
-                                       self.ctx.channels_last, processes=self.ctx.processes)
+                                       self.ctx.channels_last, processes=self.ctx.processes, display=self.ctx.display)
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         metrics = {"accuracy": self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")}
@@ -139,7 +139,7 @@ class ClassificationRunner:
         probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
                                       self.cfg.data.num_workers, f"{stage.name} label", self.ctx.channels_last,
-                                      progress=self.ctx.processes.shows_progress())
+                                      display=self.ctx.display)
         if not bool(torch.isfinite(probs).all()):  # overflowing logits: the threshold would be meaningless
             raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities; its logits "
                             "overflow (lower the learning rate or set amp=false)")

@@ -22,7 +22,7 @@ from dmt.engine.accel import inference_layout
 from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
-from dmt.engine.progress import Progress
+from dmt.engine.progress import Display
 # default_stride is imported from here too (tests, older callers)
 from dmt.tasks.segmentation.windows import default_stride, inference_window, score_bands, window_starts  # noqa: F401
 
@@ -135,16 +135,16 @@ def predictions(model: nn.Module, dataset: SegmentationDataset, batch_size: int,
 
 
 def device_batches(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
-                    num_workers: int, description: str, channels_last: bool, progress: bool = True
+                    num_workers: int, description: str, channels_last: bool, display: Display = Display()
                     ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """The inference passes' common part: ``model`` in eval mode (and NHWC with ``channels_last``);
-    yields ``(batch, its padded images on the device in the model's layout)``, with progress
-    where ``progress`` (with several processes: rank 0's alone)."""
+    yields ``(batch, its padded images on the device in the model's layout)``, its progress shown
+    as ``display`` says (with several processes: rank 0's alone)."""
     model.eval()
     layout = inference_layout(model, channels_last)
     loader = eval_loader(dataset, batch_size, num_workers, collate_fn=PadCollate(dataset.source.mean),
                          pin_memory=device.type == "cuda")
-    with Progress(description, len(loader), enabled=progress) as bar:
+    with display(description, len(loader)) as bar:
         for batch in loader:
             yield batch, layout(batch["image"].to(device, non_blocking=True))
             bar.advance()
@@ -154,10 +154,12 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
                           device: torch.device, amp: bool = False, num_workers: int = 0,
                           description: str = "eval", window: Sequence[int] | None = None,
                           stride: Sequence[int] | None = None, channels_last: bool = False,
-                          max_side: int | None = None, processes: Processes = ONE) -> dict[str, Any]:
+                          max_side: int | None = None, processes: Processes = ONE,
+                          display: Display | None = None) -> dict[str, Any]:
     """mIoU, per-class IoU and pixel accuracy from one confusion matrix over the whole set.
 
     ``processes``: each scored its share of the set (``dataset``); their matrices are summed.
+    ``display``: how progress shows (default: rank 0 of ``processes``, without the run's clock).
 
     ``window`` / ``stride``: sliding-window evaluation (Cityscapes' protocol); None: whole images,
     except those larger than ``max_side`` (:func:`inference_window`). Windows are scored band by
@@ -166,8 +168,9 @@ def evaluate_segmentation(model: nn.Module, dataset: SegmentationDataset, num_cl
     cm = ConfusionMatrix(num_classes)
     use_amp, dtype = amp_settings(device, amp)
     autocast = functools.partial(torch.autocast, device.type, dtype=dtype, enabled=use_amp)
+    display = display or Display(processes.shows_progress())
     for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last,
-                                        processes.shows_progress()):
+                                        display):
         win = inference_window(images.shape[-2:], window, max_side)
         for top, end, logits in window_bands(model, images, win, stride if window else None, autocast):
             cm.update(logits.float().softmax(dim=1).argmax(1).cpu(), batch["mask"][:, top:end])

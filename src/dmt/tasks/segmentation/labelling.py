@@ -19,6 +19,7 @@ from torch import nn
 from dmt.data.labels import PseudoLabelStore
 from dmt.data.segmentation import SegmentationDataset
 from dmt.engine.loop import amp_settings
+from dmt.engine.progress import Display
 from dmt.method.confidence import max_softmax
 from dmt.method.thresholds import apply_threshold_table, threshold_table
 from dmt.tasks.segmentation.inference import device_batches, inference_window, window_bands
@@ -45,7 +46,7 @@ class ThresholdedLabels:
 def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int, device: torch.device,
                  amp: bool, num_workers: int = 0, description: str = "label",
                  window: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                 channels_last: bool = False, max_side: int | None = None, progress: bool = True
+                 channels_last: bool = False, max_side: int | None = None, display: Display = Display()
                  ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yields ``(name, class uint8 HxW, confidence float16 HxW)`` at each image's own size.
 
@@ -59,12 +60,12 @@ def label_images(model: nn.Module, dataset: SegmentationDataset, batch_size: int
     averaged over the windows (:func:`~dmt.tasks.segmentation.inference.window_bands`), and each
     band is reduced the same way: only a few rows of windows' logits are held, whatever the
     image's size. ``channels_last`` as for :func:`~dmt.tasks.segmentation.inference.predictions`;
-    ``progress``: show it (with several processes: rank 0 alone).
+    ``display``: how progress shows (with several processes: rank 0 alone).
     """
     use_amp, dtype = amp_settings(device, amp)
     autocast = functools.partial(torch.autocast, device.type, dtype=dtype, enabled=use_amp)
     for batch, images in device_batches(model, dataset, batch_size, device, num_workers, description, channels_last,
-                                        progress):
+                                        display):
         win = inference_window(images.shape[-2:], window, max_side)
         if win is None:
             with autocast():

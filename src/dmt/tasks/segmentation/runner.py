@@ -124,7 +124,7 @@ class SegmentationRunner:
         return evaluate_segmentation(model, self._dataset(mine, False), self.num_classes,
                                      c.eval.batch_size, self.ctx.device, c.amp, c.data.num_workers, f"eval {what}",
                                      window=c.eval.window, stride=c.eval.stride, channels_last=self.ctx.channels_last,
-                                     max_side=c.eval.max_side, processes=self.ctx.processes)
+                                     max_side=c.eval.max_side, processes=self.ctx.processes, display=self.ctx.display)
 
     # ---- stages -----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, seed: int) -> dict[str, Any]:
@@ -253,7 +253,7 @@ class SegmentationRunner:
                         self.ctx.device, self.cfg.amp, self.cfg.data.num_workers, f"{stage.name} label",
                         window=self.cfg.eval.window, stride=self.cfg.eval.stride,
                         channels_last=self.ctx.channels_last, max_side=self.cfg.eval.max_side,
-                        progress=self.ctx.processes.shows_progress()):
+                        display=self.ctx.display):
                     if np.isnan(confidence).any():  # overflowing logits: thresholds would be meaningless
                         raise UserError(f"{stage.name}: the teacher ({stage.teacher}) gives non-finite probabilities "
                                         f"on {name}; its logits overflow (lower the learning rate or set amp=false)")
