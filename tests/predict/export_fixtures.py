@@ -28,6 +28,17 @@ def save_tiny(path: Path, name: str, seed: int = 0, **kwargs) -> tuple[Path, tor
     return path, model
 
 
+def save_and_export(path: Path, name: str, **kwargs) -> tuple[Path, torch.nn.Module]:
+    """:func:`save_tiny`, then its ONNX export beside it (``PATH.onnx``); skips without the export extra."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from dmt.predict.export import export_model
+
+    model_file, model = save_tiny(path, name, **kwargs)
+    export_model(model_file, model_file.with_suffix(".onnx"), "onnx", print_fn=lambda line: None)
+    return model_file, model
+
+
 def write_image(path: Path, h: int, w: int, seed: int) -> Path:
     """A smooth random RGB image (noise plus gradients, like a photo more than pure noise)."""
     rng = np.random.default_rng(seed)

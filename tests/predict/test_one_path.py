@@ -24,7 +24,7 @@ from dmt.predict.render import confidence_bytes
 from dmt.tasks.segmentation.inference import window_logits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_fixtures import needs_onnx, save_tiny, write_image  # noqa: E402
+from export_fixtures import needs_onnx, save_and_export, save_tiny, write_image  # noqa: E402
 
 TOLERANCE = 1e-4  # ONNX Runtime against PyTorch, float32, a probability
 SIZES = [(33, 47), (33, 47), (21, 18), (70, 90)]  # 70 x 90 is larger than MAX_SIDE: windows
@@ -33,13 +33,8 @@ MAX_SIDE = 48
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from dmt.predict.export import export_model
-
     root = tmp_path_factory.mktemp("one_path")
-    model_file, net = save_tiny(root / "seg.safetensors", "deeplabv2_tiny")
-    export_model(model_file, root / "seg.onnx", "onnx", print_fn=lambda line: None)
+    _, net = save_and_export(root / "seg.safetensors", "deeplabv2_tiny")  # and seg.onnx
     originals = [np.asarray(Image.open(write_image(root / "images" / f"img{i}.png", h, w, seed=i)))
                  for i, (h, w) in enumerate(SIZES)]
     return root, net, originals

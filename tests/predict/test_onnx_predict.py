@@ -12,12 +12,11 @@ import torch
 from PIL import Image
 
 from dmt.cli.main import main
-from dmt.predict.export import export_model
 from dmt.predict.inputs import InputImage
 from dmt.predict.batches import ImageFiles, batches
 
 sys.path.insert(0, str(Path(__file__).parent))
-from export_fixtures import needs_onnx, save_tiny, write_image  # noqa: E402
+from export_fixtures import needs_onnx, save_and_export, write_image  # noqa: E402
 
 
 def test_batches_group_consecutive_images_of_one_size(tmp_path):
@@ -40,13 +39,9 @@ def test_batches_group_consecutive_images_of_one_size(tmp_path):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny segmentation and classification model, their model files and .onnx exports, and images."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     root = tmp_path_factory.mktemp("onnx_predict")
-    seg, _ = save_tiny(root / "seg.safetensors", "deeplabv2_tiny")
-    cls, _ = save_tiny(root / "cls.safetensors", "tiny_cnn", width=8)
-    for model_file in (seg, cls):
-        export_model(model_file, model_file.with_suffix(".onnx"), "onnx", print_fn=lambda line: None)
+    save_and_export(root / "seg.safetensors", "deeplabv2_tiny")
+    save_and_export(root / "cls.safetensors", "tiny_cnn", width=8)
     images = root / "images"
     for i, (h, w) in enumerate([(33, 47), (33, 47), (21, 18), (32, 32)]):
         write_image(images / ("sub" if i == 1 else "") / f"img{i}.png", h, w, seed=i)

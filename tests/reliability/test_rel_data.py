@@ -195,7 +195,7 @@ def test_missing_dataset_does_not_create_out(tmp_path, capsys):
 
 
 def test_worker_error_unwrapping_keeps_other_errors():
-    from dmt.engine.batches import unwrap_worker_error
+    from dmt.errors import unwrap_worker_error
 
     assert unwrap_worker_error(UserError("mask x.png is bad")) is None  # raised here: already one line
     assert unwrap_worker_error(ValueError("Caught UserError in DataLoader worker process 0.")) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+
 from dmt.atomic import write_text
 from dmt.errors import UserError
 

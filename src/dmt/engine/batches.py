@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dmt.errors import UserError, unwrap_worker_error  # noqa: F401  (unwrap_worker_error: also imported from here)
+from dmt.errors import UserError, unwrap_worker_error
 
 _MASK64 = (1 << 64) - 1
 

@@ -28,10 +28,10 @@ from dmt.config.schema import ExperimentConfig
 from dmt.data.images import image_size
 from dmt.data.segmentation import SegItem, SegSource, load_pair
 from dmt.errors import UserError
+from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
 
 if TYPE_CHECKING:  # the processes' type only: preflight itself needs no torch.distributed
     from dmt.engine.distributed import Processes
-from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
 
 log = logging.getLogger("dmt")
 

@@ -161,7 +161,7 @@ def run_stages(cfg: ExperimentConfig, out: str | Path) -> dict[str, Any]:
 
 
 def _run_plan(cfg: ExperimentConfig, out: str | Path, job: dist.Processes) -> dict[str, Any]:
-    """:func:`run_experiment` on the job's processes ``job``."""
+    """:func:`run_stages` on the job's processes ``job``."""
     device = resolve_device(cfg.device, job)
     # data and weights files are checked before anything is written (rank 0 reads, all raise)
     preflight_all(cfg, job)

@@ -12,7 +12,6 @@ from dmt.data.segmentation import SegItem, SegmentationDataset, SegSource
 from dmt.data.transforms import seg_eval_transform
 from dmt.errors import UserError
 from dmt.tasks.segmentation.inference import (
-    default_stride,
     evaluate_segmentation,
     predictions,
     upsampled_logits,
@@ -21,6 +20,7 @@ from dmt.tasks.segmentation.inference import (
     window_starts,
 )
 from dmt.tasks.segmentation.labelling import label_images
+from dmt.tasks.segmentation.windows import default_stride
 
 
 def strided_net(seed: int = 0) -> nn.Module:

@@ -23,8 +23,7 @@ from dmt.engine.batches import eval_loader
 from dmt.engine.loop import amp_settings
 from dmt.engine.metrics import ConfusionMatrix
 from dmt.engine.progress import Display
-# default_stride is imported from here too (tests, older callers)
-from dmt.tasks.segmentation.windows import default_stride, inference_window, score_bands, window_starts  # noqa: F401
+from dmt.tasks.segmentation.windows import inference_window, score_bands, window_starts
 
 
 class PadCollate:
