@@ -7,7 +7,7 @@ import json
 
 from dmt.errors import UserError
 
-CLASSIFICATION_DATA = ("cifar10", "digits")  # evaluated on their test set; other sets have named splits
+CLASSIFICATION_DATA = ("cifar10", "cifar100", "svhn", "digits")  # evaluated on their test set; other sets have named splits
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "(stages/<stage>/model.safetensors) on a dataset.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="a model file written by dmt run")
-    p.add_argument("--data", required=True, help="dataset name (cifar10, digits, voc, cityscapes, folder, digit_scenes)")
+    p.add_argument("--data", required=True, help="dataset name (cifar10, cifar100, svhn, digits, voc, cityscapes, folder, "
+                   "digit_scenes)")
     p.add_argument("--root", default=None, help="dataset folder")
     p.add_argument("--split", default=None, help="which set: test (classification) / val (segmentation)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

@@ -20,7 +20,7 @@ Method = Literal["baseline", "dmt", "dst", "cbst", "naive", "flip", "online"]
 class DataConfig:
     """Which data, where it lives and how it is split."""
 
-    name: str = "cifar10"  # cifar10 | digits | voc | cityscapes | folder | digit_scenes
+    name: str = "cifar10"  # cifar10 | cifar100 | svhn | digits | voc | cityscapes | folder | digit_scenes
     root: str | None = None  # dataset folder (read-only to dmt); not needed by the built-in demos
     num_workers: int = 2  # data-loading worker processes (0: load in the main process)
     # classification
@@ -34,6 +34,9 @@ class DataConfig:
     # operations with Cutout 0-40 px among them, translations up to 100 px; data.cutout 0 then) ...
     randaugment_policy: Literal["torchvision", "original"] = "torchvision"
     cutout: int = 16  # ... and a grey Cutout square of this side (0: none)
+    # SVHN: append extra_32x32.mat's 531,131 images to the 73,257 of train_32x32.mat, the pool the
+    # labelled and unlabelled images are drawn from (USB's and FixMatch's protocol; 1.9 GB in memory)
+    svhn_extra: bool = False
     # segmentation
     labelled_split: str = "1/8"  # "1/106", "1/50", "1/20", "1/8", "1/4", "1/2", "1/30", "sbd", "all"
     # or "published": the community's split files in split_dir (required then)

@@ -222,7 +222,7 @@ def check_segmentation_split(cfg: Any) -> None:
 # mixup alphas to 0, which is what segmentation does; any other value would be silently ignored.
 _CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtiny_per_class", "data.crop_padding",
                         "data.hflip", "data.randaugment", "data.randaugment_policy", "data.cutout",
-                        "data.test_per_class"]
+                        "data.test_per_class", "data.svhn_extra"]
 _SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
                       "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
                       "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",
@@ -266,6 +266,9 @@ def check_combinations(cfg: Any) -> None:
         key = "mutual.name_b" if cfg.mutual.name_b is not None else "mutual.kwargs_b"
         raise UserError(f"config key {key!r}: mutual.dms trains one network on two labelled subsets; "
                         "set it to null, or mutual.dms to false for two different networks")
+    if cfg.data.svhn_extra and cfg.data.name != "svhn":
+        raise UserError(f"config key 'data.svhn_extra': only SVHN has an extra set (data.name is {cfg.data.name!r}); "
+                        "set it to false")
     if cfg.task == "classification" and cfg.eval.select != "last":
         # the original CIFAR code reports, and labels with, each stage's final EMA model
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "

@@ -75,15 +75,24 @@ def file_size(path: Path, dataset: str, url: str) -> int:
         raise UserError(f"{dataset}: {path} is missing; download {url} and extract it under data.root") from None
 
 
-def check_whole_records(path: Path, size: int, record: int, count: int | None, dataset: str, url: str) -> int:
-    """Check a raw binary file holds whole records (and ``count`` of them if given); return how many.
+def check_whole_records(path: Path, size: int, record: int, count: int | None, dataset: str, url: str,
+                        official: int | None = None) -> int:
+    """Check a raw binary file holds whole records (``count`` of them if given); return how many.
+
+    Args:
+        official: The record count of the official file, named in the message when ``count``
+            is not fixed (fabricated test files hold fewer).
 
     Raises:
-        UserError: ``{path}: {size} bytes, expected {count} * {record} bytes (...)`` for a
-            truncated or padded file, naming the download.
+        UserError: ``{path} has {size} bytes, expected N * {record} bytes`` for a truncated or
+            padded file, naming the download.
     """
     if size == 0 or size % record or (count is not None and size != count * record):
-        expected = f"{count:,} * {record:,} = {count * record:,}" if count is not None else f"a multiple of {record:,}"
-        raise UserError(f"{dataset}: {path} has {size:,} bytes, expected {expected} bytes (truncated or "
-                        f"not the official file?); download {url} again")
+        if count is not None:
+            expected = f"{count:,} * {record:,} = {count * record:,} bytes"
+        else:
+            expected = f"N * {record:,} bytes" + (f" (the official file: {official:,} * {record:,} = "
+                                                  f"{official * record:,})" if official else "")
+        raise UserError(f"{dataset}: {path} has {size:,} bytes, expected {expected}; the file is truncated or "
+                        f"not the official one: download {url} again")
     return size // record

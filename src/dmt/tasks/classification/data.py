@@ -1,7 +1,8 @@
 """Classification data for a run: the training and test images of ``data.name`` and the paper's split of them.
 
-CIFAR-10 (official python batches) or the offline demo's digits; the labelled / unlabelled /
-valtiny indices follow the paper's protocol (:mod:`dmt.data.splits`) and are recorded in the run.
+CIFAR-10 / CIFAR-100 (official python pickles), SVHN (official .mat files) or the offline demo's
+digits; the labelled / unlabelled / valtiny indices follow the paper's protocol
+(:mod:`dmt.data.splits`) and are recorded in the run.
 """
 
 from __future__ import annotations
@@ -50,13 +51,25 @@ def load_train_test(cfg: ExperimentConfig) -> tuple[ArrayDataset, ArrayDataset]:
         if not d.root:
             raise UserError("config key 'data.root': the folder holding cifar-10-batches-py is required")
         return load_cifar10(d.root)
+    if d.name == "cifar100":
+        from dmt.data.cifar100 import load_cifar100
+
+        if not d.root:
+            raise UserError("config key 'data.root': the folder holding cifar-100-python is required")
+        return load_cifar100(d.root)
+    if d.name == "svhn":
+        from dmt.data.svhn import load_svhn
+
+        if not d.root:
+            raise UserError("config key 'data.root': the folder holding train_32x32.mat and test_32x32.mat is required")
+        return load_svhn(d.root, extra=d.svhn_extra)
     if d.name == "digits":
         from dmt.demo.digits import digits_test_split, load_digits_data
 
         everything = load_digits_data()
         pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
         return everything.subset(pool), everything.subset(test_idx)
-    raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, digits)")
+    raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, cifar100, svhn, digits)")
 
 
 def load_test_set(cfg: ExperimentConfig) -> ArrayDataset:
