@@ -36,10 +36,12 @@ _HEADER = ["path", "label"]
 
 @dataclass
 class ListRows:
-    """The rows of one list file: ``files[k]`` with ``labels[k]`` (``""``: unlabelled), from line ``lines[k]``."""
+    """The rows of one list file: ``files[k]`` (absolute, normalised) with ``labels[k]`` (``""``:
+    unlabelled), from line ``lines[k]``. Paths stay strings until chosen: 100,000 ``Path`` objects
+    cost seconds to build."""
 
     source: Path
-    files: list[Path]
+    files: list[str]
     labels: list[str]
     lines: list[int]
 
@@ -48,10 +50,11 @@ class ListRows:
         return f"{self.source} line {self.lines[k]}"
 
 
-def path_key(path: Path) -> tuple[str, str]:
-    """The sort key of image paths: torchvision's ``ImageFolder`` order (``sorted(os.walk(...))``):
-    folder by folder, folders sorted by their path as a string, each folder's files by name."""
-    return str(path.parent), path.name
+def path_key(path: str | os.PathLike) -> tuple[str, str]:
+    """The sort key of (normalised) image paths: torchvision's ``ImageFolder`` order
+    (``sorted(os.walk(...))``): folder by folder, folders sorted by their path as a string, each
+    folder's files by name."""
+    return os.path.split(os.fspath(path))
 
 
 def read_list_file(path: str | os.PathLike, key: str) -> ListRows:
@@ -64,9 +67,9 @@ def read_list_file(path: str | os.PathLike, key: str) -> ListRows:
     source = Path(path).expanduser()
     if not source.is_file():
         raise UserError(f"config key {key!r}: list file {source} not found")
-    base = source.parent.absolute()
+    base = str(source.parent.absolute())
     rows = ListRows(source, [], [], [])
-    seen: dict[Path, int] = {}
+    seen: dict[str, int] = {}
     try:
         with open(source, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
@@ -80,11 +83,11 @@ def read_list_file(path: str | os.PathLike, key: str) -> ListRows:
                 if len(fields) > 2 or not fields[0]:
                     raise UserError(f"{source} line {line}: expected 'path,label' (label empty for an unlabelled "
                                     f"image; quote a path that holds a comma), got {','.join(fields)!r}")
-                file = Path(os.path.normpath(base / Path(fields[0]).expanduser()))
+                file = os.path.normpath(os.path.join(base, os.path.expanduser(fields[0])))
                 if file in seen:
                     raise UserError(f"{source} line {line}: {file} is already listed on line {seen[file]}; "
                                     "list each image once (labelled or unlabelled, not both)")
-                if not file.is_file():
+                if not os.path.isfile(file):
                     raise UserError(f"{source} line {line}: image {file} not found")
                 seen[file] = line
                 rows.files.append(file)
@@ -132,9 +135,9 @@ def labelled_rows(rows: ListRows, classes: list[str], need_labels: bool) -> tupl
                             f"({shown})")
         chosen.append((index[label], path_key(file), file))
     chosen.sort()
-    return [file for _, _, file in chosen], [label for label, _, _ in chosen]
+    return [Path(file) for _, _, file in chosen], [label for label, _, _ in chosen]
 
 
 def unlabelled_rows(rows: ListRows) -> list[Path]:
     """The files of the rows without a label, by :func:`path_key`."""
-    return sorted((file for file, label in zip(rows.files, rows.labels) if not label), key=path_key)
+    return [Path(f) for f in sorted((f for f, label in zip(rows.files, rows.labels) if not label), key=path_key)]

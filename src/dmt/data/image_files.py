@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from PIL.JpegImagePlugin import JpegImageFile
 
 from dmt.data.images import DEFAULT_MAX_PIXELS, open_image
 from dmt.errors import UserError
@@ -104,7 +105,7 @@ def read_rgb(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAUL
     """
     path = Path(path)
     with open_image(path, "image", max_pixels, decode=False) as img:
-        if size > 0 and img.format == "JPEG":
+        if size > 0 and isinstance(img, JpegImageFile):  # JPEG, and MPO (cameras' multi-picture JPEG)
             img.draft(None, (size, size))  # DCT-domain downscale: decoded at >= size on each side
         try:
             img.load()
@@ -147,7 +148,7 @@ class ImageFileSet:
 
     def __init__(self, paths: Sequence[str | os.PathLike], labels: Sequence[int] | np.ndarray,
                  classes: Sequence[str], size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-        self.paths = [Path(p) for p in paths]
+        self.paths = [p if isinstance(p, Path) else Path(p) for p in paths]
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         self.classes = list(classes)
         self.size = int(size)
