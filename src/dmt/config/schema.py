@@ -20,7 +20,9 @@ Method = Literal["baseline", "dmt", "dst", "cbst", "naive", "flip", "online"]
 class DataConfig:
     """Which data, where it lives and how it is split."""
 
-    name: str = "cifar10"  # cifar10 | cifar100 | svhn | digits | voc | cityscapes | folder | digit_scenes
+    # classification: cifar10 | cifar100 | svhn | stl10 | imagefolder | digits;
+    # segmentation: voc | cityscapes | folder | digit_scenes
+    name: str = "cifar10"
     root: str | None = None  # dataset folder (read-only to dmt); not needed by the built-in demos
     num_workers: int = 2  # data-loading worker processes (0: load in the main process)
     # classification
@@ -37,6 +39,18 @@ class DataConfig:
     # SVHN: append extra_32x32.mat's 531,131 images to the 73,257 of train_32x32.mat, the pool the
     # labelled and unlabelled images are drawn from (USB's and FixMatch's protocol; 1.9 GB in memory)
     svhn_extra: bool = False
+    # classification image folders (data.name: imagefolder; dmt.data.class_folders): under data.root,
+    # labelled/<class>/... + unlabelled/..., or train/<class>/... alone (benchmark mode: the protocol
+    # picks data.labels_per_class of each class); optional val/<class>/... and test/<class>/...
+    # the side images are read at: their largest centred square, resized to image_size x image_size
+    # (0: the dataset's own size; imagefolder, whose images have no one size: 96)
+    image_size: int = 0
+    # CSV list files (path,label; label empty: unlabelled; paths relative to the CSV's folder or
+    # absolute; optional header "path,label"): each replaces its folder under data.root. A training
+    # list with no unlabelled row is benchmark mode; its labels (sorted) are the classes
+    train_csv: str | None = None
+    val_csv: str | None = None  # evaluation images, every row labelled with one of the classes
+    test_csv: str | None = None  # test images, likewise
     # segmentation
     labelled_split: str = "1/8"  # "1/106", "1/50", "1/20", "1/8", "1/4", "1/2", "1/30", "sbd", "all"
     # or "published": the community's split files in split_dir (required then)

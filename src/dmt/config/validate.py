@@ -112,6 +112,7 @@ RULES: list[tuple[str, Check, str]] = [
     ("data.valtiny_per_class", non_negative, "an integer >= 0"),
     ("data.crop_padding", non_negative, "an integer >= 0"),
     ("data.cutout", non_negative, "an integer >= 0 (0: none)"),
+    ("data.image_size", non_negative, "a side in pixels >= 0 (0: the dataset's own size; imagefolder: 96)"),
     ("data.split_set", lambda x: x in (0, 1, 2), "0, 1 or 2"),
     ("data.crop_size", pair_of(positive), "[height, width], both > 0"),
     ("data.scale_range", scale_range, "[low, high] with 0 < low <= high"),
@@ -222,7 +223,8 @@ def check_segmentation_split(cfg: Any) -> None:
 # mixup alphas to 0, which is what segmentation does; any other value would be silently ignored.
 _CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtiny_per_class", "data.crop_padding",
                         "data.hflip", "data.randaugment", "data.randaugment_policy", "data.cutout",
-                        "data.test_per_class", "data.svhn_extra"]
+                        "data.test_per_class", "data.svhn_extra", "data.image_size", "data.train_csv",
+                        "data.val_csv", "data.test_csv"]
 _SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
                       "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
                       "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",
@@ -253,13 +255,26 @@ def check_task_keys(cfg: Any) -> None:
                         f"{keep}")
 
 
+def check_list_files(cfg: Any) -> None:
+    """Classification list files (``data.train_csv`` ...) are read by ``data.name: imagefolder`` alone.
+
+    Raises:
+        UserError: naming the first list-file key set for another dataset.
+    """
+    for key in ("train_csv", "val_csv", "test_csv"):
+        if getattr(cfg.data, key, None) and cfg.data.name != "imagefolder":
+            raise UserError(f"config key 'data.{key}': list files are read by data.name: imagefolder only, "
+                            f"not {cfg.data.name!r}; remove it or set data.name: imagefolder")
+
+
 def check_combinations(cfg: Any) -> None:
     """Rules that tie keys together (each names the key to change).
 
     Raises:
         UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; classification with
             ``eval.select`` other than ``last``; a malformed
-            ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`); a segmentation
+            ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`); a list file for another
+            dataset than imagefolder (:func:`check_list_files`); a segmentation
             split (:func:`check_segmentation_split`); a key the task ignores (:func:`check_task_keys`).
     """
     if cfg.mutual.dms and (cfg.mutual.name_b is not None or cfg.mutual.kwargs_b is not None):
@@ -274,6 +289,7 @@ def check_combinations(cfg: Any) -> None:
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "
                         "keeps each stage's last model (the original's protocol too), so use 'last'")
     check_window(cfg.eval.window, cfg.eval.stride)
+    check_list_files(cfg)
     if cfg.task == "segmentation":
         check_segmentation_split(cfg)
     check_task_keys(cfg)

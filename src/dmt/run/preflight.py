@@ -10,13 +10,21 @@ alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
   (truncated files, mask values outside the classes): what training would meet, all at once.
 * ``none``: nothing (problems then surface when a file is first read).
 
-Classification data (CIFAR-10 arrays, the digits) is read whole when a run starts anyway, so
-only segmentation data is checked here.
+Classification arrays (CIFAR-10, the digits) are read whole when a run starts anyway; of
+classification data only your own images (``data.name: imagefolder``) are checked: the layout
+(an empty class folder, an image outside any class folder, a ``val/`` or ``test/`` class that
+``labelled/`` lacks, a list-file row with an unknown class or a missing file), every image
+(``headers``: its header opens, within ``data.max_pixels``; ``full``: it is read exactly as
+training reads it, so a truncated file fails here) and that no file is both labelled and
+unlabelled. *The same file* is the same bytes, whatever the names: files of equal size in
+both sets are compared by SHA-256 (only those are hashed), so a copy, a hard or symbolic link,
+or a list naming one file twice is found in either mode.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import tempfile
 from contextlib import contextmanager
@@ -45,15 +53,23 @@ class PreflightReport:
     images: int = 0
     masks: int = 0
     weights: tuple[str, ...] = ()
+    # classification image folders: (set, images) in order, e.g. (("labelled", 40), ("unlabelled", 2950))
+    sets: tuple[tuple[str, int], ...] = ()
+    classes: int = 0
 
     def summary(self) -> str:
         if self.mode == "none":
             return "data.check is none: nothing checked"
-        if self.task != "segmentation":
+        if self.task != "segmentation" and not self.sets:
             return "ok: nothing to check up front (classification data is read whole when a run starts)"
         what = "decoded" if self.mode == "full" else "headers read"
-        files = f"{self.images} images and {self.masks} masks ({what})"
         weights = f"; weights files: {', '.join(self.weights)}" if self.weights else ""
+        if self.sets:
+            (first, n), *rest = self.sets
+            mode = " (benchmark mode)" if first == "training" else ""
+            files = ", ".join([f"{n} {first} images in {self.classes} classes{mode}", *[f"{m} {s}" for s, m in rest]])
+            return f"ok: {files} ({what}){weights}"
+        files = f"{self.images} images and {self.masks} masks ({what})"
         return f"ok: {files}{weights}"
 
 
@@ -70,7 +86,11 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
     report = PreflightReport(cfg.data.check, cfg.task)
     for member in members(cfg):
         member_model(cfg, member)  # an unknown mutual.name_b is refused whatever data.check says
-    if cfg.data.check == "none" or cfg.task != "segmentation":
+    if cfg.data.check == "none":
+        return report
+    if cfg.task != "segmentation":
+        if cfg.data.name == "imagefolder" and read_files:
+            check_imagefolder(cfg, report)
         return report
     items, source = _segmentation_items(cfg)
     if not read_files:
@@ -135,6 +155,73 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
     if mask_size != size:
         raise UserError(f"mask {item.mask} is {mask_size[0]}x{mask_size[1]} but image {item.image} is "
                         f"{size[0]}x{size[1]} (HxW); they must match")
+
+
+def check_imagefolder(cfg: ExperimentConfig, report: PreflightReport) -> None:
+    """Your own classification images (see the module docstring); fills ``report``'s counts.
+
+    Raises:
+        UserError: the first mistake, one line naming the file (or folder, list line, key).
+    """
+    from dmt.data.class_folders import load_imagefolder
+    from dmt.data.image_files import read_rgb
+
+    data = load_imagefolder(cfg.data)  # the layout and list files
+    train = data.train
+    if data.labelled is None:
+        sets = [("training", train.paths)]
+    else:
+        sets = [("labelled", [train.paths[i] for i in data.labelled]),
+                ("unlabelled", [train.paths[i] for i in data.unlabelled])]
+    sets += [(name, s.paths) for name, s in (("val", data.val), ("test", data.test)) if s is not None]
+    for _, paths in sets:
+        for path in paths:
+            if cfg.data.check == "full":
+                read_rgb(path, train.size, train.max_pixels)  # as training reads it
+            else:
+                image_size(path, "image", train.max_pixels)
+    if data.labelled is not None:
+        shared = same_file(sets[0][1], sets[1][1])
+        if shared:
+            raise UserError(f"labelled image {shared[0]} and unlabelled image {shared[1]} are the same file (same "
+                            "bytes); an image is labelled or unlabelled, not both: remove one of them")
+    report.sets = tuple((name, len(paths)) for name, paths in sets)
+    report.classes = len(data.classes)
+    report.weights = tuple(check_weights(cfg, len(data.classes)))
+
+
+def same_file(first: list[Path], second: list[Path]) -> tuple[Path, Path] | None:
+    """The first pair ``(a in first, b in second)`` with the same bytes, or ``None``.
+
+    Only files whose size occurs in both lists are read (SHA-256, in chunks): a stat per file,
+    plus a read of the few that could match.
+    """
+    by_size: dict[int, list[Path]] = {}
+    for a in first:
+        by_size.setdefault(_file_size(a), []).append(a)
+    digests: dict[Path, bytes] = {}
+
+    def digest(path: Path) -> bytes:
+        if path not in digests:
+            try:
+                with open(path, "rb") as f:
+                    digests[path] = hashlib.file_digest(f, "sha256").digest()
+            except OSError as e:
+                raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
+        return digests[path]
+
+    for b in second:
+        for a in by_size.get(_file_size(b), ()):
+            if a == b or digest(a) == digest(b):
+                return a, b
+    return None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as e:
+        raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
 
 
 def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
