@@ -19,6 +19,7 @@ from dmt.config.schema import TrainConfig
 from dmt.data.arrays import ImageSet, ImageSetDataset
 from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
+from dmt.engine.heap import map_large_blocks
 from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
@@ -44,6 +45,7 @@ class ClassificationRunner:
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
+        map_large_blocks()  # batches come and go whole: memory follows the batch, not the pass's length
         # eval.select other than "last" was refused when the config was loaded (config/validate.py)
         self.data = load_classification_data(self.cfg, ctx.run.splits_dir(), ctx.processes)
         missing = self.data.unlabelled_without_label()
