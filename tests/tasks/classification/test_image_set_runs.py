@@ -17,7 +17,7 @@ from dmt.cli.main import main
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.data.arrays import UNLABELLED, ArrayDataset
-from dmt.report import write_report
+from dmt.report import load_run, write_report
 from dmt.run.runner import run_stages
 from dmt.run.status import format_status, run_status
 from dmt.run.summary import format_table
@@ -72,6 +72,7 @@ def test_run_without_test_set_scores_on_val_and_every_tool_reads_it(registered, 
                                                             for n in stages]
     assert "val_accuracy" in format_status(status)
     assert "val_accuracy" in write_report([out], tmp_path / "report.html").read_text()
+    assert load_run(out).class_names == CLASSES  # from the model files (the dataset is not a built-in one)
 
     model_file = out / "stages" / "phase2" / "model.safetensors"
     assert main(["eval", str(model_file), "--data", "folder_with_val", "--device", "cpu"]) == 0
