@@ -1,4 +1,4 @@
-"""ArrayDataset validation and the ArrayImageDataset items a DataLoader sees."""
+"""ArrayDataset validation and the ImageSetDataset items a DataLoader sees."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from dmt.data.arrays import ArrayDataset, ArrayImageDataset
+from dmt.data.arrays import ArrayDataset, ImageSetDataset
 
 
 def _data(n: int = 6) -> ArrayDataset:
@@ -44,7 +44,7 @@ def test_subset_keeps_order_and_classes():
 
 def test_items_are_float_chw_in_unit_range_with_label_and_position():
     data = _data()
-    dataset = ArrayImageDataset(data, indices=np.array([5, 2]))
+    dataset = ImageSetDataset(data, indices=np.array([5, 2]))
     image, target, i = dataset[0]
     assert type(image) is torch.Tensor and image.dtype == torch.float32 and image.shape == (3, 4, 5)
     expected = torch.from_numpy(data.images[5]).permute(2, 0, 1).float() / 255
@@ -60,7 +60,7 @@ def test_transform_gets_uint8_chw_image_and_float_output_is_kept():
         seen.append((type(x), x.dtype, tuple(x.shape)))
         return torch.full(x.shape, 0.25)
 
-    image, _, _ = ArrayImageDataset(_data(), transform=transform)[3]
+    image, _, _ = ImageSetDataset(_data(), transform=transform)[3]
     assert seen == [(tv_tensors.Image, torch.uint8, (3, 4, 5))]
     assert torch.all(image == 0.25)
 
@@ -68,7 +68,7 @@ def test_transform_gets_uint8_chw_image_and_float_output_is_kept():
 def test_v2_pipeline_and_pseudo_label_targets_through_a_dataloader():
     transform = v2.Compose([v2.RandomHorizontalFlip(p=1.0)])  # stays uint8: scaled afterwards
     probs = torch.softmax(torch.randn(4, 3), dim=1)
-    dataset = ArrayImageDataset(_data(), indices=np.array([0, 1, 2, 3]), transform=transform, targets=probs)
+    dataset = ImageSetDataset(_data(), indices=np.array([0, 1, 2, 3]), transform=transform, targets=probs)
     images, targets, positions = next(iter(DataLoader(dataset, batch_size=4)))
     assert images.shape == (4, 3, 4, 5) and images.dtype == torch.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
@@ -77,4 +77,4 @@ def test_v2_pipeline_and_pseudo_label_targets_through_a_dataloader():
     torch.testing.assert_close(targets, probs)
     assert positions.tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="targets"):
-        ArrayImageDataset(_data(), indices=np.array([0, 1]), targets=probs)
+        ImageSetDataset(_data(), indices=np.array([0, 1]), targets=probs)

@@ -7,18 +7,18 @@ import json
 
 from dmt.errors import UserError
 
-CLASSIFICATION_DATA = ("cifar10", "cifar100", "svhn", "digits")  # evaluated on their test set; other sets have named splits
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model file", description="Evaluate a model file "
                        "(stages/<stage>/model.safetensors) on a dataset.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("checkpoint", help="a model file written by dmt run")
-    p.add_argument("--data", required=True, help="dataset name (cifar10, cifar100, svhn, digits, voc, cityscapes, folder, "
-                   "digit_scenes)")
+    p.add_argument("--data", required=True,
+                   help="dataset name (classification: cifar10, digits, ...; segmentation: voc, cityscapes, folder, "
+                        "digit_scenes)")
     p.add_argument("--root", default=None, help="dataset folder")
-    p.add_argument("--split", default=None, help="which set: test (classification) / val (segmentation)")
+    p.add_argument("--split", default=None, help="which set: classification test (default; val where there is no "
+                   "test set) or val; segmentation val (default) or a named split")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-pixels", type=int, default=None, metavar="PIXELS",
@@ -32,10 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from dmt.engine import distributed as dist
     from dmt.predict.evaluate import evaluate_checkpoint
+    from dmt.tasks.classification.data import CLASSIFICATION_SPLITS, classification_datasets
 
-    if args.split is not None and args.data in CLASSIFICATION_DATA and args.split != "test":
-        raise UserError(f"--split {args.split!r}: {args.data} models are evaluated on the test set "
-                        "(--split test, or leave it out)")
+    if args.split is not None and args.data in classification_datasets() and args.split not in CLASSIFICATION_SPLITS:
+        raise UserError(f"--split {args.split!r}: {args.data} models are scored on the test set (the default) "
+                        "or the val set (--split val)")
     # bare keys are data keys; eval.window / eval.stride choose sliding-window evaluation
     overrides = [o if o.startswith(("data.", "eval.")) else f"data.{o}" for o in args.overrides]
     if args.max_pixels is not None:

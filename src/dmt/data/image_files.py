@@ -132,6 +132,29 @@ def _exif_upright(img: Image.Image) -> Image.Image:
         return img
 
 
+class ResizedSet:
+    """Another image set read at ``size x size``: each image's largest centred square, resized as
+    :func:`read_rgb` resizes a file (e.g. CIFAR-100's 32-pixel images for a ViT trained at 224)."""
+
+    def __init__(self, base, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.base, self.size = base, int(size)
+        self.classes = list(base.classes)
+        self.labels = np.asarray(base.labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def image(self, i: int) -> np.ndarray:
+        """Image ``i`` of the base set, ``size x size x C`` ``uint8``."""
+        pixels = self.base.image(i)
+        grey = pixels.ndim == 3 and pixels.shape[2] == 1
+        img = Image.fromarray(pixels[..., 0] if grey else pixels)
+        out = np.asarray(centre_square(img, self.size), dtype=np.uint8)
+        return np.ascontiguousarray(out[..., None] if grey else out)
+
+
 class ImageFileSet:
     """Image files with their labels: the image-set protocol over paths, read on demand.
 

@@ -2,7 +2,7 @@
 
 ``sklearn.datasets.load_digits`` reads a file shipped inside scikit-learn (1,797 images, 10
 classes, pixel values 0..16), so the demo runs with no download. The images are rescaled to
-``uint8`` 0..255 so they flow through the same :class:`~dmt.data.arrays.ArrayImageDataset`
+``uint8`` 0..255 so they flow through the same :class:`~dmt.data.arrays.ImageSetDataset`
 path as CIFAR-10. A fixed test set is held out; the demo's labelled/unlabelled split of the
 remaining pool uses :func:`dmt.data.splits.per_class_labelled_split`.
 """

@@ -1,4 +1,4 @@
-"""``dmt eval``: any model file on a dataset's test (classification) or val (segmentation) set."""
+"""``dmt eval``: any model file on a dataset's test or val set (classification: test by default; segmentation: val)."""
 
 from __future__ import annotations
 
@@ -66,19 +66,19 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     # the layout a run evaluates in (train.channels_last), so a run's scores are reproduced
     channels_last = use_channels_last(dev, cfg.train.channels_last)
     if meta["task"] == "classification":
-        from dmt.data.arrays import ArrayImageDataset
+        from dmt.data.arrays import ImageSetDataset
         from dmt.data.classification_transforms import classification_eval_transform
-        from dmt.tasks.classification.data import load_test_set
+        from dmt.tasks.classification.data import evaluation_set
         from dmt.tasks.classification.evaluate import classification_accuracy
 
-        test = load_test_set(cfg)
+        split, test = evaluation_set(cfg, split)
         if len(test.classes) != meta["num_classes"]:
             raise UserError(f"{checkpoint}: a {meta['num_classes']}-class model, but {data} has {len(test.classes)}")
         mine = np.asarray(shard_items(np.arange(len(test)), processes, batch_size), dtype=np.int64)
-        acc = classification_accuracy(model, ArrayImageDataset(test, mine, classification_eval_transform()),
+        acc = classification_accuracy(model, ImageSetDataset(test, mine, classification_eval_transform()),
                                       torch.as_tensor(test.labels[mine]), batch_size, dev, channels_last=channels_last,
                                       processes=processes)
-        return {"checkpoint": checkpoint, "data": data, "split": "test", "images": len(test), "accuracy": acc}
+        return {"checkpoint": checkpoint, "data": data, "split": split, "images": len(test), "accuracy": acc}
 
     from dmt.config.validate import check_window
     from dmt.tasks.segmentation.data import build_source, pad_colour

@@ -5,7 +5,7 @@ For ``dmt predict``. Each setting comes from the first of:
 1. the command's options (``--classes FILE``, ``--palette FILE``, ``--data NAME``, ``--scale``, ``--size``);
 2. the dataset of the run the model file belongs to (``<run>/config.yaml``, found from
    ``<run>/stages/<stage>/model.safetensors``);
-3. the model file (segmentation models record their class names);
+3. the model file (models record their class names; classification models their image size);
 4. a fallback: classes named by their index, VOC's colour map, no resize.
 """
 
@@ -113,6 +113,8 @@ def resolve_meta(model_file: Path, model_meta: dict[str, Any], *, data: str | No
     found: dict[str, Any] = {}
     if model_meta.get("classes"):
         found["class_names"] = tuple(model_meta["classes"])
+    if isinstance(model_meta.get("image_size"), int):  # classification models record the size they trained at
+        found["size"] = model_meta["image_size"]
     cfg = run_config(model_file)
     if cfg is not None and isinstance(cfg.get("data"), dict):
         found.update(dataset_meta(cfg["data"]))

@@ -58,9 +58,11 @@ def phase_rows(run: RunData) -> list[dict[str, Any]]:
 
 def headline_figure(run: RunData) -> FigureResult:
     """The headline metric after the baseline and each phase, per model, with baseline and oracle lines."""
-    key = headline_metric(run.task)
+    key = headline_metric(run.task, run.stages)
     if not run.stages:
         return None, "no stage has finished yet"
+    if not any(key in s.get("metrics", {}) for s in run.stages):
+        return None, f"the stages record no {key}: the dataset has no test or val set"
     plt = _plt()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     n_phases = max([s.get("phase", 0) for s in run.phases], default=0)

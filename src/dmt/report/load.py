@@ -82,7 +82,7 @@ def read_results(run: Path) -> dict[str, Any]:
 
 
 def guess_class_names(results: dict[str, Any], config: dict[str, Any], run: Path) -> list[str]:
-    """Class names from a sample grid's record, the dataset's known names, or ``0 .. C-1``."""
+    """Class names from a sample grid's record, a stage's model file, the dataset's known names, or ``0 .. C-1``."""
     for s in sorted(run.glob("stages/*/samples.json")):
         try:
             classes = json.loads(s.read_text()).get("classes")
@@ -90,6 +90,10 @@ def guess_class_names(results: dict[str, Any], config: dict[str, Any], run: Path
             continue
         if classes:
             return [str(c) for c in classes]
+    for model_file in sorted(run.glob("stages/*/model.safetensors")):
+        classes = _model_file_classes(model_file)  # classification models record theirs (a folder's names)
+        if classes:
+            return classes
     n = 0
     for st in results.get("stages", []):
         m = st.get("metrics", {})
@@ -108,6 +112,19 @@ def guess_class_names(results: dict[str, Any], config: dict[str, Any], run: Path
     if data == "digits" and not n:
         n = 10
     return [str(k) for k in range(n)]
+
+
+def _model_file_classes(path: Path) -> list[str] | None:
+    """The ``classes`` a model file's header records (no tensor is read), or None."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {}).get("state", "{}")).get("meta") or {}
+    except Exception:  # a file being replaced or damaged: the other sources still name the classes
+        return None
+    classes = meta.get("classes") if isinstance(meta, dict) else None
+    return [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
 
 def read_curves(run: Path) -> tuple[dict[str, dict[str, tuple[list[int], list[float]]]] | None, str]:

@@ -39,7 +39,7 @@ class StageStatus:
     name: str
     kind: str
     state: str
-    metric: str | None = None  # the headline metric's name (accuracy / miou) for done stages
+    metric: str | None = None  # the headline metric's name (accuracy / val_accuracy / miou) for done stages
     value: float | None = None
     wall_s: float | None = None  # done: the stage's wall time; current: its elapsed time so far
     step: int | None = None
@@ -159,7 +159,8 @@ def _plan(run: Path, cfg: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 def _headline(entry: dict[str, Any], task: str | None) -> tuple[str | None, float | None]:
     metrics = entry.get("metrics") or {}
-    for key in (("miou",) if task == "segmentation" else ("accuracy",)) + ("miou", "accuracy"):
+    # a classification dataset without a test set scores on its val set
+    for key in (("miou",) if task == "segmentation" else ("accuracy",)) + ("miou", "accuracy", "val_accuracy"):
         if isinstance(metrics.get(key), (int, float)):
             return key, float(metrics[key])
     return None, None

@@ -9,9 +9,16 @@ from typing import Any
 from dmt.atomic import atomic_path
 
 
-def headline_metric(task: str) -> str:
-    """The metric every stage reports: ``accuracy`` (classification) or ``miou`` (segmentation)."""
-    return "accuracy" if task == "classification" else "miou"
+def headline_metric(task: str, stages: list[dict[str, Any]] | None = None) -> str:
+    """The metric the stages report: ``miou`` (segmentation); for classification ``accuracy`` (the
+    test set's), or ``val_accuracy`` when ``stages`` are given and none records a test accuracy
+    but one records a val accuracy (a dataset without a test set)."""
+    if task != "classification":
+        return "miou"
+    recorded = [s.get("metrics") or {} for s in stages or []]
+    if recorded and not any("accuracy" in m for m in recorded) and any("val_accuracy" in m for m in recorded):
+        return "val_accuracy"
+    return "accuracy"
 
 
 def gap_closed(baseline: float, final: float, oracle: float) -> float:
@@ -21,8 +28,9 @@ def gap_closed(baseline: float, final: float, oracle: float) -> float:
 
 
 def summarize(stages: list[dict[str, Any]], task: str) -> dict[str, Any]:
-    """Baseline, last phase and oracle scores (averaged over models where two train)."""
-    key = headline_metric(task)
+    """Baseline, last phase and oracle scores (averaged over models where two train); ``None`` where
+    the stages record no score (a dataset with no test or val set)."""
+    key = headline_metric(task, stages)
 
     def mean_of(prefix: str) -> float | None:
         vals = [s["metrics"][key] for s in stages if s["name"].split("-")[0] == prefix and key in s["metrics"]]
@@ -40,8 +48,9 @@ def summarize(stages: list[dict[str, Any]], task: str) -> dict[str, Any]:
 
 def format_table(results: dict[str, Any]) -> str:
     """A plain-text table of every stage's main numbers."""
-    key = headline_metric(results.get("task", "classification"))
-    cols = [key, "valtiny_accuracy", "pseudo_share", "pseudo_accuracy", "mean_weight", "disagree"]
+    key = headline_metric(results.get("task", "classification"), results["stages"])
+    cols = list(dict.fromkeys([key, "val_accuracy", "valtiny_accuracy", "pseudo_share", "pseudo_accuracy",
+                               "mean_weight", "disagree"]))
     present = [c for c in cols if any(c in s["metrics"] for s in results["stages"])]
     header = f"{'stage':<12}" + "".join(f"{c:>18}" for c in present) + f"{'wall s':>10}"
     lines = [header, "-" * len(header)]
@@ -68,15 +77,19 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
     stages = results["stages"]
     if not stages:
         return
-    key = headline_metric(results.get("task", "classification"))
+    key = headline_metric(results.get("task", "classification"), stages)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     names = [s["name"] for s in stages]
-    ax1.bar(range(len(stages)), [s["metrics"].get(key, 0) or 0 for s in stages], color="tab:blue")
-    ax1.set_xticks(range(len(stages)), names, rotation=45, ha="right")
-    ax1.set_ylabel(key)
-    ax1.set_title(f"{key} per stage")
-    lo = min((s["metrics"].get(key) or 0) for s in stages)
-    ax1.set_ylim(max(0.0, lo - 0.1), 1.0)
+    if any(key in s["metrics"] for s in stages):
+        ax1.bar(range(len(stages)), [s["metrics"].get(key, 0) or 0 for s in stages], color="tab:blue")
+        ax1.set_xticks(range(len(stages)), names, rotation=45, ha="right")
+        ax1.set_ylabel(key)
+        ax1.set_title(f"{key} per stage")
+        lo = min((s["metrics"].get(key) or 0) for s in stages)
+        ax1.set_ylim(max(0.0, lo - 0.1), 1.0)
+    else:  # a dataset with no test or val set: nothing scores the stages
+        ax1.axis("off")
+        ax1.text(0.5, 0.5, f"no {key}: the dataset has no test or val set", ha="center", va="center")
     phases = [s for s in stages if s["kind"] == "phase"]
     if phases:
         for field, style in (("pseudo_share", "o-"), ("pseudo_accuracy", "s--"), ("mean_weight", "^:"),

@@ -20,7 +20,7 @@ def test_runner_trains_with_the_configured_policy(policy, tmp_path):
     assert (RandomMagnitudeRandAugment in kinds) == (policy == "torchvision")
     assert Cutout not in kinds
     torch.manual_seed(0)
-    image = torch.from_numpy(runner.data.train.images[0]).permute(2, 0, 1).contiguous()
+    image = torch.from_numpy(runner.data.pool.image(0)).permute(2, 0, 1).contiguous()
     assert runner.train_tf(image).shape == image.shape
 
 

@@ -1,1 +1,2 @@
-"""Classification DMT: the stage runner, its data (CIFAR-10 or digits and the paper's split), steps, evaluation, panels."""
+"""Classification DMT on any image set: the stage runner, its data (a registry of datasets and the paper's split),
+steps, evaluation, panels."""

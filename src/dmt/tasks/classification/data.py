@@ -1,20 +1,31 @@
-"""Classification data for a run: the training and test images of ``data.name`` and the paper's split of them.
+"""Classification data for a run: the image sets of ``data.name`` and the run's split of them.
 
-CIFAR-10 / CIFAR-100 (official python pickles), SVHN (official .mat files) or the offline demo's
-digits; the labelled / unlabelled / valtiny indices follow the paper's protocol
-(:mod:`dmt.data.splits`) and are recorded in the run.
+A registry of plain loader functions, ``data.name -> loader(cfg.data) -> ClassificationSource``:
+the training pool (any image set; label -1 where an image has none), the test set and the val set
+when the dataset has them, and, where the dataset fixes it (a folder of labelled and unlabelled
+images), its labelled / unlabelled split. Otherwise the paper's protocol (:mod:`dmt.data.splits`)
+draws valtiny and the labelled images from the pool's labelled images; every other pool image is
+unlabelled. The split is recorded in the run. Adding a dataset is one decorated function::
+
+    @classification_dataset("mine")
+    def mine(d: DataConfig) -> ClassificationSource:
+        from dmt.data.mine import load_mine
+        train, test = load_mine(root_of(d, "the folder holding mine/"))
+        return ClassificationSource(train, test)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dmt.config.schema import ExperimentConfig
-from dmt.data.arrays import ArrayDataset
+from dmt.config.schema import DataConfig, ExperimentConfig
+from dmt.data.arrays import UNLABELLED, ArrayDataset, ConcatSet, ImageSet, IndexedSet
+from dmt.data.image_files import ResizedSet
 from dmt.data.splits import cifar_valtiny_split, per_class_labelled_split, write_split_file
 from dmt.engine.distributed import ONE, Processes
 from dmt.errors import UserError
@@ -23,76 +34,204 @@ log = logging.getLogger("dmt")
 
 
 @dataclass
-class ClassificationData:
-    """Images and the run's split of them (indices into ``train``)."""
+class ClassificationSource:
+    """What a dataset's loader returns.
 
-    train: ArrayDataset
-    test: ArrayDataset
+    Attributes:
+        pool: every training image (labelled, unlabelled, valtiny candidates); label -1 where an
+            image has none (STL-10's extra images, a folder's unlabelled ones).
+        test: the held-out test set (labelled), or None when the dataset has none.
+        val: a labelled validation set, or None.
+        labelled, unlabelled: a split the dataset fixes (positions in ``pool``); both None: the
+            paper's protocol draws it from the pool's labelled images.
+    """
+
+    pool: ImageSet
+    test: ImageSet | None
+    val: ImageSet | None = None
+    labelled: np.ndarray | None = None
+    unlabelled: np.ndarray | None = None
+
+
+CLASSIFICATION_SPLITS = ("test", "val")  # the sets `dmt eval` scores classification models on
+Loader = Callable[[DataConfig], ClassificationSource]
+_LOADERS: dict[str, Loader] = {}
+
+
+def classification_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Register ``loader`` as ``data.name: <name>`` of classification runs."""
+    def wrap(loader: Loader) -> Loader:
+        if name in _LOADERS:
+            raise ValueError(f"classification dataset {name!r} is registered twice")
+        _LOADERS[name] = loader
+        return loader
+    return wrap
+
+
+def classification_datasets() -> list[str]:
+    """The ``data.name`` values classification runs accept, in registration order."""
+    return list(_LOADERS)
+
+
+def root_of(d: DataConfig, what: str) -> str:
+    """``data.root``, or one line saying it is required and what it must hold."""
+    if not d.root:
+        raise UserError(f"config key 'data.root': {what} is required")
+    return d.root
+
+
+@classification_dataset("cifar10")
+def cifar10(d: DataConfig) -> ClassificationSource:
+    from dmt.data.cifar import load_cifar10
+
+    return ClassificationSource(*load_cifar10(root_of(d, "the folder holding cifar-10-batches-py")))
+
+
+@classification_dataset("digits")
+def digits(d: DataConfig) -> ClassificationSource:
+    from dmt.demo.digits import digits_test_split, load_digits_data
+
+    everything = load_digits_data()
+    pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
+    return ClassificationSource(everything.subset(pool), everything.subset(test_idx))
+
+
+@classification_dataset("cifar100")
+def cifar100(d: DataConfig) -> ClassificationSource:
+    from dmt.data.cifar100 import load_cifar100
+
+    return ClassificationSource(*load_cifar100(root_of(d, "the folder holding cifar-100-python")))
+
+
+@classification_dataset("svhn")
+def svhn(d: DataConfig) -> ClassificationSource:
+    from dmt.data.svhn import load_svhn
+
+    return ClassificationSource(*load_svhn(root_of(d, "the folder holding train_32x32.mat and test_32x32.mat"),
+                                           extra=d.svhn_extra))
+
+
+@classification_dataset("stl10")
+def stl10(d: DataConfig) -> ClassificationSource:
+    from dmt.data.stl10 import load_stl10
+
+    stl = load_stl10(root_of(d, "the folder holding stl10_binary"))
+    # the 100,000 extra images (memory-mapped, never read whole) join the pool without a label; the
+    # protocol draws the labelled images from the 5,000 training images, and the rest of them are
+    # unlabelled too, as in USB's benchmark
+    extra = ArrayDataset(stl.unlabelled, np.full(len(stl.unlabelled), UNLABELLED, np.int64), list(stl.train.classes))
+    return ClassificationSource(ConcatSet([stl.train, extra]), stl.test)
+
+
+@classification_dataset("imagefolder")
+def imagefolder(d: DataConfig) -> ClassificationSource:
+    from dmt.data.class_folders import load_imagefolder
+
+    f = load_imagefolder(d)  # read at data.image_size already
+    return ClassificationSource(f.train, f.test, val=f.val, labelled=f.labelled, unlabelled=f.unlabelled)
+
+
+def load_source(d: DataConfig) -> ClassificationSource:
+    """Read ``data.name``'s sets through its registered loader."""
+    if d.name not in _LOADERS:
+        raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset "
+                        f"({', '.join(classification_datasets())})")
+    source = _LOADERS[d.name](d)
+    if d.image_size > 0 and len(source.pool) and source.pool.image(0).shape[0] != d.image_size:
+        # arrays of another side (CIFAR's 32 for a ViT at 224): every set read at data.image_size
+        source = ClassificationSource(*(None if s is None else ResizedSet(s, d.image_size)
+                                        for s in (source.pool, source.test, source.val)),
+                                      labelled=source.labelled, unlabelled=source.unlabelled)
+    for what, s in (("test", source.test), ("val", source.val)):
+        if s is not None and len(s) and int(np.asarray(s.labels).min()) < 0:  # a loader's bug, not the user's
+            raise ValueError(f"{d.name}: the {what} set has images without a label")
+    if (source.labelled is None) != (source.unlabelled is None):
+        raise ValueError(f"{d.name}: a fixed split needs both labelled and unlabelled indices")
+    return source
+
+
+def evaluation_set(cfg: ExperimentConfig, split: str | None = None) -> tuple[str, ImageSet]:
+    """The set ``dmt eval`` scores: ``split`` ("test" or "val"); by default the test set, else val.
+
+    Raises:
+        UserError: the dataset has no such set, or ``split`` is another name.
+    """
+    if split is not None and split not in CLASSIFICATION_SPLITS:
+        raise UserError(f"--split {split!r}: classification models are scored on the test or the val set")
+    source = load_source(cfg.data)
+    sets = {"test": source.test, "val": source.val}
+    for name in ([split] if split else CLASSIFICATION_SPLITS):
+        if sets[name] is not None:
+            return name, sets[name]  # type: ignore[return-value]
+    raise UserError(f"--split {split or 'test'}: {cfg.data.name} has no {split or 'test or val'} set")
+
+
+@dataclass
+class ClassificationData:
+    """The sets of a run and its split of the pool (indices into ``pool``)."""
+
+    pool: ImageSet
+    test: ImageSet | None
+    val: ImageSet | None
     labelled: np.ndarray
     unlabelled: np.ndarray
     valtiny: np.ndarray
 
     @property
+    def classes(self) -> list[str]:
+        return list(self.pool.classes)
+
+    @property
     def num_classes(self) -> int:
-        return len(self.train.classes)
+        return len(self.pool.classes)
 
     @property
     def oracle(self) -> np.ndarray:
         """Every training image with its true label (labelled and unlabelled, not valtiny)."""
         return np.sort(np.concatenate([self.labelled, self.unlabelled]))
 
-
-def load_train_test(cfg: ExperimentConfig) -> tuple[ArrayDataset, ArrayDataset]:
-    """The training images and the held-out test set of ``data.name``."""
-    d = cfg.data
-    if d.name == "cifar10":
-        from dmt.data.cifar import load_cifar10
-
-        if not d.root:
-            raise UserError("config key 'data.root': the folder holding cifar-10-batches-py is required")
-        return load_cifar10(d.root)
-    if d.name == "cifar100":
-        from dmt.data.cifar100 import load_cifar100
-
-        if not d.root:
-            raise UserError("config key 'data.root': the folder holding cifar-100-python is required")
-        return load_cifar100(d.root)
-    if d.name == "svhn":
-        from dmt.data.svhn import load_svhn
-
-        if not d.root:
-            raise UserError("config key 'data.root': the folder holding train_32x32.mat and test_32x32.mat is required")
-        return load_svhn(d.root, extra=d.svhn_extra)
-    if d.name == "digits":
-        from dmt.demo.digits import digits_test_split, load_digits_data
-
-        everything = load_digits_data()
-        pool, test_idx = digits_test_split(everything.labels, d.test_per_class)
-        return everything.subset(pool), everything.subset(test_idx)
-    raise UserError(f"config key 'data.name': {d.name!r} is not a classification dataset (cifar10, cifar100, svhn, digits)")
+    def unlabelled_without_label(self) -> int:
+        """Unlabelled images that have no true label (the oracle cannot train on them)."""
+        return int((np.asarray(self.pool.labels)[self.unlabelled] < 0).sum())
 
 
-def load_test_set(cfg: ExperimentConfig) -> ArrayDataset:
-    """The test set alone (``dmt eval``)."""
-    return load_train_test(cfg)[1]
+def protocol_split(labels: np.ndarray, d: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labelled, unlabelled, valtiny)`` positions by the paper's protocol.
+
+    Valtiny and the labelled images are drawn from the images that have a label, exactly as on
+    CIFAR-10 (where all have one, the positions are the protocol's own); the unlabelled set is the
+    rest of them followed by every image without a label.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    known = np.flatnonzero(labels >= 0)
+    if d.valtiny_per_class > 0:
+        candidates, valtiny = cifar_valtiny_split(labels[known], d.valtiny_per_class, seed=1)
+    else:
+        candidates, valtiny = np.arange(len(known)), np.zeros(0, dtype=np.int64)
+    labelled, unlabelled = per_class_labelled_split(labels[known], candidates, d.labels_per_class, d.split_seed)
+    extra = np.flatnonzero(labels < 0)
+    return known[labelled], np.concatenate([known[unlabelled], extra]).astype(np.int64), known[valtiny]
 
 
 def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes: Processes = ONE) -> ClassificationData:
-    """Read the dataset, apply the paper's split protocol and record the splits in the run (rank 0 of ``processes``)."""
+    """Read the dataset, split it (fixed, or the paper's protocol) and record the splits in the run
+    (rank 0 of ``processes``)."""
     d = cfg.data
-    train, test = load_train_test(cfg)
-
-    if d.valtiny_per_class > 0:
-        train_idx, valtiny = cifar_valtiny_split(train.labels, d.valtiny_per_class, seed=1)
+    source = load_source(d)
+    test, val = source.test, source.val
+    if source.labelled is not None and source.unlabelled is not None:
+        labelled, unlabelled = np.asarray(source.labelled, np.int64), np.asarray(source.unlabelled, np.int64)
+        valtiny = np.zeros(0, dtype=np.int64)
+        if len(labelled) and int(np.asarray(source.pool.labels)[labelled].min()) < 0:
+            raise ValueError(f"{d.name}: the fixed labelled split holds images without a label")
     else:
-        train_idx, valtiny = np.arange(len(train)), np.zeros(0, dtype=np.int64)
-    labelled, unlabelled = per_class_labelled_split(train.labels, train_idx, d.labels_per_class, d.split_seed)
+        labelled, unlabelled, valtiny = protocol_split(source.pool.labels, d)
     if d.limit > 0:  # --smoke: a few images of each set, split as usual
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
-        test = test.subset(np.arange(min(d.limit, len(test))))
+        test, val = (None if s is None else IndexedSet(s, np.arange(min(d.limit, len(s)))) for s in (test, val))
     if processes.is_main:  # one writer; every process computes the same split
         for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
             write_split_file(splits_dir / f"{name}.txt", idx)
-    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %d test", d.name, len(labelled),
-             len(unlabelled), len(valtiny), len(test))
-    return ClassificationData(train, test, labelled, unlabelled, valtiny)
+    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %s val, %s test", d.name, len(labelled),
+             len(unlabelled), len(valtiny), "no" if val is None else len(val), "no" if test is None else len(test))
+    return ClassificationData(source.pool, test, val, labelled, unlabelled, valtiny)

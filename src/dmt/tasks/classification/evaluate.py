@@ -25,15 +25,23 @@ def predict_probabilities(model: nn.Module, dataset: Dataset, batch_size: int, d
     model.eval()
     layout = inference_layout(model, channels_last)
     use_amp, dtype = amp_settings(device, amp)
-    out = []
+    out: torch.Tensor | None = None
+    done = 0
     loader = eval_loader(dataset, batch_size, num_workers, pin_memory=device.type == "cuda")
     with display(description, len(loader)) as bar:
         for images, *_ in loader:
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
                 logits = model(layout(images.to(device, non_blocking=True)))
-            out.append(logits.float().softmax(dim=1).cpu())
+            probs = logits.float().softmax(dim=1).cpu()
+            if out is None:
+                # one block for the whole set, filled in place: a small piece kept per batch would sit
+                # between the batches' freed memory and keep the allocator from reusing it (measured:
+                # the peak then grew by tens of MB over 100,000 images), and a final cat doubles it
+                out = torch.empty(len(dataset), probs.shape[1], dtype=probs.dtype)  # type: ignore[arg-type]
+            out[done:done + len(probs)] = probs
+            done += len(probs)
             bar.advance()
-    return torch.cat(out) if out else torch.empty(0)
+    return out[:done] if out is not None else torch.empty(0)
 
 
 def classification_accuracy(model: nn.Module, dataset: Dataset, labels: torch.Tensor, batch_size: int,
@@ -51,3 +59,30 @@ def classification_accuracy(model: nn.Module, dataset: Dataset, labels: torch.Te
     # with several processes each scored its share: correct counts and sizes add up exactly
     counts = processes.all_reduce_sum(torch.tensor([int(correct), len(labels)], dtype=torch.int64))
     return float(counts[0]) / float(counts[1]) if int(counts[1]) else float("nan")
+
+
+def pseudo_statistics(pseudo_probs: torch.Tensor, true_labels: torch.Tensor, unlabelled: int) -> dict[str, float]:
+    """What a phase records about its kept pseudo labels.
+
+    Args:
+        pseudo_probs: the teacher's probabilities of the kept images, ``K x C``.
+        true_labels: their true labels, ``(K,)``; -1 where an image has none (a folder's
+            unlabelled images, STL-10's extra ones).
+        unlabelled: the size of the unlabelled set they were kept from.
+
+    Returns:
+        ``pseudo_kept``, ``pseudo_share`` (of the unlabelled set), ``pseudo_accuracy`` (the share
+        of kept images whose pseudo label equals the true label, over the kept images that *have*
+        a true label; absent when none has one), ``pseudo_min_confidence`` (nan when none is kept)
+        and, when some kept images have no true label, ``pseudo_scored``: how many have one.
+    """
+    kept = len(pseudo_probs)
+    scored = true_labels >= 0
+    out: dict[str, float] = {"pseudo_kept": int(kept), "pseudo_share": kept / max(unlabelled, 1)}
+    if bool(scored.any()):
+        right = pseudo_probs.argmax(1)[scored] == true_labels[scored]
+        out["pseudo_accuracy"] = float(right.float().mean())
+    out["pseudo_min_confidence"] = float(pseudo_probs.max(1).values.min()) if kept else float("nan")
+    if not bool(scored.all()):
+        out["pseudo_scored"] = int(scored.sum())
+    return out

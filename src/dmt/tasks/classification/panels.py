@@ -13,11 +13,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from dmt.data.arrays import ImageSet
 from dmt.tasks.context import StageContext
 from dmt.tasks.panels import grid, upscale
 from dmt.tasks.plan import Stage
 
 NUM_CLS_SAMPLES = 8  # images shown per phase
+
+
+def sample_images(data: ImageSet, indices: np.ndarray) -> np.ndarray:
+    """The images of ``data`` at ``indices`` (a few), read one by one, as ``N x H x W x C`` uint8."""
+    if not len(indices):
+        return np.zeros((0, 1, 1, 3), dtype=np.uint8)
+    return np.stack([data.image(int(i)) for i in indices])
 
 
 def classification_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn.Module, metrics: dict[str, Any],
@@ -38,7 +46,7 @@ def classification_stage_end(ctx: StageContext, stage: Stage, step: int, model: 
     n = min(NUM_CLS_SAMPLES, len(images))
     from torchvision import tv_tensors
 
-    # as ArrayImageDataset feeds evaluation: uint8 C x H x W through the eval transform, floats in [0, 1]
+    # as ImageSetDataset feeds evaluation: uint8 C x H x W through the eval transform, floats in [0, 1]
     batch = torch.stack([torch.as_tensor(eval_transform(tv_tensors.Image(torch.from_numpy(images[k]).permute(2, 0, 1))),
                                          dtype=torch.float32) for k in range(n)]).to(ctx.device)
     was_training = model.training

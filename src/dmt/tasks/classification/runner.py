@@ -16,9 +16,10 @@ from safetensors.torch import load_file, save_file
 
 from dmt.atomic import atomic_path
 from dmt.config.schema import TrainConfig
-from dmt.data.arrays import ArrayDataset, ArrayImageDataset
+from dmt.data.arrays import ImageSet, ImageSetDataset
 from dmt.data.classification_transforms import classification_eval_transform, classification_train_transform
 from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
+from dmt.engine.heap import map_large_blocks
 from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
@@ -26,8 +27,8 @@ from dmt.method.thresholds import select_most_confident
 from dmt.models import create_model
 from dmt.models.files import load_model, save_model
 from dmt.tasks.classification.data import load_classification_data
-from dmt.tasks.classification.evaluate import classification_accuracy, predict_probabilities
-from dmt.tasks.classification.panels import NUM_CLS_SAMPLES, classification_stage_end
+from dmt.tasks.classification.evaluate import classification_accuracy, predict_probabilities, pseudo_statistics
+from dmt.tasks.classification.panels import NUM_CLS_SAMPLES, classification_stage_end, sample_images
 from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
 from dmt.tasks.context import StageContext, total_steps
 from dmt.tasks.plan import Stage
@@ -40,16 +41,26 @@ MODEL_FILE = "model.safetensors"
 
 
 class ClassificationRunner:
-    """Runs the stages of a classification plan."""
+    """Runs the stages of a classification plan on any image set (streamed one image per item)."""
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx, self.cfg = ctx, ctx.cfg
+        map_large_blocks()  # batches come and go whole: memory follows the batch, not the pass's length
         # eval.select other than "last" was refused when the config was loaded (config/validate.py)
         self.data = load_classification_data(self.cfg, ctx.run.splits_dir(), ctx.processes)
+        missing = self.data.unlabelled_without_label()
+        if self.cfg.oracle.enabled and missing:  # before any training, not when the oracle's turn comes
+            raise UserError(f"config key 'oracle.enabled': the oracle trains on the true labels of every training "
+                            f"image, but {missing} of the {len(self.data.unlabelled)} unlabelled images of "
+                            f"{self.cfg.data.name} have none; set oracle.enabled=false")
+        if self.data.test is None and self.data.val is None:
+            log.warning("%s has no test or val set: stages record no accuracy, only the pseudo-label "
+                        "statistics", self.cfg.data.name)
         d = self.cfg.data
-        size = self.data.train.images.shape[1]
+        # the pool's images all have the size the data layer read them at (data.image_size for folders)
+        self.size = int(self.data.pool.image(0).shape[0])
         self.train_tf = classification_train_transform(
-            size, padding=d.crop_padding, fill=128, randaugment=d.randaugment, cutout=d.cutout or None,
+            self.size, padding=d.crop_padding, fill=128, randaugment=d.randaugment, cutout=d.cutout or None,
             hflip=d.hflip, policy=d.randaugment_policy)
         self.eval_tf = classification_eval_transform()
 
@@ -66,10 +77,10 @@ class ClassificationRunner:
     def _model_path(self, stage: str) -> Path:
         return self.ctx.run.stage_dir(stage) / MODEL_FILE
 
-    def _eval_set(self, data: ArrayDataset, idx: np.ndarray | None = None) -> ArrayImageDataset:
-        return ArrayImageDataset(data, idx, self.eval_tf)
+    def _eval_set(self, data: ImageSet, idx: np.ndarray | None = None) -> ImageSetDataset:
+        return ImageSetDataset(data, idx, self.eval_tf)
 
-    def _accuracy(self, model: torch.nn.Module, data: ArrayDataset, idx: np.ndarray, what: str) -> float:
+    def _accuracy(self, model: torch.nn.Module, data: ImageSet, idx: np.ndarray, what: str) -> float:
         """Accuracy on ``data[idx]``; each process scores its share and the counts add up."""
         c = self.cfg
         mine = np.asarray(shard_items(idx, self.ctx.processes, c.eval.batch_size), dtype=np.int64)
@@ -78,9 +89,14 @@ class ClassificationRunner:
                                        self.ctx.channels_last, processes=self.ctx.processes, display=self.ctx.display)
 
     def _evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        metrics = {"accuracy": self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")}
+        """``accuracy`` on the test set, ``val_accuracy`` on the val set, ``valtiny_accuracy``: those the data has."""
+        metrics = {}
+        if self.data.test is not None:
+            metrics["accuracy"] = self._accuracy(model, self.data.test, np.arange(len(self.data.test)), "eval test")
+        if self.data.val is not None:
+            metrics["val_accuracy"] = self._accuracy(model, self.data.val, np.arange(len(self.data.val)), "eval val")
         if len(self.data.valtiny):
-            metrics["valtiny_accuracy"] = self._accuracy(model, self.data.train, self.data.valtiny, "eval valtiny")
+            metrics["valtiny_accuracy"] = self._accuracy(model, self.data.pool, self.data.valtiny, "eval valtiny")
         return metrics
 
     def _finish(self, stage: Stage, state: TrainState, extra: dict | None = None) -> dict[str, Any]:
@@ -91,7 +107,8 @@ class ClassificationRunner:
         if self.ctx.processes.is_main:
             save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
                        num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
-                       info={"stage": stage.name, "metrics": metrics, "classes": list(self.data.train.classes)})
+                       info={"stage": stage.name, "metrics": metrics, "classes": self.data.classes,
+                             "image_size": self.size})
         self.ctx.processes.barrier()  # the next stage may read the model file
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
@@ -108,7 +125,7 @@ class ClassificationRunner:
         model = self._new_model(seed)
         optimizer = stage_optimizer(model, tc, "oracle" if stage.kind == "oracle" else "baseline")
         state = TrainState(model, optimizer, make_ema(model, tc.ema_decay))
-        dataset = ArrayImageDataset(self.data.train, indices, self.train_tf)
+        dataset = ImageSetDataset(self.data.pool, indices, self.train_tf)
         spe = steps_per_epoch(len(dataset), tc.batch_size)
         total = total_steps(tc, spe)
         (take,) = stream_slices([tc.batch_size], [f"{'oracle' if stage.kind == 'oracle' else 'baseline'}.batch_size"],
@@ -136,7 +153,7 @@ class ClassificationRunner:
         teacher, _ = load_model(self._model_path(stage.teacher), self.ctx.device)
         # each process labels a block of whole batches; the blocks, in rank order, are the set
         mine = np.asarray(shard_items(self.data.unlabelled, self.ctx.processes, self.cfg.eval.batch_size), dtype=np.int64)
-        probs = predict_probabilities(teacher, self._eval_set(self.data.train, mine),
+        probs = predict_probabilities(teacher, self._eval_set(self.data.pool, mine),
                                       self.cfg.eval.batch_size, self.ctx.device, self.cfg.amp,
                                       self.cfg.data.num_workers, f"{stage.name} label", self.ctx.channels_last,
                                       display=self.ctx.display)
@@ -157,16 +174,12 @@ class ClassificationRunner:
         keep = select_most_confident(probs.max(1).values, stage.ratio)
         pseudo_idx = self.data.unlabelled[keep.numpy()]
         pseudo_probs = probs[keep]
-        true = torch.as_tensor(self.data.train.labels[pseudo_idx])
-        pseudo = {
-            "pseudo_kept": int(len(keep)),
-            "pseudo_share": len(keep) / max(len(self.data.unlabelled), 1),
-            "pseudo_accuracy": float((pseudo_probs.argmax(1) == true).float().mean()) if len(keep) else float("nan"),
-            "pseudo_min_confidence": float(pseudo_probs.max(1).values.min()) if len(keep) else float("nan"),
-        }
-        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%), %.2f%% correct", stage.name,
-                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"],
-                 100 * pseudo["pseudo_accuracy"])
+        pseudo = pseudo_statistics(pseudo_probs, torch.as_tensor(self.data.pool.labels[pseudo_idx]),
+                                   len(self.data.unlabelled))
+        scored = (f"{100 * pseudo['pseudo_accuracy']:.2f}% correct" if "pseudo_accuracy" in pseudo
+                  else "none has a true label to score")
+        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%), %s", stage.name,
+                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"], scored)
 
         if stage.init_from:
             model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
@@ -174,8 +187,8 @@ class ClassificationRunner:
             model = self._new_model(seed)
         optimizer = stage_optimizer(model, pc, "phases")
         state = TrainState(model, optimizer, make_ema(model, pc.ema_decay))
-        labelled = ArrayImageDataset(self.data.train, self.data.labelled, self.train_tf)
-        pseudo_set = ArrayImageDataset(self.data.train, pseudo_idx, self.train_tf, targets=pseudo_probs)
+        labelled = ImageSetDataset(self.data.pool, self.data.labelled, self.train_tf)
+        pseudo_set = ImageSetDataset(self.data.pool, pseudo_idx, self.train_tf, targets=pseudo_probs)
         spe = steps_per_epoch(len(pseudo_set), pc.batch_pseudo)  # the pseudo-labelled set defines an epoch
         total = total_steps(pc, spe)
         totals = StatTotals()
@@ -213,6 +226,6 @@ class ClassificationRunner:
             kept_per_class=torch.bincount(pseudo_probs.argmax(1), minlength=self.data.num_classes).tolist())
         final = state.ema.module if state.ema is not None else state.model
         classification_stage_end(self.ctx, stage, state.step, final, result["metrics"],
-                                 self.data.train.images[pseudo_idx[:NUM_CLS_SAMPLES]], pseudo_probs,
-                                 self.data.train.classes, self.eval_tf)
+                                 sample_images(self.data.pool, pseudo_idx[:NUM_CLS_SAMPLES]), pseudo_probs,
+                                 self.data.classes, self.eval_tf)
         return result
