@@ -66,7 +66,7 @@ def test_svhn_preset_smoke_run_and_eval(svhn_root, tmp_path, capsys):
     assert main(["run", "svhn-4-dmt", f"data.root={svhn_root}", "--smoke", "--out", str(out)]) == 0
     assert _digest(svhn_root) == before
     _check_run(out, [str(d) for d in range(10)])
-    assert "data svhn: 24 labelled, 24 unlabelled, 0 valtiny, 20 test" in (out / "log.txt").read_text()
+    assert "data svhn: 24 labelled, 24 unlabelled, 0 valtiny, no val, 20 test" in (out / "log.txt").read_text()
     capsys.readouterr()
     assert main(["eval", str(out / "stages" / "phase5" / "model.safetensors"), "--data", "svhn",
                  "--root", str(svhn_root), "--device", "cpu"]) == 0
