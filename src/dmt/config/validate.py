@@ -222,7 +222,7 @@ def check_segmentation_split(cfg: Any) -> None:
 # mixup alphas to 0, which is what segmentation does; any other value would be silently ignored.
 _CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtiny_per_class", "data.crop_padding",
                         "data.hflip", "data.randaugment", "data.randaugment_policy", "data.cutout",
-                        "data.test_per_class"]
+                        "data.test_per_class", "phases.selection"]
 _SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
                       "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
                       "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",

@@ -22,7 +22,7 @@ from dmt.engine.batches import mix_seed, step_loader, steps_per_epoch
 from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
-from dmt.method.thresholds import select_most_confident
+from dmt.method.selection import select_pseudo_labels
 from dmt.models import create_model
 from dmt.models.files import load_model, save_model
 from dmt.tasks.classification.data import load_classification_data
@@ -154,7 +154,7 @@ class ClassificationRunner:
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
         pc = self.cfg.phases
         probs = self._teacher_probabilities(stage)
-        keep = select_most_confident(probs.max(1).values, stage.ratio)
+        keep = select_pseudo_labels(probs, stage.ratio, pc.selection)  # global or class-balanced (schema)
         pseudo_idx = self.data.unlabelled[keep.numpy()]
         pseudo_probs = probs[keep]
         true = torch.as_tensor(self.data.train.labels[pseudo_idx])
@@ -164,9 +164,9 @@ class ClassificationRunner:
             "pseudo_accuracy": float((pseudo_probs.argmax(1) == true).float().mean()) if len(keep) else float("nan"),
             "pseudo_min_confidence": float(pseudo_probs.max(1).values.min()) if len(keep) else float("nan"),
         }
-        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%), %.2f%% correct", stage.name,
-                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"],
-                 100 * pseudo["pseudo_accuracy"])
+        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%, %s selection), %.2f%% correct",
+                 stage.name, stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled),
+                 100 * pseudo["pseudo_share"], pc.selection, 100 * pseudo["pseudo_accuracy"])
 
         if stage.init_from:
             model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
