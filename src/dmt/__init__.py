@@ -12,7 +12,7 @@ and may change. Names load on first use (PEP 562), so ``import dmt`` imports no 
 * the method inside your own training loop: :func:`dynamic_weights`,
   :func:`weighted_cross_entropy`, :func:`mixup_cross_entropy`, :func:`max_softmax`,
   :func:`confidence_histogram`, :func:`class_balanced_thresholds`, :func:`apply_class_thresholds`,
-  :func:`select_most_confident`, :data:`DEFAULT_RATIOS`, :func:`ramped_gamma`,
+  :func:`select_most_confident`, :func:`select_class_balanced`, :data:`DEFAULT_RATIOS`, :func:`ramped_gamma`,
   :class:`PseudoLabelStore`, :func:`histogram_of_store`;
 * :class:`UserError`, the one exception for a user's mistake.
 """
@@ -39,7 +39,8 @@ _PUBLIC = {
     "confidence_histogram": "dmt.method.thresholds",
     "class_balanced_thresholds": "dmt.method.thresholds",
     "apply_class_thresholds": "dmt.method.thresholds",
-    "select_most_confident": "dmt.method.thresholds",
+    "select_most_confident": "dmt.method.selection",
+    "select_class_balanced": "dmt.method.selection",
     "DEFAULT_RATIOS": "dmt.method.curriculum",
     "ramped_gamma": "dmt.method.curriculum",
     "PseudoLabelStore": "dmt.data.labels",

@@ -16,7 +16,6 @@ from dmt.method.thresholds import (
     histogram_keys,
     histogram_of_keys,
     keep_count,
-    select_most_confident,
     threshold_keys,
     threshold_table,
 )
@@ -60,35 +59,6 @@ def test_keep_count_matches_decimal_arithmetic() -> None:
     for p in range(1, 101):
         for n in range(0, 201):
             assert keep_count(p / 100, n) == p * n // 100, (p, n)
-
-
-# ---------------------------------------------------------------- global selection
-
-
-def test_select_most_confident_ties_hand_checked() -> None:
-    conf = torch.tensor([0.5, 0.9, 0.5, 0.9, 0.1, 0.5, 0.7])
-    # Ranking: 1 (0.9), 3 (0.9), 6 (0.7), 0 (0.5), 2 (0.5), 5 (0.5), 4 (0.1).
-    assert select_most_confident(conf, 0.29).tolist() == [1, 3]  # floor(2.03) = 2
-    assert select_most_confident(conf, 0.43).tolist() == [1, 3, 6]  # floor(3.01) = 3
-    assert select_most_confident(conf, 4 / 7).tolist() == [0, 1, 3, 6]  # first 0.5 tie: index 0
-    assert select_most_confident(conf, 5 / 7).tolist() == [0, 1, 2, 3, 6]
-    assert select_most_confident(conf, 1.0).tolist() == list(range(7))
-    assert select_most_confident(conf, 0.1).tolist() == []
-    assert select_most_confident(conf, 0.5).dtype == torch.int64
-
-
-def test_select_most_confident_all_equal_takes_lowest_indices() -> None:
-    conf = torch.full((10,), 0.25, dtype=torch.float16)
-    assert select_most_confident(conf, 0.3).tolist() == [0, 1, 2]
-
-
-def test_select_most_confident_rejects_bad_input() -> None:
-    with pytest.raises(ValueError):
-        select_most_confident(torch.rand(2, 3), 0.5)
-    with pytest.raises(ValueError):
-        select_most_confident(torch.tensor([0.1, float("nan")]), 0.5)
-    with pytest.raises(ValueError):
-        select_most_confident(torch.tensor([1, 2]), 0.5)
 
 
 # ---------------------------------------------------------------- class-balanced thresholds

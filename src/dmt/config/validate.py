@@ -224,7 +224,7 @@ def check_segmentation_split(cfg: Any) -> None:
 _CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtiny_per_class", "data.crop_padding",
                         "data.hflip", "data.randaugment", "data.randaugment_policy", "data.cutout",
                         "data.test_per_class", "data.svhn_extra", "data.image_size", "data.train_csv",
-                        "data.val_csv", "data.test_csv"]
+                        "data.val_csv", "data.test_csv", "phases.selection"]
 _SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
                       "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
                       "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",

@@ -1,9 +1,10 @@
-"""Curriculum selection of pseudo labels: global (classification) and class-balanced (segmentation).
+"""Curriculum thresholds of pseudo labels: the count a ratio keeps, and segmentation's class balance.
 
-In phase ``i`` of the curriculum DMT trains on the ``ratio`` most confident pseudo labels.
+In phase ``i`` of the curriculum DMT trains on the ``ratio`` most confident pseudo labels;
+:func:`keep_count` says how many of ``n`` items that is, exactly.
 
-* Classification ranks every unlabelled image by the teacher's confidence and keeps the top
-  ``ratio`` of them (:func:`select_most_confident`).
+* Classification selects whole images (:mod:`dmt.method.selection`: the global ranking or the
+  top ``ratio`` of each predicted class).
 * Segmentation keeps, for every class ``c``, the top ``ratio`` of the pixels predicted as ``c``
   (class-balanced, as in CBST), so rare classes are not crowded out by frequent ones. The ranking
   is exact over all pixels of all images: pixel confidences are stored as float16, so a
@@ -75,31 +76,6 @@ def keep_count(ratio: float, n: int) -> int:
     snapped = exact.limit_denominator(_MAX_RATIO_DENOMINATOR)
     fraction = snapped if abs(snapped - exact) <= _RATIO_SNAP_TOLERANCE else exact
     return min(max(math.floor(fraction * n), 0), n)
-
-
-def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
-    """Indices of the ``keep_count(ratio, N)`` most confident items (global curriculum).
-
-    Ties are broken deterministically: higher confidence first, and among equal confidences the
-    lower index first, so a rerun selects the same items.
-
-    Args:
-        confidence: ``(N,)`` teacher confidence per item (any float dtype, no NaN).
-        ratio: the curriculum ratio, in ``(0, 1]``.
-
-    Returns:
-        ``(K,)`` int64 indices, sorted ascending.
-    """
-    if confidence.dim() != 1:
-        raise ValueError(f"confidence must be 1-D (N,), got shape {tuple(confidence.shape)}")
-    if not confidence.is_floating_point():
-        raise ValueError(f"confidence must be a float tensor, got {confidence.dtype}")
-    if torch.isnan(confidence).any():
-        raise ValueError("confidence contains NaN")
-    k = keep_count(ratio, confidence.numel())
-    # A stable descending sort keeps equal values in index order: lower index first.
-    order = torch.sort(confidence, descending=True, stable=True).indices
-    return torch.sort(order[:k]).values.to(torch.int64)
 
 
 def _check_same_shape(classes: Tensor, confidence: Tensor) -> None:

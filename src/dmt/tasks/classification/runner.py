@@ -23,7 +23,7 @@ from dmt.engine.heap import map_large_blocks
 from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
-from dmt.method.thresholds import select_most_confident
+from dmt.method.selection import select_pseudo_labels
 from dmt.models import create_model
 from dmt.models.files import load_model, save_model
 from dmt.tasks.classification.data import load_classification_data
@@ -171,15 +171,16 @@ class ClassificationRunner:
     def _phase(self, stage: Stage, seed: int) -> dict[str, Any]:
         pc = self.cfg.phases
         probs = self._teacher_probabilities(stage)
-        keep = select_most_confident(probs.max(1).values, stage.ratio)
+        keep = select_pseudo_labels(probs, stage.ratio, pc.selection)  # global or class-balanced (schema)
         pseudo_idx = self.data.unlabelled[keep.numpy()]
         pseudo_probs = probs[keep]
         pseudo = pseudo_statistics(pseudo_probs, torch.as_tensor(self.data.pool.labels[pseudo_idx]),
                                    len(self.data.unlabelled))
         scored = (f"{100 * pseudo['pseudo_accuracy']:.2f}% correct" if "pseudo_accuracy" in pseudo
                   else "none has a true label to score")
-        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%), %s", stage.name,
-                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"], scored)
+        log.info("%s: teacher %s keeps %d of %d unlabelled images (%.1f%%, %s selection), %s", stage.name,
+                 stage.teacher, pseudo["pseudo_kept"], len(self.data.unlabelled), 100 * pseudo["pseudo_share"],
+                 pc.selection, scored)
 
         if stage.init_from:
             model = self._prepared(load_model(self._model_path(stage.init_from), self.ctx.device)[0])
