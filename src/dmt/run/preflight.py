@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,21 +155,31 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     """Build the model with each weights file the config names (safe loading); returns the files.
 
     ``--smoke`` runs start from random weights when a file is missing (with a warning), so a
-    missing file is not an error there; a file that is present must still fit.
+    missing file is not an error there; a file that is present must still fit. ``hub`` (the
+    model's published file) is checked from its cache, fetched into it first when online;
+    offline with nothing cached it is one line naming the file. ``--smoke`` checks a cached hub
+    file and skips an absent one (never downloading it).
     """
     from dmt.models import create_model
+    from dmt.models.backbones.hub import HUB, HubFileNotCached
 
     checked = []
     for key, init, path, name, model_kwargs in weights_files(cfg):
-        if cfg.smoke and (path is None or not Path(path).expanduser().is_file()):
+        hub = path is not None and str(path) == HUB
+        if cfg.smoke and not hub and (path is None or not Path(path).expanduser().is_file()):
             continue
-        kwargs = {**model_kwargs, "init": init, "weights_path": path, "strict_weights": True}
+        kwargs = {**model_kwargs, "weights_path": path, "strict_weights": not (cfg.smoke and hub)}
+        if init != "none":  # timm/<name> models take no init: their weights alone make them pretrained
+            kwargs["init"] = init
         try:
-            with _quiet():
+            with _quiet(), warnings.catch_warnings():
+                warnings.simplefilter("error", HubFileNotCached)  # stops the factory before it builds the network
                 create_model(name, num_classes, **kwargs)
+        except HubFileNotCached:  # --smoke, and the hub file is not cached: nothing to check
+            continue
         except UserError as e:
             raise UserError(name_config_key(str(e), key)) from None
-        checked.append(str(path) if path else f"{init} default")
+        checked.append(f"{key}=hub ({name})" if hub else str(path) if path else f"{init} default")
     return checked
 
 

@@ -7,6 +7,7 @@ returns its metrics for ``results.json``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from dmt.tasks.classification.evaluate import classification_accuracy, predict_p
 from dmt.tasks.classification.panels import NUM_CLS_SAMPLES, classification_stage_end
 from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
 from dmt.tasks.context import StageContext, total_steps
-from dmt.tasks.plan import Stage
+from dmt.tasks.plan import Stage, name_config_key
 from dmt.tasks.stats import StatTotals
 from dmt.tasks.training import convert_sync_bn, reduce_totals, stage_optimizer, train_stage
 
@@ -55,11 +56,33 @@ class ClassificationRunner:
 
     # ---- helpers ----------------------------------------------------------------------------
     def _new_model(self, seed: int) -> torch.nn.Module:
-        torch.manual_seed(seed)  # the student's initialisation is part of the stage's seed
+        """A fresh student: random, or pretrained from ``model.weights`` (a file or ``hub``; timm models).
+
+        ``--smoke`` starts from random weights when the file is missing (a warning); the other stage
+        models are loaded from their model files (:func:`load_model`), never from ``model.weights``.
+        """
+        torch.manual_seed(seed)  # the student's initialisation (its new head too) is part of the stage's seed
         m = self.cfg.model
-        return self._prepared(create_model(m.name, self.data.num_classes, **m.kwargs))
+        kwargs = dict(m.kwargs)
+        if m.weights:
+            kwargs.update(weights_path=m.weights, strict_weights=not self.cfg.smoke)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = create_model(m.name, self.data.num_classes, **kwargs)
+        except UserError as e:
+            text = str(e)  # the factory names its own argument; the user knows the config key
+            raise UserError(name_config_key(text, "model.weights") if "weights_path" in text else text) from None
+        for w in caught:
+            log.warning("%s", name_config_key(str(w.message), "model.weights"))
+        return self._prepared(model)
 
     def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.cfg.model.grad_checkpointing:  # timm models: recompute each block in the backward pass
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise UserError(f"config key 'model.grad_checkpointing': {type(model).__name__} has no activation "
+                                "checkpointing (timm/<name> models have); set it to false")
+            model.set_grad_checkpointing(True)
         # classification batches are large: per-process BN statistics unless model.sync_bn asks
         return convert_sync_bn(model, bool(self.cfg.model.sync_bn), self.ctx.device, self.ctx.processes).to(self.ctx.device)
 
