@@ -17,8 +17,9 @@ from dmt.models.registry import (
     model_task,
     register,
     register_family,
+    smoke_network,
     smoke_standin,
 )
 
 __all__ = ["create_model", "is_model", "list_families", "list_models", "model_task", "register", "register_family",
-           "smoke_standin"]
+           "smoke_network", "smoke_standin"]

@@ -22,6 +22,8 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
 _SMOKE: dict[str, str] = {}
 _FAMILIES: dict[str, tuple[Callable[..., nn.Module], str]] = {}  # prefix -> (factory taking arch, task)
+# prefix -> (arch, kwargs) -> the (arch, kwargs) --smoke trains instead, or None for the model itself
+_FAMILY_SMOKE: dict[str, Callable[[str, dict], tuple[str, dict] | None]] = {}
 
 
 def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification", smoke: str | None = None):
@@ -46,18 +48,23 @@ def register(fn: Callable[..., nn.Module] | None = None, *, task: str = "classif
     return wrap(fn) if fn is not None else wrap
 
 
-def register_family(prefix: str, *, task: str = "classification"):
+def register_family(prefix: str, *, task: str = "classification",
+                    smoke: Callable[[str, dict], tuple[str, dict] | None] | None = None):
     """Register ``fn(num_classes, arch, **kwargs)`` for every model name ``<prefix>/<arch>``.
 
     Args:
         prefix: the namespace, without the slash (``"timm"``).
         task: the task of every model of the family.
+        smoke: ``(arch, kwargs) -> (arch, kwargs)`` of the tiny stand-in ``--smoke`` trains, or
+            ``None`` where the model trains as itself.
     """
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if prefix in _FAMILIES or "/" in prefix:
             raise ValueError(f"model family {prefix!r} is registered twice or has a slash")
         _FAMILIES[prefix] = (f, task)
+        if smoke is not None:
+            _FAMILY_SMOKE[prefix] = smoke
         return f
 
     return wrap
@@ -79,6 +86,18 @@ def _unknown(name: str) -> UserError:
 def smoke_standin(name: str) -> str:
     """The model ``--smoke`` trains for ``name``: its registered tiny stand-in, or itself."""
     return _SMOKE.get(name, name)
+
+
+def smoke_network(name: str, kwargs: dict) -> tuple[str, dict]:
+    """``(name, factory arguments)`` of what ``--smoke`` trains for a model: a registered model's tiny
+    stand-in (with its defaults), a family's (``timm/<vit>``: the same code, narrow and shallow), or
+    the model itself. The stand-in starts from random weights."""
+    if name in _MODELS:
+        return (_SMOKE[name], {}) if name in _SMOKE else (name, dict(kwargs))
+    family = _family(name)
+    shrink = _FAMILY_SMOKE.get(name.partition("/")[0]) if family is not None else None
+    small = shrink(family[2], dict(kwargs)) if shrink is not None else None
+    return (f"{name.partition('/')[0]}/{small[0]}", small[1]) if small is not None else (name, dict(kwargs))
 
 
 def list_models(task: str | None = None) -> list[str]:

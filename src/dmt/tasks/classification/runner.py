@@ -24,7 +24,7 @@ from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.thresholds import select_most_confident
-from dmt.models import create_model
+from dmt.models import create_model, smoke_network
 from dmt.models.files import load_model, save_model
 from dmt.tasks.classification.data import load_classification_data
 from dmt.tasks.classification.evaluate import classification_accuracy, predict_probabilities
@@ -55,6 +55,12 @@ class ClassificationRunner:
         self.eval_tf = classification_eval_transform()
 
     # ---- helpers ----------------------------------------------------------------------------
+    def _network(self) -> tuple[str, dict[str, Any]]:
+        """The model a stage trains and its factory arguments: ``model``, or under ``--smoke`` the
+        tiny stand-in of a timm ViT (the same code, random weights; the pre-flight checks the weights)."""
+        m = self.cfg.model
+        return smoke_network(m.name, m.kwargs) if self.cfg.smoke else (m.name, dict(m.kwargs))
+
     def _new_model(self, seed: int) -> torch.nn.Module:
         """A fresh student: random, or pretrained from ``model.weights`` (a file or ``hub``; timm models).
 
@@ -63,13 +69,15 @@ class ClassificationRunner:
         """
         torch.manual_seed(seed)  # the student's initialisation (its new head too) is part of the stage's seed
         m = self.cfg.model
-        kwargs = dict(m.kwargs)
-        if m.weights:
+        name, kwargs = self._network()
+        if name != m.name or kwargs != m.kwargs:
+            log.warning("--smoke: %s trains as its tiny stand-in %s %s (random weights)", m.name, name, kwargs)
+        elif m.weights:
             kwargs.update(weights_path=m.weights, strict_weights=not self.cfg.smoke)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                model = create_model(m.name, self.data.num_classes, **kwargs)
+                model = create_model(name, self.data.num_classes, **kwargs)
         except UserError as e:
             text = str(e)  # the factory names its own argument; the user knows the config key
             raise UserError(name_config_key(text, "model.weights") if "weights_path" in text else text) from None
@@ -112,8 +120,8 @@ class ClassificationRunner:
         metrics = self._evaluate(final)
         metrics.update(extra or {})
         if self.ctx.processes.is_main:
-            save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
-                       num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
+            name, kwargs = self._network()  # the stand-in's, under --smoke
+            save_model(self._model_path(stage.name), final, name=name, num_classes=self.data.num_classes, kwargs=kwargs,
                        info={"stage": stage.name, "metrics": metrics, "classes": list(self.data.train.classes)})
         self.ctx.processes.barrier()  # the next stage may read the model file
         log.info("%s: %s", stage.name, " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
