@@ -140,13 +140,15 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
 
 def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
     """``(config key, init, file, model name, model kwargs)`` of each pretrained initialisation the
-    run will load (model B may be another network than A)."""
+    run will load (model B may be another network than A). Segmentation reads a member's weights
+    for its ``init`` only (``init: none`` ignores the preset's ``weights: hub``); classification
+    (``timm/<name>``) has no init and reads ``model.weights`` whenever it is set."""
     names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
     out: dict[tuple, tuple] = {}
     for m in names:
         key, init, path = member_init(cfg, m)
         name, kwargs = member_model(cfg, m)
-        if init != "none" or path:
+        if init != "none" or (path and cfg.task == "classification"):
             out.setdefault((key, init, path, name, repr(sorted(kwargs.items()))), (key, init, path, name, kwargs))
     return list(out.values())
 
@@ -161,7 +163,7 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     file and skips an absent one (never downloading it).
     """
     from dmt.models import create_model
-    from dmt.models.backbones.hub import HUB, HubFileNotCached
+    from dmt.models.backbones.hub import HUB, HubFileMissing
 
     checked = []
     for key, init, path, name, model_kwargs in weights_files(cfg):
@@ -173,9 +175,9 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
             kwargs["init"] = init
         try:
             with _quiet(), warnings.catch_warnings():
-                warnings.simplefilter("error", HubFileNotCached)  # stops the factory before it builds the network
+                warnings.simplefilter("error", HubFileMissing)  # stops the factory before it builds the network
                 create_model(name, num_classes, **kwargs)
-        except HubFileNotCached:  # --smoke, and the hub file is not cached: nothing to check
+        except HubFileMissing:  # --smoke, and the hub file is not cached: nothing to check
             continue
         except UserError as e:
             raise UserError(name_config_key(str(e), key)) from None

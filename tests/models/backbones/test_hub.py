@@ -16,7 +16,7 @@ import torch
 
 from dmt.errors import UserError
 from dmt.models import create_model
-from dmt.models.backbones.hub import HFHubFile, HubFileNotCached, URLFile, resolve_hub
+from dmt.models.backbones.hub import HFHubFile, HubFileMissing, URLFile, resolve_hub
 from dmt.models.backbones.resnet import IMAGENET_WEIGHTS, imagenet_cache_path
 from dmt.models.backbones.weights import find_weights
 
@@ -42,7 +42,7 @@ def test_not_strict_warns_in_its_own_category_and_never_downloads(hub_cache, mon
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("downloaded"))
     monkeypatch.setattr("dmt.models.backbones.hub.hub_offline", lambda: False)  # even online
-    with pytest.warns(HubFileNotCached, match="random initialisation"):
+    with pytest.warns(HubFileMissing, match="random initialisation"):
         assert resolve_hub(HFHubFile(REPO), "dinov2 weights", strict=False) is None
 
 
@@ -123,4 +123,4 @@ def test_smoke_keeps_the_old_behaviour_for_a_missing_imagenet_file(hub_cache):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert find_weights("imagenet", "hub", None, "x", False, hub=URLFile(IMAGENET_WEIGHTS.url)) is None
-    assert [w.category for w in caught] == [HubFileNotCached]
+    assert [w.category for w in caught] == [HubFileMissing]

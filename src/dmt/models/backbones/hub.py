@@ -56,11 +56,12 @@ class HubSource(Protocol):
         """Fetch the file into its cache and return its path; raises :class:`UserError` in one line."""
 
 
-class HubFileNotCached(UserWarning):
-    """Warned when a run that does not require its weights (``--smoke``) finds the hub file absent.
+class HubFileMissing(UserWarning):
+    """Warned when a run that does not require its weights (``--smoke``) finds no hub file: not
+    cached, or none published for the model.
 
     Its own category lets a caller turn it into an exception (``warnings.simplefilter("error",
-    HubFileNotCached)``) that stops a factory before it builds the network: the pre-flight of a
+    HubFileMissing)``) that stops a factory before it builds the network: the pre-flight of a
     ``--smoke`` run skips such a file at no cost.
     """
 
@@ -183,7 +184,7 @@ def resolve_hub(source: HubSource, what: str, strict: bool) -> Path | None:
     absent = (f"model option weights_path: {HUB}: {what}, {source.describe()}, is not in {source.cache_name()}")
     if not strict:
         # stacklevel 5: resolve_hub <- find_weights <- the builder <- the factory <- who asked for the model
-        warnings.warn(f"{absent}; continuing with random initialisation (strict_weights=False)", HubFileNotCached,
+        warnings.warn(f"{absent}; continuing with random initialisation (strict_weights=False)", HubFileMissing,
                       stacklevel=5)
         return None
     if hub_offline():

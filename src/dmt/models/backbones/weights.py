@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from dmt.errors import UserError
-from dmt.models.backbones.hub import HUB, HubSource, resolve_hub
+from dmt.models.backbones.hub import HUB, HubFileMissing, HubSource, resolve_hub
 
 _SAFETENSORS_HEADER_START = b"{"  # byte 8 of a safetensors file: its JSON header follows the 8-byte length
 
@@ -137,23 +137,23 @@ def find_weights(
         default: the file to use when ``weights_path`` is ``None`` (a cache), if any.
         how: what the user should do when the file is missing (``"pass weights_path=FILE"`` ...).
         strict: a missing file is an error; otherwise a warning, and ``None``.
-        hub: where the weights are published; ``None``: nowhere, so ``"hub"`` is refused.
+        hub: where the weights are published; ``None``: nowhere, so ``"hub"`` is as a missing file.
 
     Raises:
-        UserError: the file is missing (``strict``), ``hub`` has no source, or the hub file cannot
-            be had (see :func:`~dmt.models.backbones.hub.resolve_hub`).
+        UserError: the file is missing or ``hub`` has no source (``strict``), or the hub file
+            cannot be had (see :func:`~dmt.models.backbones.hub.resolve_hub`).
     """
-    if weights_path is not None and str(weights_path) == HUB:
-        if hub is None:  # a config mistake, not a missing file: refused even by --smoke
-            raise UserError(f"model option weights_path: {init} weights have no hub source; {how}")
+    if weights_path is not None and str(weights_path) == HUB and hub is not None:
         return resolve_hub(hub, f"{init} weights", strict)
     path = Path(weights_path).expanduser() if weights_path is not None else default
-    if path is not None and path.is_file():
+    if path is not None and str(weights_path) != HUB and path.is_file():
         return path
-    where = f"not found at {path}" if path is not None else "not given"
+    where = ("have no hub source" if str(weights_path) == HUB else
+             f"not found at {path}" if path is not None else "not given")
     message = f"model option weights_path: {init} weights {where}; {how}"
     if strict:
         raise UserError(message)
     # stacklevel 4: find_weights <- the model's builder <- the factory <- the code that asked for the model.
-    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)", stacklevel=4)
+    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)",
+                  HubFileMissing if str(weights_path) == HUB else UserWarning, stacklevel=4)
     return None
