@@ -41,9 +41,9 @@ def test_a_smoke_run_starts_every_student_from_the_hub_file(cifar_root, hub_cach
     source = timm.create_model("test_resnet", pretrained=False)
     cache_file(hub_cache, RESNET_REPO, source.state_dict())
     out = tmp_path / "run"
-    args = ["run", "cifar10-4-dmt", f"data.root={cifar_root}", "data.valtiny_per_class=2", "model.name=timm/test_resnet",
-            "model.weights=hub", "model.grad_checkpointing=true", "phases.ratios=[0.5, 1.0]", "--smoke",
-            "--out", str(out)]
+    args = ["run", "cifar10-4-dmt", f"data.root={cifar_root}", "data.valtiny_per_class=2",
+            "model.name=timm/test_resnet", "model.weights=hub", "model.grad_checkpointing=true",
+            "phases.ratios=[0.5, 1.0]", "--smoke", "--out", str(out)]
     assert main(args) == 0
     log = (out / "log.txt").read_text()
     assert "random initialisation" not in log and "stand-in" not in log
@@ -62,8 +62,8 @@ def test_a_smoke_run_starts_every_student_from_the_hub_file(cifar_root, hub_cach
 
 def test_smoke_without_the_hub_file_warns_and_a_vit_trains_as_its_stand_in(cifar_root, hub_cache, tmp_path):
     out = tmp_path / "run"
-    args = ["run", "cifar10-4-baseline", f"data.root={cifar_root}", "data.valtiny_per_class=2", "model.name=timm/test_resnet",
-            "model.weights=hub", "--smoke", "--out", str(out)]
+    args = ["run", "cifar10-4-baseline", f"data.root={cifar_root}", "data.valtiny_per_class=2",
+            "model.name=timm/test_resnet", "model.weights=hub", "--smoke", "--out", str(out)]
     assert main(args) == 0
     log = (out / "log.txt").read_text()
     assert "config key 'model.weights': hub:" in log and "random initialisation (--smoke)" in log

@@ -3,8 +3,8 @@
 ``backbones/`` holds the bodies shared by several models (ResNets, timm's DINOv2 / DINOv3 ViTs) and
 the pretrained files they load (a local file, or ``hub``: the model's published file);
 ``timm_classifier`` every timm classification model (``timm/<name>``); ``heads/`` the segmentation
-heads (DeepLab's, DPT); ``files`` the final model files (weights plus what rebuilds the model). Imports ``engine.checkpoint`` (atomic
-safetensors), ``errors`` and torch / torchvision / timm.
+heads (DeepLab's, DPT); ``files`` the final model files (weights plus what rebuilds the model).
+Imports ``engine.checkpoint`` (atomic safetensors), ``errors`` and torch / torchvision / timm.
 """
 
 # importing the model modules runs their @register decorators
