@@ -101,7 +101,7 @@ def _deeplabv2(
             "convert AdvSemiSeg's resnet101COCO-41f33a49.pth with `dmt convert-coco SRC DST`, "
             "then pass weights_path=DST"
         )
-        path = find_weights(init, weights_path, None, how, strict_weights)  # hub: refused, no published file
+        path = find_weights(init, weights_path, None, how, strict_weights)  # no published file: hub is as missing
     # Caffe-converted COCO weights want BGR 0-255 input; the convention follows the requested
     # init even when a smoke run falls back to random weights, so both runs share one pipeline.
     convention = COCO_CAFFE if init == "coco" else IMAGENET
