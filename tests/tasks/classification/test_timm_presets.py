@@ -23,7 +23,7 @@ def test_the_presets_state_the_encoder_the_recipe_and_usbs_figure(name):
     c = load_config(name)
     assert c.task == "classification" and c.method == "dmt" and c.data.name == data
     assert c.model.name == "timm/vit_small_patch14_dinov2.lvd142m" and c.model.weights == "hub"
-    assert c.model.init == "none" and c.model.kwargs == {"dynamic_img_size": True}
+    assert c.model.init == "none" and c.model.kwargs == {"dynamic_img_size": True, "dynamic_img_pad": True}
     assert c.data.image_size == 224 and c.phases.selection == "class_balanced" and c.phases.from_scratch
     for section in (c.baseline, c.phases, c.oracle):
         assert section.optimizer == "adamw" and section.lr == 1e-5 and section.lr_mult == {"head": 40.0}
@@ -41,6 +41,7 @@ def test_smoke_trains_a_narrow_dinov2_that_takes_224_pixel_images():
     model = create_model(name, 100, **kwargs)
     assert sum(p.numel() for p in model.parameters()) < 300_000
     assert model(torch.rand(2, 3, 224, 224)).shape == (2, 100)
+    assert model(torch.rand(1, 3, 40, 40)).shape == (1, 100)  # a smaller image size, not a multiple of 14
 
 
 def test_classification_refuses_model_init(capsys):
