@@ -34,9 +34,6 @@ class DataConfig:
     # operations with Cutout 0-40 px among them, translations up to 100 px; data.cutout 0 then) ...
     randaugment_policy: Literal["torchvision", "original"] = "torchvision"
     cutout: int = 16  # ... and a grey Cutout square of this side (0: none)
-    # PLACEHOLDER for the pretrained presets of branch cls-timm; defined by branch cls-folders (keep theirs):
-    # the side images are read at (0: the dataset's own size)
-    image_size: int = 0
     # segmentation
     labelled_split: str = "1/8"  # "1/106", "1/50", "1/20", "1/8", "1/4", "1/2", "1/30", "sbd", "all"
     # or "published": the community's split files in split_dir (required then)
@@ -139,8 +136,6 @@ class PhaseConfig(OptimConfig):
     gamma2: float = 4.0  # exponent where they disagree and the teacher is at least as confident
     ramp: bool = True  # ramp gamma up over each phase: gamma * exp(-5 (1 - t/T)^2)
     from_scratch: bool = True  # classification: a new student each phase; segmentation fine-tunes
-    # PLACEHOLDER for the pretrained presets of branch cls-timm; defined by branch cls-select (keep theirs)
-    selection: Literal["global", "class_balanced"] = "global"
     mixup_alpha: float = 0.75
     ema_decay: float = 0.999
     online_threshold: float = 0.9  # method "online": confidence above which a pixel is kept
