@@ -34,6 +34,25 @@ def _children_write_temporary_files_under_pytest(tmp_path_factory: pytest.TempPa
     patch.undo()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_hub_downloads(tmp_path_factory: pytest.TempPathFactory):
+    """The suite never reaches the network: ``weights: hub`` (the default of the pretrained presets)
+    sees an empty Hugging Face cache and ``HF_HUB_OFFLINE=1``, here and in child processes.
+    huggingface_hub reads both when it is imported, so its constants are set too; a test that
+    fabricates a cache monkeypatches them again (``tests/models/backbones/hub_fixtures.py``)."""
+    from huggingface_hub import constants
+
+    home = tmp_path_factory.mktemp("hf-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_HOME", str(home))
+    patch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    patch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    patch.setattr(constants, "HF_HUB_OFFLINE", True)
+    yield
+    patch.undo()
+
+
 TINY_CIFAR_TRAIN_PER_CLASS = 30
 TINY_CIFAR_TEST_PER_CLASS = 2
 

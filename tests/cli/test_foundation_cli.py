@@ -28,7 +28,8 @@ from test_vit import write_meta  # noqa: E402
 
 TRAIN_AUG = [f"2007_{i:06d}" for i in range(12)]
 TINY = ["model.name=dinov2_tiny_dpt", "mutual.name_b=dinov3_tiny_dpt", "data.num_workers=0", "phases.ratios=[1.0]"]
-FOUNDATION = sorted(n for n in list_presets() if "dinov2" in n)
+# the segmentation ones (the classification DINOv2 presets are tests/tasks/classification/test_timm_presets.py's)
+FOUNDATION = sorted(n for n in list_presets() if "dinov2" in n and load_config(n).task == "segmentation")
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_the_presets_state_the_recipe_and_their_members():
         c = load_config(name)
         assert c.model.name == "dinov2_vitb14_dpt" and c.model.init == "dinov2" and c.model.grad_checkpointing
         pair = ("dinov3_vitb16_dpt", "dinov3") if name.endswith("dinov3") else ("dinov2_vits14_dpt", "dinov2")
-        assert (c.mutual.name_b, c.mutual.init_b) == pair and c.model.weights is None is c.mutual.weights_b
+        assert (c.mutual.name_b, c.mutual.init_b) == pair and c.model.weights == "hub" == c.mutual.weights_b
         for section in (c.baseline, c.phases, c.oracle):
             assert section.optimizer == "adamw" and section.lr == 5e-6 and section.lr_mult == {"head": 40.0}
             assert section.weight_decay == 0.01 and section.schedule == "poly"

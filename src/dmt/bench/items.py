@@ -83,7 +83,7 @@ def _fit_options(name: str, steps: int, device: torch.device, *, amp: bool | str
                       log_every=steps, device=device, amp=amp, channels_last=channels_last, description=name)
 
 
-def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
+def fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Callable[[nn.Module], Callable],
                  batch: Any, device: torch.device, *, amp: bool, channels_last: bool, sync: bool,
                  steps: int = 1, plain: bool = False, **training: Any) -> Variant:
     """A variant that runs ``steps`` training steps of ``fit`` (SGD + EMA, as in a phase, unless
@@ -103,17 +103,17 @@ def _fit_variant(name: str, make_model: Callable[[], nn.Module], make_step: Call
 
 
 def _step_variants(quick: bool, device: torch.device, make_model, make_step, batch) -> list[Variant]:
-    v = [_fit_variant("plain", make_model, make_step, batch, device, amp=False, channels_last=False, sync=True,
+    v = [fit_variant("plain", make_model, make_step, batch, device, amp=False, channels_last=False, sync=True,
                       plain=True)]
     if not quick:
-        v.append(_fit_variant("no host sync", make_model, make_step, batch, device, amp=False,
+        v.append(fit_variant("no host sync", make_model, make_step, batch, device, amp=False,
                               channels_last=False, sync=False))
-        v.append(_fit_variant("channels_last", make_model, make_step, batch, device, amp=False,
+        v.append(fit_variant("channels_last", make_model, make_step, batch, device, amp=False,
                               channels_last=True, sync=False))
         if autocast_dtype(device, "auto") is not None:
-            v.append(_fit_variant("amp", make_model, make_step, batch, device, amp=True, channels_last=False,
+            v.append(fit_variant("amp", make_model, make_step, batch, device, amp=True, channels_last=False,
                                   sync=False))
-    v.append(_fit_variant("dmt (defaults)", make_model, make_step, batch, device, amp="auto", channels_last=True,
+    v.append(fit_variant("dmt (defaults)", make_model, make_step, batch, device, amp="auto", channels_last=True,
                           sync=False))
     return v
 
@@ -208,14 +208,14 @@ def dinov2_dmt_step_variants(quick: bool, device: torch.device, name: str = "din
     side = 112 if quick else 224
     batch = _seg_batch(side)
     kw = {"make_opt": dinov2_optimizer, "ema": False}  # the presets' phases: AdamW, no EMA
-    v = [_fit_variant("plain", dinov2_model(False, name), _seg_step, batch, device, amp=False, channels_last=False,
+    v = [fit_variant("plain", dinov2_model(False, name), _seg_step, batch, device, amp=False, channels_last=False,
                       sync=True, plain=True, **kw)]
     if not quick:
-        v.append(_fit_variant("grad checkpointing", dinov2_model(True, name), _seg_step, batch, device, amp=False,
+        v.append(fit_variant("grad checkpointing", dinov2_model(True, name), _seg_step, batch, device, amp=False,
                               channels_last=False, sync=False, **kw))
-    v.append(_fit_variant("dmt (defaults)", dinov2_model(False, name), _seg_step, batch, device, amp="auto",
+    v.append(fit_variant("dmt (defaults)", dinov2_model(False, name), _seg_step, batch, device, amp="auto",
                           channels_last=True, sync=False, **kw))
-    v.append(_fit_variant("dmt (defaults) + grad checkpointing", dinov2_model(True, name), _seg_step, batch, device,
+    v.append(fit_variant("dmt (defaults) + grad checkpointing", dinov2_model(True, name), _seg_step, batch, device,
                           amp="auto", channels_last=True, sync=False, **kw))
     return v
 

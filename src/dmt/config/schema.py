@@ -89,13 +89,20 @@ class DataConfig:
 class ModelConfig:
     """A model from the registry (``dmt models`` lists them)."""
 
+    # a registered model (`dmt models`), or timm/<name>: any timm classification model with a new
+    # classifier (`dmt models --timm PATTERN`; timm/vit_small_patch14_dinov2.lvd142m: the tag picks the hub file)
     name: str = "wrn_28_2"
-    # segmentation: none | imagenet | coco (ResNet models) | dinov2 | dinov3 (the foundation encoders)
+    # segmentation: none | imagenet | coco (ResNet models) | dinov2 | dinov3 (the foundation encoders).
+    # Classification reads no init: a timm/<name> model is pretrained exactly when `weights` is set
     init: str = "none"
-    weights: str | None = None  # file with the initial weights (imagenet / coco / dinov2 / dinov3 init)
-    kwargs: dict = field(default_factory=dict)  # extra keyword arguments of the model factory
+    # the initial weights: a file (.safetensors or .pth state dict), or "hub": the model's published
+    # file, from the Hugging Face cache (timm models, DINOv2 / DINOv3) or torch.hub's (ImageNet
+    # ResNet-101), downloaded into it when absent unless HF_HUB_OFFLINE=1; null: random (segmentation
+    # ImageNet init: torchvision's cache). COCO init has no hub file
+    weights: str | None = None
+    kwargs: dict = field(default_factory=dict)  # extra keyword arguments of the model factory (timm's create_model)
     # recompute each encoder block in the backward pass instead of keeping its activations (models
-    # with set_grad_checkpointing: the DINOv2 / DINOv3 ones): much less memory, about 1/3 more compute
+    # with set_grad_checkpointing: the DINOv2 / DINOv3 ones, timm models): much less memory, about 1/3 more compute
     grad_checkpointing: bool = False
     # BatchNorm -> SyncBatchNorm with several processes (null: on for segmentation, whose
     # per-GPU batches of 1-2 crops give useless BN statistics; off for classification)
@@ -180,7 +187,7 @@ class MutualConfig:
     name_b: str | None = None  # B's registered model (null: model.name)
     kwargs_b: dict | None = None  # B's factory arguments (null: model.kwargs)
     init_b: str = "imagenet"  # B's initialisation: none | imagenet | coco | dinov2 | dinov3
-    weights_b: str | None = None  # B's weights file (None: torchvision's cache for imagenet)
+    weights_b: str | None = None  # B's weights file, or "hub" (as model.weights; None: torchvision's cache for imagenet)
     dms: bool = False  # Different Model Subsets (paper, Table 6) instead of different inits
 
 

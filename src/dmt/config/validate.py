@@ -228,7 +228,7 @@ _CLASSIFICATION_ONLY = ["data.labels_per_class", "data.split_seed", "data.valtin
 _SEGMENTATION_ONLY = ["data.labelled_split", "data.split_dir", "data.split_set", "data.labelled_list",
                       "data.unlabelled_list", "data.val_list", "data.crop_size", "data.scale_range", "data.eval_pad",
                       "data.pad_fill", "data.num_scenes", "data.val_scenes", "data.scene_size", "data.scene_digits",
-                      "data.scale", "model.grad_checkpointing", "phases.online_threshold", "phases.naive_gamma",
+                      "data.scale", "phases.online_threshold", "phases.naive_gamma",
                       "mutual.name_b", "mutual.kwargs_b", "mutual.init_b", "mutual.weights_b", "mutual.dms",
                       "eval.heldout", "eval.every_epochs", "eval.window", "eval.stride", "eval.max_side"]
 ONE_TASK_KEYS: list[tuple[str, str, tuple]] = [
@@ -272,7 +272,7 @@ def check_combinations(cfg: Any) -> None:
 
     Raises:
         UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; classification with
-            ``eval.select`` other than ``last``; a malformed
+            ``eval.select`` other than ``last`` or with a ``model.init``; a malformed
             ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`); a list file for another
             dataset than imagefolder (:func:`check_list_files`); a segmentation
             split (:func:`check_segmentation_split`); a key the task ignores (:func:`check_task_keys`).
@@ -288,6 +288,10 @@ def check_combinations(cfg: Any) -> None:
         # the original CIFAR code reports, and labels with, each stage's final EMA model
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "
                         "keeps each stage's last model (the original's protocol too), so use 'last'")
+    if cfg.task == "classification" and cfg.model.init != "none":
+        # timm/<name> classifiers are pretrained exactly when model.weights names a file or hub
+        raise UserError(f"config key 'model.init': {cfg.model.init!r} does nothing for classification; a timm/<name> "
+                        "model starts from model.weights (a file, or hub) when it is set; remove model.init")
     check_window(cfg.eval.window, cfg.eval.stride)
     check_list_files(cfg)
     if cfg.task == "segmentation":

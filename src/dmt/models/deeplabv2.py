@@ -25,6 +25,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from dmt.errors import UserError
+from dmt.models.backbones.hub import URLFile
 from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
     imagenet_cache_path,
@@ -89,17 +90,18 @@ def _deeplabv2(
     path = None
     if init == "imagenet":
         how = (
-            f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE"
+            f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE (or hub)"
             if imagenet_default is not None
             else "no published ImageNet weights exist for this body: pass weights_path=FILE"
         )
-        path = find_weights(init, weights_path, imagenet_default, how, strict_weights)
+        hub = URLFile(IMAGENET_WEIGHTS.url) if imagenet_default is not None else None  # torch.hub's cache
+        path = find_weights(init, weights_path, imagenet_default, how, strict_weights, hub=hub)
     elif init == "coco":
         how = (
             "convert AdvSemiSeg's resnet101COCO-41f33a49.pth with `dmt convert-coco SRC DST`, "
             "then pass weights_path=DST"
         )
-        path = find_weights(init, weights_path, None, how, strict_weights)
+        path = find_weights(init, weights_path, None, how, strict_weights)  # no published file: hub is as missing
     # Caffe-converted COCO weights want BGR 0-255 input; the convention follows the requested
     # init even when a smoke run falls back to random weights, so both runs share one pipeline.
     convention = COCO_CAFFE if init == "coco" else IMAGENET
@@ -122,9 +124,10 @@ def deeplabv2_resnet101(
     Args:
         num_classes: output logits per pixel.
         init: ``"none"`` (random), ``"imagenet"`` (torchvision ResNet-101 IMAGENET1K_V1, read from
-            ``weights_path`` or torchvision's cache, never downloaded; ImageNet input convention)
+            ``weights_path`` or torchvision's cache; ImageNet input convention)
             or ``"coco"`` (a file written by ``dmt convert-coco``; caffe BGR 0-255 convention).
-        weights_path: the weights file; required for ``"coco"``.
+        weights_path: the weights file; required for ``"coco"``. ``"hub"`` (imagenet only): torchvision's
+            file from torch.hub's cache, downloaded into it when absent and online.
         strict_weights: a missing file is an error (True) or a warning and random init (False).
         aspp_legacy: sum only the rate-6 and rate-12 ASPP branches, like the original code.
 

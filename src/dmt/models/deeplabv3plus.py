@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from dmt.errors import UserError
+from dmt.models.backbones.hub import URLFile
 from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
     dilation_plan,
@@ -130,9 +131,10 @@ def _deeplabv3plus(make_body: BodyFactory, channels: tuple[int, int, int, int, i
                         + (" (no COCO-pretrained DeepLab-v3+ is published)" if init == "coco" else ""))
     path = None
     if init == "imagenet":  # find the file before building the network, so a missing file fails fast
-        how = (f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE"
+        how = (f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE (or hub)"
                if imagenet_default is not None else "pass weights_path=FILE (a torchvision-named ResNet state dict)")
-        path = find_weights(init, weights_path, imagenet_default, how, strict_weights)
+        hub = URLFile(IMAGENET_WEIGHTS.url) if imagenet_default is not None else None  # torch.hub's cache
+        path = find_weights(init, weights_path, imagenet_default, how, strict_weights, hub=hub)
     low, high, aspp, decoder, skip = channels
     model = DeepLabV3Plus(make_body, low, high, num_classes, output_stride, eval_output_stride, aspp, decoder, skip)
     if path is not None:
@@ -154,8 +156,9 @@ def deeplabv3plus_resnet101(
     Args:
         num_classes: output logits per pixel.
         init: ``"none"`` (random) or ``"imagenet"`` (torchvision ResNet-101 IMAGENET1K_V1 in the body,
-            read from ``weights_path`` or torchvision's cache, never downloaded).
-        weights_path: the ImageNet weights file (default: torchvision's cache).
+            read from ``weights_path`` or torchvision's cache).
+        weights_path: the ImageNet weights file (default: torchvision's cache; ``"hub"``: downloaded
+            into that cache when absent and online).
         strict_weights: a missing file is an error (True) or a warning and random init (False).
         output_stride: 16 (the benchmark's setting) or 8, in training.
         eval_output_stride: 16 or 8 in ``eval()`` mode (evaluation, pseudo-labelling); None: as training.

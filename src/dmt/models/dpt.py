@@ -12,7 +12,9 @@ optimizer's ``lr_mult`` and ``group_weight_decay`` address.
   with zeros after normalisation, i.e. the encoder's mean colour) and the logits cropped back,
   so whole-image evaluation, sliding windows, labelling and ``dmt predict`` take any image.
 * ``init="dinov2"`` / ``"dinov3"`` fills the encoder from a local file (Meta's ``.pth`` or timm's
-  safetensors, :mod:`dmt.models.backbones.vit`); the head starts from PyTorch's initialisation.
+  safetensors, :mod:`dmt.models.backbones.vit`), or from ``weights_path="hub"``: timm's
+  ``model.safetensors`` of the encoder (``WEIGHT_SOURCES[arch].timm_hub``) through the Hugging Face
+  cache (:mod:`dmt.models.backbones.hub`); the head starts from PyTorch's initialisation.
 * ``set_grad_checkpointing`` recomputes each encoder block in the backward pass (timm's own
   activation checkpointing): less memory, about a third more compute.
 * Attention is timm's fused ``scaled_dot_product_attention``; bf16 autocast comes from the engine.
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dmt.errors import UserError
+from dmt.models.backbones.hub import HFHubFile
 from dmt.models.backbones.vit import (
     WEIGHT_SOURCES,
     build_encoder,
@@ -103,9 +106,10 @@ def _dpt(arch: str, family: str, blocks: tuple[int, ...], widths: str, num_class
     path = None
     if init != "none":  # find the file before building the network, so a missing file fails fast
         source = WEIGHT_SOURCES.get(arch)
-        how = (f"pass weights_path=FILE: Meta's {source.meta} or timm's model.safetensors from {source.timm_hub}"
-               if source is not None else "pass weights_path=FILE")
-        path = find_weights(init, weights_path, None, how, strict_weights)
+        how = (f"pass weights_path=FILE: Meta's {source.meta} or timm's model.safetensors from {source.timm_hub} "
+               "(weights_path=hub fetches that one)" if source is not None else "pass weights_path=FILE")
+        hub = HFHubFile(source.timm_hub) if source is not None else None
+        path = find_weights(init, weights_path, None, how, strict_weights, hub=hub)
     model = DPTSegmenter(build_encoder(arch, **overrides), arch, blocks, DPT_WIDTHS[widths], num_classes)
     if path is not None:
         load_encoder_weights(model.encoder, path, arch)
@@ -114,9 +118,9 @@ def _dpt(arch: str, family: str, blocks: tuple[int, ...], widths: str, num_class
 
 # Every factory takes the same arguments:
 #   num_classes: output logits per pixel;
-#   init: "none" (random) or the encoder's family, "dinov2" / "dinov3" (the encoder from weights_path:
-#         Meta's .pth or timm's safetensors, never downloaded);
-#   weights_path: the encoder's weights file;
+#   init: "none" (random) or the encoder's family, "dinov2" / "dinov3" (the encoder from weights_path);
+#   weights_path: the encoder's weights file (Meta's .pth or timm's safetensors), or "hub": timm's file
+#         on the Hugging Face hub, from its cache or downloaded into it (never with HF_HUB_OFFLINE);
 #   strict_weights: a missing file is an error (True) or a warning and random init (False).
 # and raises UserError for a bad init, a missing (strict_weights) or unfitting weights file.
 @register(task="segmentation", smoke="dinov2_tiny_dpt")

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import logging
 import tempfile
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,13 +227,15 @@ def _file_size(path: Path) -> int:
 
 def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
     """``(config key, init, file, model name, model kwargs)`` of each pretrained initialisation the
-    run will load (model B may be another network than A)."""
+    run will load (model B may be another network than A). Segmentation reads a member's weights
+    for its ``init`` only (``init: none`` ignores the preset's ``weights: hub``); classification
+    (``timm/<name>``) has no init and reads ``model.weights`` whenever it is set."""
     names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
     out: dict[tuple, tuple] = {}
     for m in names:
         key, init, path = member_init(cfg, m)
         name, kwargs = member_model(cfg, m)
-        if init != "none" or path:
+        if init != "none" or (path and cfg.task == "classification"):
             out.setdefault((key, init, path, name, repr(sorted(kwargs.items()))), (key, init, path, name, kwargs))
     return list(out.values())
 
@@ -241,21 +244,31 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
     """Build the model with each weights file the config names (safe loading); returns the files.
 
     ``--smoke`` runs start from random weights when a file is missing (with a warning), so a
-    missing file is not an error there; a file that is present must still fit.
+    missing file is not an error there; a file that is present must still fit. ``hub`` (the
+    model's published file) is checked from its cache, fetched into it first when online;
+    offline with nothing cached it is one line naming the file. ``--smoke`` checks a cached hub
+    file and skips an absent one (never downloading it).
     """
     from dmt.models import create_model
+    from dmt.models.backbones.hub import HUB, HubFileMissing
 
     checked = []
     for key, init, path, name, model_kwargs in weights_files(cfg):
-        if cfg.smoke and (path is None or not Path(path).expanduser().is_file()):
+        hub = path is not None and str(path) == HUB
+        if cfg.smoke and not hub and (path is None or not Path(path).expanduser().is_file()):
             continue
-        kwargs = {**model_kwargs, "init": init, "weights_path": path, "strict_weights": True}
+        kwargs = {**model_kwargs, "weights_path": path, "strict_weights": not (cfg.smoke and hub)}
+        if init != "none":  # timm/<name> models take no init: their weights alone make them pretrained
+            kwargs["init"] = init
         try:
-            with _quiet():
+            with _quiet(), warnings.catch_warnings():
+                warnings.simplefilter("error", HubFileMissing)  # stops the factory before it builds the network
                 create_model(name, num_classes, **kwargs)
+        except HubFileMissing:  # --smoke, and the hub file is not cached: nothing to check
+            continue
         except UserError as e:
             raise UserError(name_config_key(str(e), key)) from None
-        checked.append(str(path) if path else f"{init} default")
+        checked.append(f"{key}=hub ({name})" if hub else str(path) if path else f"{init} default")
     return checked
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 from dmt.config.schema import ExperimentConfig
 from dmt.errors import UserError
 from dmt.method.curriculum import check_ratios
-from dmt.models import list_models
+from dmt.models import is_model, list_models
 
 StageKind = Literal["baseline", "phase", "oracle"]
 
@@ -75,7 +75,8 @@ def name_config_key(text: str, key: str) -> str:
     ``dmt run`` knows the config key (``model.weights`` or ``mutual.weights_b``) and ``--smoke``.
     """
     text = text.replace("model option weights_path:", f"config key {key!r}:")
-    text = text.replace("pass weights_path=", f"set {key}=").replace("(strict_weights=False)", "(--smoke)")
+    text = text.replace("pass weights_path=", f"set {key}=").replace("weights_path=", f"{key}=")
+    text = text.replace("(strict_weights=False)", "(--smoke)")
     return text if key in text else f"config key {key!r}: {text}"
 
 
@@ -102,7 +103,7 @@ def member_model(cfg: ExperimentConfig, member: str | None) -> tuple[str, dict]:
     if member == "b" and not cfg.mutual.dms:
         name = cfg.mutual.name_b if cfg.mutual.name_b is not None else cfg.model.name
         kwargs = cfg.mutual.kwargs_b if cfg.mutual.kwargs_b is not None else cfg.model.kwargs
-        if cfg.mutual.name_b is not None and name not in list_models():
+        if cfg.mutual.name_b is not None and not is_model(name):
             raise UserError(f"config key 'mutual.name_b': unknown model {name!r}; known: {', '.join(list_models())}")
         return name, dict(kwargs)
     return cfg.model.name, dict(cfg.model.kwargs)

@@ -1,8 +1,8 @@
 """ResNet bodies for segmentation: torchvision's ResNet without its classifier, dilated to an output stride.
 
 Shared by DeepLab-v2 (output stride 8) and DeepLab-v3+ (16 or 8), with the weight files they
-start from: torchvision's ImageNet ResNet-101 (``IMAGENET1K_V1``, read from a local file, never
-downloaded), the COCO-pretrained DeepLab-v2 as ``dmt convert-coco`` writes it
+start from: torchvision's ImageNet ResNet-101 (``IMAGENET1K_V1``, read from a local file or torch.hub's
+cache; ``weights: hub`` downloads it there, :mod:`dmt.models.backbones.hub`), the COCO-pretrained DeepLab-v2 as ``dmt convert-coco`` writes it
 (:mod:`dmt.models.coco`). Reading and checking a file is :mod:`dmt.models.backbones.weights`.
 
 * The body is torchvision's ResNet (V1.5: stride in the 3x3 conv) with the strides of the last
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +24,7 @@ from torchvision.models import ResNet101_Weights, resnet101
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from dmt.errors import UserError
+from dmt.models.backbones.hub import URLFile
 from dmt.models.backbones.weights import key_problems, read_torch_state_dict
 
 IMAGENET_WEIGHTS = ResNet101_Weights.IMAGENET1K_V1
@@ -64,8 +64,8 @@ def slim_resnet_body(width: int, output_stride: int) -> nn.Sequential:
 
 
 def imagenet_cache_path() -> Path:
-    """Where torchvision keeps the ResNet-101 ImageNet weights once downloaded (never fetched here)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(IMAGENET_WEIGHTS.url).path).name
+    """Where torchvision keeps the ResNet-101 ImageNet weights once downloaded (fetched only by ``weights: hub``)."""
+    return URLFile(IMAGENET_WEIGHTS.url).cache_path()
 
 
 def backbone_key_problems(state: dict[str, Tensor], own: dict[str, Tensor], backbone_only: bool = True) -> list[str]:

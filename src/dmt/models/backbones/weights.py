@@ -9,8 +9,9 @@ first keys at fault, nothing executed, nothing loaded half-way.
   (``torch.load(weights_only=True)``: tensors only, never a pickle's code), whatever its suffix.
 * :func:`key_problems` lists the missing, unexpected and other-shape keys of a state dict against
   a model's, as ``"label: first keys"`` entries.
-* :func:`find_weights` resolves the file of an initialisation, or warns and returns ``None`` when
-  the caller allows random initialisation (``--smoke``).
+* :func:`find_weights` resolves the file of an initialisation (a path, the default cache file, or
+  ``hub``: the model's own published file, :mod:`dmt.models.backbones.hub`), or warns and returns
+  ``None`` when the caller allows random initialisation (``--smoke``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 
 from dmt.errors import UserError
+from dmt.models.backbones.hub import HUB, HubFileMissing, HubSource, resolve_hub
 
 _SAFETENSORS_HEADER_START = b"{"  # byte 8 of a safetensors file: its JSON header follows the 8-byte length
 
@@ -124,16 +126,34 @@ def key_problems(state: dict[str, Tensor], own: dict[str, Tensor], required: Ite
 
 
 def find_weights(
-    init: str, weights_path: str | Path | None, default: Path | None, how: str, strict: bool
+    init: str, weights_path: str | Path | None, default: Path | None, how: str, strict: bool,
+    hub: HubSource | None = None,
 ) -> Path | None:
-    """The weights file to read, or ``None`` (after a warning) when it is absent and not required."""
+    """The weights file to read, or ``None`` (after a warning) when it is absent and not required.
+
+    Args:
+        init: the initialisation's name, for messages (``imagenet``, ``dinov2``, ``pretrained``).
+        weights_path: a file, ``"hub"`` (the model's published file: ``hub``), or ``None`` (``default``).
+        default: the file to use when ``weights_path`` is ``None`` (a cache), if any.
+        how: what the user should do when the file is missing (``"pass weights_path=FILE"`` ...).
+        strict: a missing file is an error; otherwise a warning, and ``None``.
+        hub: where the weights are published; ``None``: nowhere, so ``"hub"`` is as a missing file.
+
+    Raises:
+        UserError: the file is missing or ``hub`` has no source (``strict``), or the hub file
+            cannot be had (see :func:`~dmt.models.backbones.hub.resolve_hub`).
+    """
+    if weights_path is not None and str(weights_path) == HUB and hub is not None:
+        return resolve_hub(hub, f"{init} weights", strict)
     path = Path(weights_path).expanduser() if weights_path is not None else default
-    if path is not None and path.is_file():
+    if path is not None and str(weights_path) != HUB and path.is_file():
         return path
-    where = f"not found at {path}" if path is not None else "not given"
+    where = ("have no hub source" if str(weights_path) == HUB else
+             f"not found at {path}" if path is not None else "not given")
     message = f"model option weights_path: {init} weights {where}; {how}"
     if strict:
         raise UserError(message)
     # stacklevel 4: find_weights <- the model's builder <- the factory <- the code that asked for the model.
-    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)", stacklevel=4)
+    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)",
+                  HubFileMissing if str(weights_path) == HUB else UserWarning, stacklevel=4)
     return None

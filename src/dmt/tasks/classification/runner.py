@@ -7,6 +7,7 @@ returns its metrics for ``results.json``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ from dmt.engine.loop import TrainState, make_ema
 from dmt.engine.sharding import process_seed, shard_items, stream_slices, zip_streams
 from dmt.errors import UserError
 from dmt.method.selection import select_pseudo_labels
-from dmt.models import create_model
+from dmt.models import create_model, smoke_network
 from dmt.models.files import load_model, save_model
 from dmt.tasks.classification.data import load_classification_data
 from dmt.tasks.classification.evaluate import classification_accuracy, predict_probabilities, pseudo_statistics
 from dmt.tasks.classification.panels import NUM_CLS_SAMPLES, classification_stage_end, sample_images
 from dmt.tasks.classification.steps import DynamicMixupStep, SupervisedMixupStep
 from dmt.tasks.context import StageContext, total_steps
-from dmt.tasks.plan import Stage
+from dmt.tasks.plan import Stage, name_config_key
 from dmt.tasks.stats import StatTotals
 from dmt.tasks.training import convert_sync_bn, reduce_totals, stage_optimizer, train_stage
 
@@ -65,12 +66,42 @@ class ClassificationRunner:
         self.eval_tf = classification_eval_transform()
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _new_model(self, seed: int) -> torch.nn.Module:
-        torch.manual_seed(seed)  # the student's initialisation is part of the stage's seed
+    def _network(self) -> tuple[str, dict[str, Any]]:
+        """The model a stage trains and its factory arguments: ``model``, or under ``--smoke`` the
+        tiny stand-in of a timm ViT (the same code, random weights; the pre-flight checks the weights)."""
         m = self.cfg.model
-        return self._prepared(create_model(m.name, self.data.num_classes, **m.kwargs))
+        return smoke_network(m.name, m.kwargs) if self.cfg.smoke else (m.name, dict(m.kwargs))
+
+    def _new_model(self, seed: int) -> torch.nn.Module:
+        """A fresh student: random, or pretrained from ``model.weights`` (a file or ``hub``; timm models).
+
+        ``--smoke`` starts from random weights when the file is missing (a warning); the other stage
+        models are loaded from their model files (:func:`load_model`), never from ``model.weights``.
+        """
+        torch.manual_seed(seed)  # the student's initialisation (its new head too) is part of the stage's seed
+        m = self.cfg.model
+        name, kwargs = self._network()
+        if name != m.name or kwargs != m.kwargs:
+            log.warning("--smoke: %s trains as its tiny stand-in %s %s (random weights)", m.name, name, kwargs)
+        elif m.weights:
+            kwargs.update(weights_path=m.weights, strict_weights=not self.cfg.smoke)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = create_model(name, self.data.num_classes, **kwargs)
+        except UserError as e:
+            text = str(e)  # the factory names its own argument; the user knows the config key
+            raise UserError(name_config_key(text, "model.weights") if "weights_path" in text else text) from None
+        for w in caught:
+            log.warning("%s", name_config_key(str(w.message), "model.weights"))
+        return self._prepared(model)
 
     def _prepared(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.cfg.model.grad_checkpointing:  # timm models: recompute each block in the backward pass
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise UserError(f"config key 'model.grad_checkpointing': {type(model).__name__} has no activation "
+                                "checkpointing (timm/<name> models have); set it to false")
+            model.set_grad_checkpointing(True)
         # classification batches are large: per-process BN statistics unless model.sync_bn asks
         return convert_sync_bn(model, bool(self.cfg.model.sync_bn), self.ctx.device, self.ctx.processes).to(self.ctx.device)
 
@@ -105,8 +136,8 @@ class ClassificationRunner:
         metrics = self._evaluate(final)
         metrics.update(extra or {})
         if self.ctx.processes.is_main:
-            save_model(self._model_path(stage.name), final, name=self.cfg.model.name,
-                       num_classes=self.data.num_classes, kwargs=self.cfg.model.kwargs,
+            name, kwargs = self._network()  # the stand-in's, under --smoke
+            save_model(self._model_path(stage.name), final, name=name, num_classes=self.data.num_classes, kwargs=kwargs,
                        info={"stage": stage.name, "metrics": metrics, "classes": self.data.classes,
                              "image_size": self.size})
         self.ctx.processes.barrier()  # the next stage may read the model file

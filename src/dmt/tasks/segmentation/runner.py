@@ -76,7 +76,7 @@ class SegmentationRunner:
         _, init, weights = member_init(self.cfg, member)
         if self.cfg.smoke and smoke_standin(name) != name:
             return smoke_standin(name), {}
-        if init != "none" or weights:
+        if init != "none":  # the weights of init none (a preset's "hub") are not read
             # --smoke runs anywhere: missing pretrained files become a warning and random init
             kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
         return name, kwargs
