@@ -14,25 +14,46 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from dmt.data.image_files import centre_square
+from dmt.data.image_files import read_rgb as read_class_file
 from dmt.errors import UserError
 from dmt.predict.inputs import InputImage, read_rgb, reading_size
 
 
 def read_input(pixels: np.ndarray, scale: float = 1.0, size: int | None = None) -> torch.Tensor:
-    """``H x W x C`` uint8 pixels -> the uint8 ``C x h x w`` image at its reading size (see :func:`reading_size`)."""
+    """``H x W x C`` uint8 pixels -> the uint8 ``C x h x w`` image at its reading size (see :func:`reading_size`).
+
+    Classification (``size`` given) reads as training read: the largest centred square, resized to
+    ``size x size`` (:func:`dmt.data.image_files.centre_square`), so a photo is not squashed.
+    """
+    if size is not None and pixels.shape[:2] != (size, size):
+        grey = pixels.shape[2] == 1
+        square = centre_square(Image.fromarray(pixels[..., 0] if grey else pixels), size)
+        pixels = np.asarray(square, dtype=np.uint8).reshape(size, size, pixels.shape[2])
     original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
     target = list(reading_size(*original.shape[1:], scale, size))
     if target == list(original.shape[1:]):
         return original
     return TF.resize_image(original, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+def read_class_image(path: Path, size: int, channels: int, max_pixels: int | None) -> np.ndarray:
+    """A classification input file read as the data layer reads training images
+    (:func:`dmt.data.image_files.read_rgb`): ``size x size x channels`` uint8 (1: grey)."""
+    rgb = read_class_file(path, size, max_pixels)
+    if channels == 1:
+        return np.asarray(Image.fromarray(rgb).convert("L")).reshape(size, size, 1)
+    return rgb
 
 
 def sample(index: int, pixels: np.ndarray, scale: float, size: int | None) -> dict[str, Any]:
@@ -53,7 +74,10 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:
-            pixels = read_rgb(self.images[index].path, self.channels, self.max_pixels)
+            if self.size is not None:  # classification: upright, transparency over white, as training reads
+                pixels = read_class_image(self.images[index].path, self.size, self.channels, self.max_pixels)
+            else:
+                pixels = read_rgb(self.images[index].path, self.channels, self.max_pixels)
         except UserError as e:
             return {"index": index, "error": str(e)}
         return sample(index, pixels, self.scale, self.size)

@@ -62,7 +62,8 @@ class PreflightReport:
         if self.mode == "none":
             return "data.check is none: nothing checked"
         if self.task != "segmentation" and not self.sets:
-            return "ok: nothing to check up front (classification data is read whole when a run starts)"
+            weights = f"weights files: {', '.join(self.weights)}" if self.weights else "no weights file"
+            return f"ok: {weights} (the {self.task} dataset's files are checked as a run reads them)"
         what = "decoded" if self.mode == "full" else "headers read"
         weights = f"; weights files: {', '.join(self.weights)}" if self.weights else ""
         if self.sets:
@@ -91,7 +92,11 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
         return report
     if cfg.task != "segmentation":
         if cfg.data.name == "imagefolder" and read_files:
-            check_imagefolder(cfg, report)
+            check_imagefolder(cfg, report)  # its weights too
+        elif read_files:
+            # a timm model's weights file (or hub file) fits whatever the classes: its classifier is
+            # dropped, so no dataset is read to count them
+            report.weights = tuple(check_weights(cfg, num_classes=2))
         return report
     items, source = _segmentation_items(cfg)
     if not read_files:
