@@ -120,7 +120,8 @@ def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, mon
     capsys.readouterr()
 
     assert run("check", "imagefolder-dinov2", f"data.root={root}", "--smoke", "--full") == 0
-    assert capsys.readouterr().out.strip() == "ok: 9 labelled images in 3 classes, 7 unlabelled, 2 val, 3 test (decoded)"
+    summary = "ok: 9 labelled images in 3 classes, 7 unlabelled, 2 val, 3 test (decoded)"
+    assert capsys.readouterr().out.strip() == summary
 
     assert run("status", str(out)) == 0
     printed = capsys.readouterr().out

@@ -225,9 +225,9 @@ def _check_class_sizes(labels: np.ndarray, d: DataConfig, classes: list[str] | N
     for c, n in enumerate(np.bincount(labels)):
         name = repr(classes[c]) if classes is not None and c < len(classes) else str(c)
         if d.valtiny_per_class > 0 and n <= d.valtiny_per_class:  # the protocol keeps one at least
-            raise UserError(f"config key 'data.valtiny_per_class': class {name} has {n} training images with a label; "
-                            f"holding {d.valtiny_per_class} of each class back as valtiny needs more (lower it; 0 holds "
-                            "none back)")
+            raise UserError(f"config key 'data.valtiny_per_class': class {name} has {n} training images with a "
+                            f"label; holding {d.valtiny_per_class} of each class back as valtiny needs more (lower it; "
+                            "0 holds none back)")
         if n - d.valtiny_per_class < d.labels_per_class:
             held = f" ({d.valtiny_per_class} held back as valtiny)" if d.valtiny_per_class > 0 else ""
             raise UserError(f"config key 'data.labels_per_class': class {name} has {n} training images with a "
