@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
+import dmt
 import dmt.tasks.classification.data as cls_data
 from dmt.cli.main import main
 from dmt.config.schema import DataConfig
@@ -119,6 +120,12 @@ def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, mon
     results = {s["name"]: s["metrics"] for s in json.loads((out / "results.json").read_text())["stages"]}
     capsys.readouterr()
 
+    # the same command again: every stage is done, nothing is retrained
+    recorded = (out / "results.json").read_text()
+    assert run("run", "imagefolder-dinov2", f"data.root={root}", SIZE, "--smoke", "--out", str(out)) == 0
+    assert json.loads((out / "results.json").read_text())["stages"] == json.loads(recorded)["stages"]
+    capsys.readouterr()
+
     assert run("check", "imagefolder-dinov2", f"data.root={root}", "--smoke", "--full") == 0
     summary = "ok: 9 labelled images in 3 classes, 7 unlabelled, 2 val, 3 test (decoded)"
     assert capsys.readouterr().out.strip() == summary
@@ -156,6 +163,11 @@ def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, mon
     for r in rows:
         top = [entry.split(":")[0] for entry in r["top_k"].split(";")]
         assert sorted(top) == sorted(CLASSES) and top[0] == r["class_name"] == CLASSES[int(r["class"])]
+    # the Python API: the folders' class names and the trained size, any image mode
+    loaded = dmt.load_model(model, device="cpu")
+    assert loaded.class_names == tuple(CLASSES) and loaded.size == 28
+    with Image.open(root / "labelled/Dog/rgba.png") as rgba:
+        assert loaded.predict(rgba).label in CLASSES
     assert tree_state(root) == before
 
 
