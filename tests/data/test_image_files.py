@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from dmt.data.image_files import ImageFileSet, read_rgb
+from dmt.data.arrays import ArrayDataset
+from dmt.data.image_files import ImageFileSet, ResizedSet, read_rgb
 from dmt.errors import UserError
 
 
@@ -195,3 +196,16 @@ def test_image_file_set(tmp_path):
         ImageFileSet(paths, [0, 2, 0], ["a", "b"], 6)
     with pytest.raises(ValueError):
         ImageFileSet(paths, [0, 1], ["a", "b"], 6)
+
+
+def test_images_are_writable_arrays_as_the_image_set_protocol_gives_them(tmp_path):
+    """Not read-only views of Pillow's buffer: ``torch.from_numpy`` warns on those (once, mid-run)."""
+    path = saved(Image.fromarray(np.full((8, 12, 3), 9, np.uint8)), tmp_path / "a.png")
+    for size in (0, 6):
+        image = read_rgb(path, size)
+        assert image.flags.writeable and image.flags.c_contiguous
+    arrays = ArrayDataset(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2, np.int64), ["a"])
+    grey = ArrayDataset(np.zeros((2, 8, 8, 1), np.uint8), np.zeros(2, np.int64), ["a"])
+    for base in (arrays, grey):
+        image = ResizedSet(base, 12).image(1)
+        assert image.flags.writeable and image.flags.c_contiguous and image.shape[:2] == (12, 12)

@@ -98,3 +98,10 @@ def test_meta_from_options_run_and_model(tmp_path):
     (run / "config.yaml").write_text("data: {name: cityscapes, scale: 0.0}\neval: {window: [64, 64]}\n")
     city = resolve_meta(run / "stages" / "baseline" / "model.safetensors", {"num_classes": 19})
     assert city.class_names[0] == "road" and city.scale == 0.5 and city.window == [64, 64]
+    # a classification model is read at the side it trained at, whatever its dataset's usual one
+    (run / "config.yaml").write_text("data: {name: cifar10, image_size: 48}\n")
+    model = run / "stages" / "baseline" / "model.safetensors"
+    assert resolve_meta(model, {"num_classes": 10}).size == 32  # a file that records no size: CIFAR-10's
+    assert resolve_meta(model, {"num_classes": 10, "image_size": 48}).size == 48
+    assert resolve_meta(model, {"num_classes": 10, "image_size": 48}, data="cifar10").size == 48
+    assert resolve_meta(model, {"num_classes": 10, "image_size": 48}, size=40).size == 40

@@ -118,8 +118,9 @@ def read_rgb(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAUL
             raise UserError(f"cannot read image {path}: mode {upright.mode} has no RGB conversion ({e})") from None
         if size > 0:
             rgb = centre_square(rgb, size)
-        # inside the block: closing the file also frees its pixels, which rgb may still be
-        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+        # inside the block: closing the file also frees its pixels, which rgb may still be. A copy
+        # (np.array): np.asarray gives a read-only view of Pillow's buffer, on which torch.from_numpy warns
+        return np.array(rgb, dtype=np.uint8, order="C")
 
 
 def _exif_upright(img: Image.Image) -> Image.Image:
@@ -151,7 +152,7 @@ class ResizedSet:
         pixels = self.base.image(i)
         grey = pixels.ndim == 3 and pixels.shape[2] == 1
         img = Image.fromarray(pixels[..., 0] if grey else pixels)
-        out = np.asarray(centre_square(img, self.size), dtype=np.uint8)
+        out = np.array(centre_square(img, self.size), dtype=np.uint8)  # writable, as read_rgb's
         return np.ascontiguousarray(out[..., None] if grey else out)
 
 

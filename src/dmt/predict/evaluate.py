@@ -60,9 +60,13 @@ def evaluate_checkpoint(checkpoint: str, data: str, root: str | None, split: str
     from_run = run_eval_overrides(checkpoint, data)
     if from_run:
         log.info("evaluating as the run did: %s (override on the command line)", " ".join(from_run))
+    # a classification model is scored at the side it trained at (its file records it): a folder's
+    # images would otherwise be read at imagefolder's default 96, CIFAR's at 32 (data.image_size=N overrides)
+    size = meta.get("image_size") if meta["task"] == "classification" else None
+    trained_at = [f"data.image_size={size}"] if isinstance(size, int) and size > 0 else []
     # the model's task: config.validate refuses keys the task does not read
     cfg = load_config(None, [f"task={meta['task']}", f"data.name={data}", *([f"data.root={root}"] if root else []),
-                             *from_run, *overrides])
+                             *trained_at, *from_run, *overrides])
     # the layout a run evaluates in (train.channels_last), so a run's scores are reproduced
     channels_last = use_channels_last(dev, cfg.train.channels_last)
     if meta["task"] == "classification":

@@ -5,7 +5,8 @@ For ``dmt predict``. Each setting comes from the first of:
 1. the command's options (``--classes FILE``, ``--palette FILE``, ``--data NAME``, ``--scale``, ``--size``);
 2. the dataset of the run the model file belongs to (``<run>/config.yaml``, found from
    ``<run>/stages/<stage>/model.safetensors``);
-3. the model file (models record their class names; classification models their image size);
+3. the model file (models record their class names; classification models their image size,
+   which only ``--size`` overrides: the side a model trained at is a fact, a dataset's size a default);
 4. a fallback: classes named by their index, VOC's colour map, no resize.
 """
 
@@ -113,8 +114,6 @@ def resolve_meta(model_file: Path, model_meta: dict[str, Any], *, data: str | No
     found: dict[str, Any] = {}
     if model_meta.get("classes"):
         found["class_names"] = tuple(model_meta["classes"])
-    if isinstance(model_meta.get("image_size"), int):  # classification models record the size they trained at
-        found["size"] = model_meta["image_size"]
     cfg = run_config(model_file)
     if cfg is not None and isinstance(cfg.get("data"), dict):
         found.update(dataset_meta(cfg["data"]))
@@ -129,6 +128,10 @@ def resolve_meta(model_file: Path, model_meta: dict[str, Any], *, data: str | No
         if not named:
             raise UserError(f"--data {data!r}: expected voc, cityscapes, digit_scenes, cifar10 or digits")
         found.update(named)
+    if isinstance(model_meta.get("image_size"), int):
+        # classification models record the size they trained at: it wins over a dataset's usual size
+        # (a CIFAR-10 run with data.image_size=224 was not trained at 32); only --size overrides it
+        found["size"] = model_meta["image_size"]
     if classes_file is not None:
         found["class_names"] = read_classes(Path(classes_file))
     names = tuple(found.get("class_names") or (str(c) for c in range(num_classes)))

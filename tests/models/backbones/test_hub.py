@@ -78,6 +78,25 @@ def test_a_failed_or_gated_download_is_one_line(hub_cache, monkeypatch):
     assert "\n" not in str(e.value) and "gated" in str(e.value) and "weights_path=FILE" in str(e.value)
 
 
+def test_an_unreachable_hub_is_said_so(hub_cache, monkeypatch):
+    """huggingface_hub raises LocalEntryNotFoundError (an EntryNotFoundError) when it gets no answer
+    and has nothing cached: that is no network, not a repository without the file."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(repo_id, filename):
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub and we cannot "
+                                      "find the requested files in the local cache.")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    monkeypatch.setattr("dmt.models.backbones.hub.hub_offline", lambda: False)
+    with pytest.raises(UserError) as e:
+        resolve_hub(HFHubFile(REPO), "dinov2 weights", strict=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "cannot be reached" in msg and "has no model.safetensors" not in msg
+    assert f"https://huggingface.co/{REPO}/resolve/main/model.safetensors" in msg and "weights_path=FILE" in msg
+
+
 def test_the_dinov2_segmentation_encoder_loads_from_the_hub_cache(hub_cache):
     torch.manual_seed(1)
     source = create_model("dinov2_tiny_dpt", num_classes=3)  # the same timm architecture, tiny

@@ -107,7 +107,8 @@ class HFHubFile:
 
     def download(self) -> Path:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+        from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                            RepositoryNotFoundError)
 
         try:
             return Path(hf_hub_download(self.repo_id, self.filename))
@@ -116,6 +117,8 @@ class HFHubFile:
                       "and log in (`hf auth login`)")
         except RepositoryNotFoundError:
             reason = "the hub has no such repository"
+        except LocalEntryNotFoundError:  # before EntryNotFoundError, its base: no answer from the hub, not "no file"
+            reason = "the hub cannot be reached (no network, or a proxy in the way) and the file is not cached"
         except EntryNotFoundError:  # before OSError: the remote variant is both
             reason = f"the repository has no {self.filename}"
         except (HfHubHTTPError, OSError, ValueError) as e:  # no network, a proxy, a full disk ...

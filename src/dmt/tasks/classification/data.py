@@ -195,15 +195,21 @@ class ClassificationData:
         return int((np.asarray(self.pool.labels)[self.unlabelled] < 0).sum())
 
 
-def protocol_split(labels: np.ndarray, d: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def protocol_split(labels: np.ndarray, d: DataConfig, classes: list[str] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(labelled, unlabelled, valtiny)`` positions by the paper's protocol.
 
     Valtiny and the labelled images are drawn from the images that have a label, exactly as on
     CIFAR-10 (where all have one, the positions are the protocol's own); the unlabelled set is the
     rest of them followed by every image without a label.
+
+    Raises:
+        UserError: a class (named from ``classes``) has too few images for ``data.valtiny_per_class``
+            or ``data.labels_per_class``: one line naming the key.
     """
     labels = np.asarray(labels, dtype=np.int64)
     known = np.flatnonzero(labels >= 0)
+    _check_class_sizes(labels[known], d, classes)
     if d.valtiny_per_class > 0:
         candidates, valtiny = cifar_valtiny_split(labels[known], d.valtiny_per_class, seed=1)
     else:
@@ -211,6 +217,21 @@ def protocol_split(labels: np.ndarray, d: DataConfig) -> tuple[np.ndarray, np.nd
     labelled, unlabelled = per_class_labelled_split(labels[known], candidates, d.labels_per_class, d.split_seed)
     extra = np.flatnonzero(labels < 0)
     return known[labelled], np.concatenate([known[unlabelled], extra]).astype(np.int64), known[valtiny]
+
+
+def _check_class_sizes(labels: np.ndarray, d: DataConfig, classes: list[str] | None) -> None:
+    """A class too small for the protocol, in the config's words (a small folder in benchmark mode
+    meets CIFAR-10's default of 20 valtiny images per class)."""
+    for c, n in enumerate(np.bincount(labels)):
+        name = repr(classes[c]) if classes is not None and c < len(classes) else str(c)
+        if d.valtiny_per_class > 0 and n <= d.valtiny_per_class:  # the protocol keeps one at least
+            raise UserError(f"config key 'data.valtiny_per_class': class {name} has {n} training images with a "
+                            f"label; holding {d.valtiny_per_class} of each class back as valtiny needs more (lower it; "
+                            "0 holds none back)")
+        if n - d.valtiny_per_class < d.labels_per_class:
+            held = f" ({d.valtiny_per_class} held back as valtiny)" if d.valtiny_per_class > 0 else ""
+            raise UserError(f"config key 'data.labels_per_class': class {name} has {n} training images with a "
+                            f"label{held}; cannot draw {d.labels_per_class} labelled images of it")
 
 
 def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes: Processes = ONE) -> ClassificationData:
@@ -225,7 +246,7 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
         if len(labelled) and int(np.asarray(source.pool.labels)[labelled].min()) < 0:
             raise ValueError(f"{d.name}: the fixed labelled split holds images without a label")
     else:
-        labelled, unlabelled, valtiny = protocol_split(source.pool.labels, d)
+        labelled, unlabelled, valtiny = protocol_split(source.pool.labels, d, list(source.pool.classes))
     if d.limit > 0:  # --smoke: a few images of each set, split as usual
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
         test, val = (None if s is None else IndexedSet(s, np.arange(min(d.limit, len(s)))) for s in (test, val))
