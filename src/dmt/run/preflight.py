@@ -186,6 +186,10 @@ def check_imagefolder(cfg: ExperimentConfig, report: PreflightReport) -> None:
                 read_rgb(path, train.size, train.max_pixels)  # as training reads it
             else:
                 image_size(path, "image", train.max_pixels)
+    if data.labelled is not None and cfg.oracle.enabled:  # before the run directory, not at the runner's start
+        raise UserError("config key 'oracle.enabled': the oracle trains on the true labels of every training image, "
+                        f"but the {len(data.unlabelled)} images of unlabelled/ have none; set oracle.enabled=false "
+                        "(benchmark mode, train/<class>/..., has an oracle)")
     if data.labelled is not None:
         shared = same_file(sets[0][1], sets[1][1])
         if shared:
@@ -269,7 +273,9 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
             with _quiet(), warnings.catch_warnings():
                 warnings.simplefilter("error", HubFileMissing)  # stops the factory before it builds the network
                 create_model(name, num_classes, **kwargs)
-        except HubFileMissing:  # --smoke, and the hub file is not cached: nothing to check
+        except HubFileMissing:  # --smoke, and the hub file is not cached: nothing to check now
+            log.warning("--smoke: %s=hub (%s) is not in the cache; the real run downloads it, or stops in one line "
+                        "when offline", key, name)
             continue
         except UserError as e:
             raise UserError(name_config_key(str(e), key)) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dmt.atomic import write_text
 from dmt.config.schema import DataConfig, ExperimentConfig
 from dmt.data.arrays import UNLABELLED, ArrayDataset, ConcatSet, ImageSet, IndexedSet
 from dmt.data.image_files import ResizedSet
@@ -251,8 +252,13 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
         test, val = (None if s is None else IndexedSet(s, np.arange(min(d.limit, len(s)))) for s in (test, val))
     if processes.is_main:  # one writer; every process computes the same split
+        paths = getattr(source.pool, "paths", None)  # a folder's or list's files
         for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
             write_split_file(splits_dir / f"{name}.txt", idx)
+            if paths is not None:  # the same split by file, "path<TAB>class" (unlabelled: no class)
+                classes, labels = list(source.pool.classes), np.asarray(source.pool.labels)
+                write_text(splits_dir / f"{name}_files.txt", "".join(
+                    f"{paths[i]}\t{classes[labels[i]] if labels[i] >= 0 else ''}\n" for i in idx))
     log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %s val, %s test", d.name, len(labelled),
              len(unlabelled), len(valtiny), "no" if val is None else len(val), "no" if test is None else len(test))
     return ClassificationData(source.pool, test, val, labelled, unlabelled, valtiny)
