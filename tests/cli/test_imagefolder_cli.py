@@ -33,11 +33,9 @@ from dmt.models.files import load_model
 from dmt.report import load_run
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
-sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "backbones"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "predict"))
 from class_tree_fixtures import tree, tree_state  # noqa: E402
 from export_fixtures import needs_onnx  # noqa: E402
-from hub_fixtures import hub_cache  # noqa: E402,F401  (the fixture)
 
 CLASSES = ["Dog", "bird", "cat"]  # sorted as torchvision sorts them: "D" before "b"
 STAGES = ["baseline", "phase1", "phase2", "phase3", "phase4", "phase5"]

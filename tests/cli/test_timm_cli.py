@@ -20,7 +20,7 @@ from dmt.predict.export import export_model
 sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "backbones"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "predict"))
 from export_fixtures import needs_onnx, save_tiny  # noqa: E402
-from hub_fixtures import cache_file, hub_cache  # noqa: E402,F401  (the fixture)
+from hub_fixtures import cache_file  # noqa: E402
 
 RESNET_REPO = "timm/test_resnet.r160_in1k"  # timm's default tag of test_resnet
 

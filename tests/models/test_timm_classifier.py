@@ -20,7 +20,7 @@ from dmt.models import create_model, is_model, model_task, smoke_network
 from dmt.models.files import load_model, save_model
 
 sys.path.insert(0, str(Path(__file__).parent / "backbones"))
-from hub_fixtures import cache_file, hub_cache  # noqa: E402,F401  (the fixture)
+from hub_fixtures import cache_file  # noqa: E402
 
 # a one-block DINOv2 ViT-S/14 at 28 px (2 x 2 patches); the name's tag picks the hub file and convention
 VIT = "vit_small_patch14_dinov2.lvd142m"

@@ -16,7 +16,7 @@ from dmt.errors import UserError
 from dmt.run.preflight import check_weights
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "backbones"))
-from hub_fixtures import cache_file, hub_cache  # noqa: E402,F401  (the fixture)
+from hub_fixtures import cache_file  # noqa: E402
 
 TIMM = ["model.name=timm/test_resnet", "model.weights=hub"]
 

@@ -3,17 +3,15 @@
 huggingface_hub's cache (https://huggingface.co/docs/huggingface_hub/guides/manage-cache) keeps each
 repository in ``<cache>/models--<org>--<name>/``: ``refs/main`` holds the commit hash of the
 revision, ``snapshots/<commit>/<file>`` the file (there a link into ``blobs/``; a plain file is
-read the same). :func:`cache_file` writes that layout; the ``hub_cache`` fixture points the
-library at an empty cache in ``tmp_path`` with ``HF_HUB_OFFLINE=1`` and makes any socket
+read the same). :func:`cache_file` writes that layout; the ``hub_cache`` fixture (``tests/conftest.py``)
+points the library at an empty cache in ``tmp_path`` with ``HF_HUB_OFFLINE=1`` and makes any socket
 connection fail, so a test proves that nothing reached the network.
 """
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -33,24 +31,3 @@ def cache_file(cache: Path, repo_id: str, state: dict[str, torch.Tensor], filena
     else:
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
-
-
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch) -> Path:
-    """An empty Hugging Face cache, offline; returns its folder (``HF_HUB_CACHE``)."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf" / "hub"
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # the library read the environment at import
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # torch.hub.get_dir() reads it on each call
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return cache

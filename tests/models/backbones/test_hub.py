@@ -21,7 +21,7 @@ from dmt.models.backbones.resnet import IMAGENET_WEIGHTS, imagenet_cache_path
 from dmt.models.backbones.weights import find_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hub_fixtures import cache_file, hub_cache  # noqa: E402,F401  (the fixture)
+from hub_fixtures import cache_file  # noqa: E402
 
 REPO = "timm/vit_small_patch14_dinov2.lvd142m"  # the hub source of the DINOv2 ViT-S/14 encoders
 

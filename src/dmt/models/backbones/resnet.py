@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import ResNet101_Weights, resnet101
 from torchvision.models.resnet import Bottleneck, ResNet
