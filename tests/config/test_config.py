@@ -55,6 +55,23 @@ def test_bad_config_is_refused_with_the_key_named(override, fragment):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("data.lables_per_class=3", "unknown config key 'data.lables_per_class'; did you mean 'data.labels_per_class'?"),
+    ("phases.gama1=3", "unknown config key 'phases.gama1'; did you mean 'phases.gamma1'?"),
+    ("sed=3", "unknown config key 'sed'; did you mean 'seed'?"),
+])
+def test_a_misspelt_key_is_answered_with_the_key_meant(override, message):
+    with pytest.raises(UserError) as caught:
+        load_config(None, [override])
+    assert str(caught.value) == message  # one key, not the section's whole list
+
+
+def test_an_unknown_key_unlike_any_lists_the_section():
+    with pytest.raises(UserError, match=r"unknown config key 'data.foo' \(known keys here: check, ") as caught:
+        load_config(None, ["data.foo=1"])
+    assert "did you mean" not in str(caught.value)
+
+
 def test_yaml_file_and_unknown_source(tmp_path):
     p = tmp_path / "exp.yaml"
     p.write_text("method: baseline\nphases:\n  lr: 0.3\n")

@@ -167,6 +167,9 @@ def _build(cls: type, raw: dict, prefix: str = "") -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - fields)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(fields), n=1, cutoff=0.75)
+        if close:  # a misspelling: the one key meant, not the whole section
+            raise UserError(f"unknown config key {prefix + unknown[0]!r}; did you mean {prefix + close[0]!r}?")
         known = ", ".join(sorted(fields))
         raise UserError(f"unknown config key {prefix + unknown[0]!r} (known keys here: {known})")
     kwargs = {name: _convert(value, hints[name], prefix + name) for name, value in raw.items()}
