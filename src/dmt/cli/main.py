@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from dmt import __version__
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     who = f" (rank {rank})" if launched() else ""
     try:
         with signals.installed():
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+            sys.stdout.flush()  # here, where a reader gone away is caught, not at the interpreter's exit
+            return status
     except UserError as exc:
         exc = unwrap_worker_error(exc) or exc  # raised in a DataLoader worker: its own line
         # an error every process raised alike (found by rank 0) is printed once
@@ -100,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProcessLost as exc:  # another process died (killed, out of memory): one line, no traceback of ours
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`dmt presets | head`): nothing more to say to it, and nothing wrong
+        # with the command; stdout goes to /dev/null so that Python's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as exc:
         # the file system refused (read-only, full, permissions): the path and the reason
         print(f"error{who}: {describe_os_error(exc)}", file=sys.stderr)
