@@ -156,3 +156,18 @@ def test_a_reader_that_stops_early_is_no_error():
     assert proc.wait(timeout=60) == 0, err
     assert "Broken pipe" not in err and "Traceback" not in err, err
 
+
+
+@pytest.mark.parametrize("command", ["run", "predict", "eval", "export", "check", "report", "demo"])
+def test_help_says_each_default_once(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    # a help that says its default gets no second one, and "not given" is no default to print
+    assert ") (default:" not in text and "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_help_still_prints_a_default_the_text_does_not_say(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "auto, cpu, cuda, cuda:N (default: auto)" in " ".join(capsys.readouterr().out.split())

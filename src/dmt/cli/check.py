@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.engine.launch import launch_world_size
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check a run's data and weights files without running it",
                        description="Run the pre-flight check of `dmt run` alone: every listed image and mask "
                                    "exists, headers open with matching sizes, weights files fit the model.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("config", metavar="PRESET_OR_YAML", help="a preset name (see `dmt presets`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. data.root=/data")
     p.add_argument("--smoke", action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.engine.launch import launch_rank
 
 DEMO_PRESETS = {"cls": "demo-digits", "seg": "demo-digit-scenes"}
@@ -14,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline demo on bundled data (nothing is downloaded)",
                        description="Baseline, 5 DMT phases and an oracle on scikit-learn's handwritten digits "
                                    "(--task cls) or on scenes built from them (--task seg).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("--task", choices=sorted(DEMO_PRESETS), default="cls", help="classification or segmentation")
     p.add_argument("--out", default=None, help="run directory (default: runs/demo-<task>)")
     p.add_argument("--seed", type=int, default=1, help="run seed")

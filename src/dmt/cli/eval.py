@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model file", description="Evaluate a model file "
                        "(stages/<stage>/model.safetensors) on a dataset.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("checkpoint", help="a model file written by dmt run")
     p.add_argument("--data", required=True,
                    help="dataset name (classification: cifar10, digits, ...; segmentation: voc, cityscapes, folder, "

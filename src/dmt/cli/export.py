@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.cli.predict import add_meaning_options, meaning
 
 
@@ -15,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(classification), with class names, palette, task and the model file's sha256 in its metadata. "
         "The file is run on batches of other sizes and compared with the PyTorch model before it is kept; "
         "a mismatch writes nothing and exits 2. See docs/export.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsOnce)
     p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run")
     p.add_argument("--out", required=True, metavar="FILE", help="the file to write (.onnx for ONNX)")
     p.add_argument("--format", default="onnx", choices=("onnx", "torchscript"), help="graph format")

@@ -19,6 +19,7 @@ import os
 import sys
 
 from dmt import __version__
+from dmt.cli.help_format import DefaultsOnce
 from dmt.engine import signals
 from dmt.engine.launch import launch_rank, launched
 from dmt.errors import ProcessLost, UserError, unwrap_worker_error
@@ -55,7 +56,7 @@ def _setup_logging(verbose: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmt", description="Dynamic Mutual Training for semi-supervised classification and segmentation.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsOnce)
     parser.add_argument("--version", action="version", version=f"dmt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

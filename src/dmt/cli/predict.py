@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dmt.cli.help_format import DefaultsOnce
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Segmentation: <out>/masks/<name>.png (palette PNG, pixel value = class index), "
         "<out>/overlays/<name>.png (image + colours + legend), with --probs <out>/probs/<name>.png "
         "(confidence, 255 = certain). Classification: <out>/predictions.csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsOnce)
     p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run, or an .onnx file from dmt export")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or list files (.txt/.lst, one path a line)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.errors import UserError
 
 
@@ -13,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="One self-contained HTML page (plots embedded, nothing loaded from the network) "
                                    "from results.json, TensorBoard events and the stage folders. With several run "
                                    "directories every plot is shown side by side.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by dmt run / dmt demo")
     p.add_argument("--out", default=None, help="the HTML file (default: RUN_DIR/report.html for one run; "
                                                "required for several)")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dmt.cli.help_format import DefaultsOnce
 from dmt.engine.launch import launch_rank, launched
 from dmt.errors import UserError
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an experiment: baseline, curriculum phases, evaluation",
                        description="Run (or resume) an experiment. Re-running the same command on the same "
                                    "--out resumes: finished stages are skipped, an interrupted one continues.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("config", metavar="PRESET_OR_YAML", help="a preset name (see `dmt presets`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. data.root=/data")
     p.add_argument("--out", default=None, help="run directory (default: runs/<preset name>)")
