@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dmt.cli.main import COMMANDS, main
 
@@ -173,3 +174,22 @@ def test_help_still_prints_a_default_the_text_does_not_say(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "auto, cpu, cuda, cuda:N (default: auto)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_run_directory_given_as_a_model_file_names_its_model_files(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    for stage in ("baseline", "phase1", "oracle"):
+        (run_dir / "stages" / stage).mkdir(parents=True)
+        (run_dir / "stages" / stage / "model.safetensors").write_bytes(b"not read")
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(image)
+    for command in (["predict", str(run_dir), str(image), "--out", str(tmp_path / "p")],
+                    ["eval", str(run_dir), "--data", "digits"],
+                    ["export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]):
+        assert main(command) == 2
+        line = capsys.readouterr().err.strip()
+        assert line.startswith(f"error: {run_dir} is a run directory, not a model file") and "\n" not in line
+        assert "(stages: " in line and all(stage in line for stage in ("baseline", "phase1", "oracle"))
+        assert str(run_dir / "stages") in line and "oracle/model" not in line  # the example is the method's
+    assert main(["eval", str(run_dir / "stages" / "phase1"), "--data", "digits"]) == 2
+    assert f"did you mean {run_dir / 'stages' / 'phase1' / 'model.safetensors'}?" in capsys.readouterr().err

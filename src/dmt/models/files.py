@@ -39,8 +39,28 @@ def save_model(path: str | Path, model: nn.Module, *, name: str, num_classes: in
     save_checkpoint(path, {"kind": "model", "meta": meta, "weights": model.state_dict()})
 
 
+def folder_instead_of_model(path: Path) -> str:
+    """One line for a folder given where a model file was expected: the model files it holds."""
+    found = sorted(path.glob("stages/*/model.safetensors"), key=lambda p: (p.stat().st_mtime, p.parent.name))
+    if found:  # a run directory: the example is the newest model file of the method (not the oracle's)
+        stages = ", ".join(p.parent.name for p in found)
+        example = ([p for p in found if p.parent.name != "oracle"] or found)[-1]
+        return (f"{path} is a run directory, not a model file; give one of its model files, e.g. {example} "
+                f"(stages: {stages})")
+    if (path / "model.safetensors").is_file():  # a stage's folder
+        return f"{path} is a folder, not a model file; did you mean {path / 'model.safetensors'}?"
+    return f"{path} is a folder, not a model file (a run's model files are RUN_DIR/stages/<stage>/model.safetensors)"
+
+
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a model file; returns ``(model in eval mode, meta)``."""
+    """Rebuild a model from a model file; returns ``(model in eval mode, meta)``.
+
+    Raises:
+        UserError: ``path`` is missing, a folder (a run directory: its model files are named), or
+            not a dmt model file.
+    """
+    if Path(path).is_dir():
+        raise UserError(folder_instead_of_model(Path(path)))
     state = load_checkpoint(path)
     if state.get("kind") != "model":
         raise UserError(f"{path}: not a dmt model file (a training state? use stages/<name>/model.safetensors)")
