@@ -119,3 +119,20 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     return cache
+
+
+@pytest.fixture
+def eval_read_sizes(monkeypatch) -> list[int]:
+    """The ``data.image_size`` each ``dmt eval`` of a classification model loads its set at, in order
+    (a spy on ``evaluation_set``: the side an evaluation reads the images at)."""
+    from dmt.tasks.classification import data as cls_data
+
+    sizes: list[int] = []
+    real = cls_data.evaluation_set
+
+    def spy(cfg, split=None):
+        sizes.append(cfg.data.image_size)
+        return real(cfg, split)
+
+    monkeypatch.setattr(cls_data, "evaluation_set", spy)
+    return sizes

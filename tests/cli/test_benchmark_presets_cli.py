@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dmt.tasks.classification.data as cls_data
 from dmt.cli.main import main
 from dmt.data.arrays import ArrayDataset
 from dmt.data.cifar100 import CIFAR100_CLASSES, CIFAR100_FOLDER, write_cifar100_folder
@@ -67,7 +66,8 @@ def _full_labelled(root: Path) -> list[int]:
     return labelled.tolist()
 
 
-def test_cifar100_dinov2_preset_smoke_offline_trains_the_stand_in_at_the_image_size(tmp_path, capsys, monkeypatch):
+def test_cifar100_dinov2_preset_smoke_offline_trains_the_stand_in_at_the_image_size(tmp_path, capsys,
+                                                                                     eval_read_sizes):
     rng = np.random.default_rng(5)
     labels = rng.permutation(np.repeat(np.arange(100), 5))  # 4 labelled a class, 1 unlabelled
     root = tmp_path / "data"
@@ -84,16 +84,8 @@ def test_cifar100_dinov2_preset_smoke_offline_trains_the_stand_in_at_the_image_s
     _, meta = load_model(model)
     assert meta["image_size"] == 48 and meta["classes"] == CIFAR100_CLASSES  # CIFAR's 32 px read at 48
     assert meta["model"] == "timm/vit_small_patch14_dinov2.lvd142m" and meta["kwargs"]["embed_dim"] == 32
-    read_at = []
-    real = cls_data.evaluation_set
-
-    def spy(cfg, split=None):  # the side dmt eval reads the images at
-        read_at.append(cfg.data.image_size)
-        return real(cfg, split)
-
-    monkeypatch.setattr(cls_data, "evaluation_set", spy)
     capsys.readouterr()
     assert main(["eval", str(model), "--data", "cifar100", "--root", str(root), "--device", "cpu"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["images"] == 24 and scored["accuracy"] == pytest.approx(results["stages"][1]["metrics"]["accuracy"])
-    assert read_at == [48]  # as the model trained, not CIFAR's 32
+    assert eval_read_sizes == [48]  # as the model trained, not CIFAR's 32

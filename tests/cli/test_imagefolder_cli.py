@@ -25,7 +25,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import dmt
-import dmt.tasks.classification.data as cls_data
 from dmt.cli.main import main
 from dmt.config.schema import DataConfig
 from dmt.data.class_folders import load_imagefolder
@@ -117,7 +116,7 @@ def test_a_smoke_run_writes_every_stage_and_the_split_the_folders_say(folder_run
     assert sorted(unlabelled_files) == sorted(f"{root / p}\t" for p in UNLABELLED)
 
 
-def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, monkeypatch):
+def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, eval_read_sizes):
     root, out, before = folder_run
     model = out / "stages" / "phase5" / "model.safetensors"
     results = {s["name"]: s["metrics"] for s in json.loads((out / "results.json").read_text())["stages"]}
@@ -141,14 +140,6 @@ def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, mon
     assert ">6 / 6<" in (out / "report.html").read_text()  # stages done
     assert load_run(out).class_names == CLASSES  # its figures name the folders' classes (from the model files)
 
-    read_at = []
-    real = cls_data.evaluation_set
-
-    def spy(cfg, split=None):  # the side dmt eval reads the images at
-        read_at.append(cfg.data.image_size)
-        return real(cfg, split)
-
-    monkeypatch.setattr(cls_data, "evaluation_set", spy)
     for split, key, images in ((None, "accuracy", 3), ("val", "val_accuracy", 2)):
         capsys.readouterr()
         assert run("eval", str(model), "--data", "imagefolder", "--root", str(root), "--device", "cpu",
@@ -156,7 +147,7 @@ def test_every_tool_reads_the_run_and_the_tree(folder_run, tmp_path, capsys, mon
         scored = json.loads(capsys.readouterr().out)
         assert scored["split"] == (split or "test") and scored["images"] == images
         assert scored["accuracy"] == pytest.approx(results["phase5"][key])
-    assert read_at == [28, 28]  # the model's size, not imagefolder's default 96
+    assert eval_read_sizes == [28, 28]  # the model's size, not imagefolder's default 96
 
     pred = tmp_path / "pred"
     assert run("predict", str(model), str(root / "test"), "--out", str(pred), "--device", "cpu") == 0
