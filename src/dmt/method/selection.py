@@ -27,6 +27,25 @@ from torch import Tensor
 from dmt.method.thresholds import keep_count
 
 
+_SHAPES = {1: "1-D (N,)", 2: "2-D (N, C)"}  # confidences, probabilities
+
+
+def _check_scores(scores: Tensor, name: str, ndim: int) -> None:
+    """Refuse what a selection cannot rank: another number of dimensions, an integer tensor, NaN."""
+    if scores.dim() != ndim:
+        raise ValueError(f"{name} must be {_SHAPES[ndim]}, got shape {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor, got {scores.dtype}")
+    if torch.isnan(scores).any():
+        raise ValueError(f"{name} contains NaN")
+
+
+def _confidence_order(confidence: Tensor) -> Tensor:
+    """Positions by decreasing confidence; a stable sort keeps equal values in index order, so the
+    lower index comes first and a rerun ranks alike."""
+    return torch.sort(confidence, descending=True, stable=True).indices
+
+
 def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
     """Indices of the ``keep_count(ratio, N)`` most confident items (global curriculum).
 
@@ -40,16 +59,9 @@ def select_most_confident(confidence: Tensor, ratio: float) -> Tensor:
     Returns:
         ``(K,)`` int64 indices, sorted ascending.
     """
-    if confidence.dim() != 1:
-        raise ValueError(f"confidence must be 1-D (N,), got shape {tuple(confidence.shape)}")
-    if not confidence.is_floating_point():
-        raise ValueError(f"confidence must be a float tensor, got {confidence.dtype}")
-    if torch.isnan(confidence).any():
-        raise ValueError("confidence contains NaN")
+    _check_scores(confidence, "confidence", 1)
     k = keep_count(ratio, confidence.numel())
-    # A stable descending sort keeps equal values in index order: lower index first.
-    order = torch.sort(confidence, descending=True, stable=True).indices
-    return torch.sort(order[:k]).values.to(torch.int64)
+    return torch.sort(_confidence_order(confidence)[:k]).values.to(torch.int64)
 
 
 def select_class_balanced(probs: Tensor, ratio: float) -> Tensor:
@@ -74,20 +86,15 @@ def select_class_balanced(probs: Tensor, ratio: float) -> Tensor:
     Returns:
         ``(K,)`` int64 indices, sorted ascending.
     """
-    if probs.dim() != 2:
-        raise ValueError(f"probs must be 2-D (N, C), got shape {tuple(probs.shape)}")
-    if not probs.is_floating_point():
-        raise ValueError(f"probs must be a float tensor, got {probs.dtype}")
-    if torch.isnan(probs).any():
-        raise ValueError("probs contains NaN")
+    _check_scores(probs, "probs", 2)
     keep_count(ratio, 0)  # checks the ratio even when there is no image
     num_images, num_classes = probs.shape
     if num_images == 0 or num_classes == 0:
         return torch.zeros(0, dtype=torch.int64)
     confidence, classes = probs.max(1).values, probs.argmax(1)
-    # Confidence order (stable: lower index first among equals), then grouped by class (stable
-    # again): within each class the images stand in the global ranking's order.
-    order = torch.sort(confidence, descending=True, stable=True).indices
+    # The global ranking's order, then grouped by class (a stable sort again): within each class
+    # the images stand in the global ranking's order.
+    order = _confidence_order(confidence)
     order = order[torch.sort(classes[order], stable=True).indices]
     counts = torch.bincount(classes, minlength=num_classes)
     starts = torch.cumsum(counts, 0) - counts  # where each class's block begins in `order`
