@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from dmt.errors import UserError
 from dmt.models.backbones.hub import HF_WEIGHTS_FILE, HFHubFile
+from dmt.models.backbones.vit import encoder_convention
 from dmt.models.backbones.weights import find_weights, key_preview, key_problems, read_state_dict
 from dmt.models.conventions import InputConvention, InputNormalization
 from dmt.models.registry import register_family
@@ -46,12 +47,13 @@ _REFUSED_KWARGS = ("pretrained", "checkpoint_path", "pretrained_cfg", "pretraine
 
 def timm_convention(net: nn.Module) -> InputConvention:
     """The input convention of the model's pretraining (timm's ``pretrained_cfg`` mean and std)."""
-    cfg = net.pretrained_cfg
-    mean, std = tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"])
+    rgb = encoder_convention(net)
+    mean, std = rgb.mean, rgb.std
     channels = int(getattr(net, "in_chans", 0) or len(mean))
-    if channels != len(mean):  # in_chans=1 on grey data: the channels' average, as timm adapts the first conv
-        mean, std = (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels
-    return InputConvention("RGB", 1.0, mean, std)
+    if channels == len(mean):
+        return rgb
+    # in_chans=1 on grey data: the channels' average, as timm adapts the first conv
+    return InputConvention("RGB", 1.0, (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels)
 
 
 class TimmClassifier(nn.Module):
