@@ -91,6 +91,14 @@ def centre_square(img: Image.Image, size: int) -> Image.Image:
     return img.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
 
 
+def square_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
+    """``H x W x C`` uint8 pixels (C = 1 or 3) as :func:`centre_square` reads them: a writable,
+    C-contiguous ``size x size x C`` array (what :func:`read_rgb` does for a file)."""
+    grey = pixels.shape[2] == 1
+    square = centre_square(Image.fromarray(pixels[..., 0] if grey else pixels), size)
+    return np.ascontiguousarray(np.array(square, dtype=np.uint8).reshape(size, size, pixels.shape[2]))
+
+
 def read_rgb(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The image file at ``path`` as a C-contiguous ``size x size x 3`` ``uint8`` RGB array.
 
@@ -149,11 +157,7 @@ class ResizedSet:
 
     def image(self, i: int) -> np.ndarray:
         """Image ``i`` of the base set, ``size x size x C`` ``uint8``."""
-        pixels = self.base.image(i)
-        grey = pixels.ndim == 3 and pixels.shape[2] == 1
-        img = Image.fromarray(pixels[..., 0] if grey else pixels)
-        out = np.array(centre_square(img, self.size), dtype=np.uint8)  # writable, as read_rgb's
-        return np.ascontiguousarray(out[..., None] if grey else out)
+        return square_pixels(self.base.image(i), self.size)
 
 
 class ImageFileSet:

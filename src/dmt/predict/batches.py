@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from dmt.data.image_files import centre_square
+from dmt.data.image_files import square_pixels
 from dmt.data.image_files import read_rgb as read_class_file
 from dmt.errors import UserError
 from dmt.predict.inputs import InputImage, read_rgb, reading_size
@@ -34,12 +34,10 @@ def read_input(pixels: np.ndarray, scale: float = 1.0, size: int | None = None) 
     """``H x W x C`` uint8 pixels -> the uint8 ``C x h x w`` image at its reading size (see :func:`reading_size`).
 
     Classification (``size`` given) reads as training read: the largest centred square, resized to
-    ``size x size`` (:func:`dmt.data.image_files.centre_square`), so a photo is not squashed.
+    ``size x size`` (:func:`dmt.data.image_files.square_pixels`), so a photo is not squashed.
     """
     if size is not None and pixels.shape[:2] != (size, size):
-        grey = pixels.shape[2] == 1
-        square = centre_square(Image.fromarray(pixels[..., 0] if grey else pixels), size)
-        pixels = np.asarray(square, dtype=np.uint8).reshape(size, size, pixels.shape[2])
+        pixels = square_pixels(pixels, size)
     original = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)
     target = list(reading_size(*original.shape[1:], scale, size))
     if target == list(original.shape[1:]):
