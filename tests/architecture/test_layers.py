@@ -17,8 +17,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "dmt"
 
 # top to bottom: a package may import the packages after it (and itself), never one before it
-LAYERS = ("cli", "bench", "report", "predict", "run", "tasks", "demo", "models", "data", "engine", "method",
-          "config", "atomic", "errors")
+LAYERS = ("cli", "bench", "report", "suggest", "predict", "run", "tasks", "demo", "models", "annotations", "data",
+          "engine", "method", "config", "atomic", "errors")
 ROOT_MODULES = ("dmt", "dmt.errors")  # the package root (__version__) and the one exception type
 
 
