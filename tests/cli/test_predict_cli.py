@@ -121,3 +121,41 @@ def test_classification_csv_has_a_row_per_image_with_top_k(tmp_path):
         assert len(row["top_k"].split(";")) == 3 and row["top_k"].startswith(row["class_name"] + ":")
     assert rows[0]["class_name"] in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                                      "ship", "truck")
+
+
+def _folder_dataset(root):
+    """A segmentation folder dataset (dmt.data.folder): images/, masks/ for one, classes.txt, splits/."""
+    _image(root / "images" / "a.png", 32, 32, 7)
+    _image(root / "images" / "b.jpg", 32, 32, 8)
+    (root / "masks").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / "a.png")
+    (root / "classes.txt").write_text("background\ncat\ndog\nfox\n")
+    (root / "splits").mkdir()
+    (root / "splits" / "val.txt").write_text("a\n")
+    return root
+
+
+def test_a_folder_dataset_root_predicts_its_images_only(seg_model, tmp_path, capsys):
+    path, _ = seg_model
+    root = _folder_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["predict", str(path), str(root), "--out", str(out), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "predicted 2 image(s)" in captured.out
+    assert "predicting its images/ only" in captured.err and "classification model" not in captured.err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["masks/a.png", "masks/b.png", "overlays/a.png", "overlays/b.png"]
+
+
+def test_a_classification_model_on_a_segmentation_folder_warns_and_skips_the_masks(tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "cls.safetensors"
+    save_model(path, create_model("tiny_cnn", 10, width=8).eval(), name="tiny_cnn", num_classes=10,
+               kwargs={"width": 8})
+    root = _folder_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["predict", str(path), str(root), "--out", str(out), "--data", "cifar10", "--device", "cpu"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "segmentation folder dataset" in line]
+    assert len(warnings) == 1 and "classification model" in warnings[0] and "one class" in warnings[0]
+    with open(out / "predictions.csv", newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == [str(root / "images" / "a.png"), str(root / "images" / "b.jpg")]

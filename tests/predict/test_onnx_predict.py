@@ -114,3 +114,22 @@ def test_an_unreadable_image_is_reported_and_the_rest_written(exported, tmp_path
     captured = capsys.readouterr()
     assert "predicted 2 image(s)" in captured.out and "b.png: cannot identify image file" in captured.err
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["a.png", "c.png"]
+
+
+@needs_onnx
+def test_onnx_file_on_a_folder_dataset_root_reads_its_images_only(exported, tmp_path, capsys):
+    root = tmp_path / "data"  # a segmentation folder dataset: images/, masks/, classes.txt
+    for i in range(2):
+        write_image(root / "images" / f"p{i}.png", 32, 32, seed=i)
+    (root / "masks").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "masks" / "p0.png")
+    (root / "classes.txt").write_text("background\ncat\ndog\nfox\n")
+    assert main(["predict", str(exported / "seg.onnx"), str(root), "--out", str(tmp_path / "seg")]) == 0
+    assert sorted(_masks(tmp_path / "seg" / "masks")) == ["p0.png", "p1.png"]
+    assert "classification model" not in capsys.readouterr().err
+    assert main(["predict", str(exported / "cls.onnx"), str(root), "--out", str(tmp_path / "cls")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "segmentation folder dataset" in line]
+    assert len(warnings) == 1 and "cls.onnx is a classification model" in warnings[0]
+    with open(tmp_path / "cls" / "predictions.csv", newline="") as f:
+        assert [Path(r["file"]).relative_to(root).as_posix() for r in csv.DictReader(f)] == ["images/p0.png",
+                                                                                             "images/p1.png"]

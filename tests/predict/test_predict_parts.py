@@ -40,6 +40,46 @@ def test_inputs_from_folders_list_files_and_files_with_unique_names(tmp_path):
     assert len(again) == 1
 
 
+def _folder_dataset(root, classes=True):
+    """A segmentation folder dataset (dmt.data.folder): 2 images, 1 mask, classes.txt, a split."""
+    _png(root / "images" / "a.jpg")
+    _png(root / "images" / "b.png")
+    _png(root / "masks" / "a.png", value=1)
+    if classes:
+        (root / "classes.txt").write_text("background\ncat\n")
+    (root / "splits").mkdir()
+    (root / "splits" / "val.txt").write_text("a\n")
+    return root
+
+
+@pytest.mark.parametrize("classes", [True, False])
+def test_a_folder_dataset_root_gives_its_images_only(tmp_path, caplog, classes):
+    root = _folder_dataset(tmp_path / "data", classes)
+    with caplog.at_level("INFO", logger="dmt"):
+        found = collect_inputs([str(root)])
+    assert [(i.path, i.name) for i in found] == [(root / "images" / "a.jpg", "a"), (root / "images" / "b.png", "b")]
+    assert "predicting its images/ only, 2 image(s)" in caplog.text
+
+
+def test_masks_folders_and_earlier_outputs_are_left_out_of_a_plain_folder(tmp_path, caplog):
+    _png(tmp_path / "photos" / "x.png")
+    _png(tmp_path / "photos" / "masks" / "x.png")  # labels beside the photos, no images/ folder
+    _png(tmp_path / "photos" / "trip" / "masks" / "y.png")
+    _png(tmp_path / "photos" / "pred" / "overlays" / "x.png")  # a first run's outputs inside the input
+    _png(tmp_path / "photos" / "pred" / "probs" / "x.png")
+    with caplog.at_level("INFO", logger="dmt"):
+        found = collect_inputs([str(tmp_path / "photos")], tmp_path / "photos" / "pred")
+    assert [i.name for i in found] == ["x"]
+    assert "left out 2 file(s) in masks/ folders" in caplog.text
+    assert "left out 2 file(s) a prediction wrote" in caplog.text
+    # without --out inside the folder the overlays are photos like any; named directly, masks/ is predicted
+    assert [i.name for i in collect_inputs([str(tmp_path / "photos")])] == ["pred/overlays/x", "pred/probs/x", "x"]
+    assert [i.name for i in collect_inputs([str(tmp_path / "photos" / "masks")])] == ["x"]
+    # --out the input folder itself: only what a prediction writes there is left out, never the photos
+    assert [i.name for i in collect_inputs([str(tmp_path / "photos")], tmp_path / "photos")] == [
+        "pred/overlays/x", "pred/probs/x", "x"]
+
+
 def test_bad_inputs_are_one_line_naming_the_path(tmp_path):
     with pytest.raises(UserError, match="nowhere.png: no such image, folder or list file"):
         collect_inputs([str(tmp_path / "nowhere.png")])

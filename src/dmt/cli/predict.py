@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=DefaultsOnce)
     p.add_argument("model", metavar="MODEL_FILE", help="a model file written by dmt run, or an .onnx file from dmt export")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, folders (searched recursively) or list files (.txt/.lst, one path a line)")
+                   help="image files, folders (searched recursively, masks/ folders left out; a folder "
+                   "dataset's root: its images/ only) or list files (.txt/.lst, one path a line)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=int, default=8)

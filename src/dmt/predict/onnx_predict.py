@@ -23,7 +23,7 @@ import numpy as np
 from dmt.data.images import DEFAULT_MAX_PIXELS
 from dmt.errors import UserError
 from dmt.predict.exported import onnx_metadata, onnx_session
-from dmt.predict.inputs import collect_inputs
+from dmt.predict.inputs import collect_inputs, warn_if_classifying_masks
 from dmt.predict.outputs import PredictOptions, PredictSummary
 from dmt.predict.pipeline import predict_files
 from dmt.predict.scorers import OnnxScorer
@@ -44,9 +44,10 @@ def predict_onnx(model_file: str, inputs: list[str], opts: PredictOptions, *, sc
     ``scale`` (segmentation) and ``size`` (classification, fixed in the graph) override the export's
     reading settings; ``opts.window`` / ``opts.stride`` the windows recorded at export.
     """
-    images = collect_inputs(inputs)
+    images = collect_inputs(inputs, opts.out)
     session = onnx_session(model_file, str(opts.device))
     meta = onnx_metadata(session, model_file)
+    warn_if_classifying_masks(inputs, meta["task"], model_file)
     segmentation = meta["task"] == "segmentation"
     names = tuple(meta["class_names"])
     if scale is not None and not scale > 0:

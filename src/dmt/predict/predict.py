@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from dmt.models.files import load_model
-from dmt.predict.inputs import collect_inputs
+from dmt.predict.inputs import collect_inputs, warn_if_classifying_masks
 from dmt.predict.meta import resolve_meta
 from dmt.predict.outputs import PredictOptions, PredictSummary
 from dmt.predict.pipeline import predict_files
@@ -38,8 +38,9 @@ def predict(model_file: str, inputs: list[str], opts: PredictOptions, *, data: s
     ``opts.device`` is a ``torch.device``; ``data``, ``classes_file``, ``palette_file``, ``scale``
     and ``size`` override what the model's run (or the file) says (see :func:`resolve_meta`).
     """
-    images = collect_inputs(inputs)
+    images = collect_inputs(inputs, opts.out)
     network, model_meta = load_model(model_file, opts.device)
+    warn_if_classifying_masks(inputs, model_meta["task"], model_file)
     meta = resolve_meta(Path(model_file), model_meta, data=data, classes_file=classes_file,
                         palette_file=palette_file, scale=scale, size=size)
     if opts.window is None and meta.window is not None:  # the run evaluated in windows: predict alike

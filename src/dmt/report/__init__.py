@@ -1,7 +1,8 @@
 """``dmt report``: one self-contained HTML page from one or several run directories.
 
-``load`` reads what a run directory holds (never writing into it), ``figures`` draws one plot per
-section and ``page`` assembles the HTML with every picture embedded. A tool above ``run``:
+``load`` reads what a run directory holds (never writing into it), ``figures`` and ``curves``
+draw one plot per section on ``drawing``'s ground (plain tick labels, PNG bytes) and ``page``
+assembles the HTML with every picture embedded. A tool above ``run``:
 imports ``run`` (a run's config, the summaries), ``tasks.panels`` (sample pictures) and ``data``.
 """
 

@@ -1,41 +1,21 @@
 """The report's plots, one function per section: a run in, PNG bytes (or ``None``) and a note out.
 
 A figure whose data the run does not hold (an old run, a classification run for a segmentation
-plot) returns ``None`` with a note saying why, and the page shows the note instead.
+plot) returns ``None`` with a note saying why, and the page shows the note instead. Each is a
+:class:`~dmt.report.drawing.ReportFigure` (plain tick labels, PNG bytes); the training curves
+are :mod:`dmt.report.curves`'.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 import numpy as np
 
+from dmt.report.drawing import WIDTH, ReportFigure, member_label, pyplot
 from dmt.report.load import RunData
 from dmt.run.summary import headline_metric
-
-FigureResult = tuple[bytes | None, str]
-WIDTH = 6.4  # inches at 100 dpi: two runs side by side fit a 1400-pixel window
-CURVE_TAGS_SKIPPED = ("gamma1", "gamma2")  # constants of a phase: flat lines
-MAX_CURVES = 8
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
-
 
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and v is not None else float("nan")
@@ -47,23 +27,20 @@ def members(run: RunData) -> list[str]:
     return found or [""]
 
 
-def _label(member: str) -> str:
-    return f"model {member}" if member else "model"
-
-
 def phase_rows(run: RunData) -> list[dict[str, Any]]:
     """Phase stages in order (phase, then model)."""
     return sorted(run.phases, key=lambda s: (s.get("phase", 0), s.get("model", "")))
 
 
-def headline_figure(run: RunData) -> FigureResult:
+@ReportFigure
+def headline_figure(run: RunData) -> tuple[Any, str]:
     """The headline metric after the baseline and each phase, per model, with baseline and oracle lines."""
     key = headline_metric(run.task, run.stages)
     if not run.stages:
         return None, "no stage has finished yet"
     if not any(key in s.get("metrics", {}) for s in run.stages):
         return None, f"the stages record no {key}: the dataset has no test or val set"
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     n_phases = max([s.get("phase", 0) for s in run.phases], default=0)
     for m in members(run):
@@ -79,7 +56,7 @@ def headline_figure(run: RunData) -> FigureResult:
                 continue
             ys.append(_num(s["metrics"][key]))
         if xs:
-            ax.plot(xs, ys, "o-", label=_label(m))
+            ax.plot(xs, ys, "o-", label=member_label(m))
     summary = run.results.get("summary", {})
     for what, style, colour in (("baseline", ":", "grey"), ("oracle", "--", "tab:green")):
         v = summary.get(what)
@@ -90,7 +67,7 @@ def headline_figure(run: RunData) -> FigureResult:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title(f"{key} on the evaluation set")
-    return _png(fig), ""
+    return fig, ""
 
 
 def _heatmap(ax, values: np.ndarray, rows: list[str], cols: list[str], vmax: float | None = 1.0,
@@ -112,7 +89,8 @@ def _heatmap(ax, values: np.ndarray, rows: list[str], cols: list[str], vmax: flo
     ax.figure.colorbar(im, ax=ax, fraction=0.04)
 
 
-def iou_figure(run: RunData) -> FigureResult:
+@ReportFigure
+def iou_figure(run: RunData) -> tuple[Any, str]:
     """Per-class IoU of every stage (rows) as a heat map."""
     if run.task != "segmentation":
         return None, "per-class IoU is a segmentation score: classification runs record accuracy only"
@@ -124,11 +102,11 @@ def iou_figure(run: RunData) -> FigureResult:
     for i, s in enumerate(rows):
         for j, v in enumerate(s["metrics"]["per_class_iou"]):
             values[i, j] = _num(v)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.28 * len(rows)))
     _heatmap(ax, values, [s["name"] for s in rows], _names(run, n))
     ax.set_title("IoU per class (grey: class absent)")
-    return _png(fig), ""
+    return fig, ""
 
 
 def _names(run: RunData, n: int) -> list[str]:
@@ -136,7 +114,8 @@ def _names(run: RunData, n: int) -> list[str]:
     return names + [str(k) for k in range(len(names), n)]
 
 
-def pseudo_figure(run: RunData) -> FigureResult:
+@ReportFigure
+def pseudo_figure(run: RunData) -> tuple[Any, str]:
     """Per phase and class: share of the teacher's predictions kept, and the threshold."""
     phases = phase_rows(run)
     if not phases:
@@ -161,14 +140,14 @@ def pseudo_figure(run: RunData) -> FigureResult:
     thresholds = [s.get("metrics", {}).get("thresholds") for s in phases] if seg else None
     have_share = [r for r in shares if r is not None]
     have_thr = seg and any(isinstance(t, list) for t in thresholds)
-    plt = _plt()
+    plt = pyplot()
     if not have_share and not have_thr:
         fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
         ax.plot(rows, [_num(s.get("metrics", {}).get("pseudo_share")) for s in phases], "o-")
         ax.set_ylim(0, 1.05)
         ax.set_title("share of unlabelled data pseudo-labelled")
         ax.tick_params(axis="x", rotation=45)
-        return _png(fig), "per-class counts were not recorded by this run: the overall share only"
+        return fig, "per-class counts were not recorded by this run: the overall share only"
     n = max([len(r) for r in have_share] + [len(t) for t in (thresholds or []) if isinstance(t, list)])
     cols = _names(run, n)
     panels = 2 if (have_thr or not seg) else 1
@@ -197,22 +176,23 @@ def pseudo_figure(run: RunData) -> FigureResult:
         ax.tick_params(axis="x", rotation=45)
         ax.set_title("one threshold for all classes")
     fig.tight_layout()
-    return _png(fig), "; ".join(dict.fromkeys(notes))
+    return fig, "; ".join(dict.fromkeys(notes))
 
 
-def dynamics_figure(run: RunData) -> FigureResult:
+@ReportFigure
+def dynamics_figure(run: RunData) -> tuple[Any, str]:
     """Mean dynamic weight, share where the models disagree and where the student wins, per phase."""
     phases = phase_rows(run)
     fields = ("mean_weight", "disagree", "student_wins")
     if not any(f in s.get("metrics", {}) for s in phases for f in fields):
         return None, "no phase recorded dynamic-weight statistics"
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(WIDTH * 1.6, 2.8), sharex=True)
     for ax, f in zip(axes, fields):
         for m in members(run):
             pts = [(s.get("phase", 0), _num(s["metrics"].get(f))) for s in phases if s.get("model", "") == m]
             if pts:
-                ax.plot(*zip(*pts), "o-", label=_label(m))
+                ax.plot(*zip(*pts), "o-", label=member_label(m))
         ax.set_title({"mean_weight": "mean dynamic weight", "disagree": "share where models disagree",
                       "student_wins": "share where the student wins"}[f], fontsize=9)
         ax.set_xlabel("phase")
@@ -221,43 +201,4 @@ def dynamics_figure(run: RunData) -> FigureResult:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig), ""
-
-
-def curves_figure(run: RunData) -> FigureResult:
-    """Training scalars from TensorBoard, every stage one after the other (grey lines: stage ends)."""
-    if run.curves is None:
-        return None, ""
-    order = [s["name"] for s in run.stages] + sorted(set(run.curves) - {s["name"] for s in run.stages})
-    stages = [n for n in order if n in run.curves and run.curves[n]]
-    tags = []
-    for n in stages:
-        for t in run.curves[n]:
-            if t not in tags and t not in CURVE_TAGS_SKIPPED and not t.startswith(("val/", "iou/")):
-                tags.append(t)
-    if not tags:
-        return None, "the TensorBoard events hold no training scalars"
-    tags = tags[:MAX_CURVES]
-    plt = _plt()
-    cols = 2
-    nrows = -(-len(tags) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(WIDTH * 1.6, 2.2 * nrows), squeeze=False)
-    offsets, x0 = {}, 0
-    for n in stages:
-        offsets[n] = x0
-        x0 += max((max(steps, default=0) for steps, _ in run.curves[n].values()), default=0)
-    for ax, tag in zip(axes.flat, tags):
-        for n in stages:
-            if tag in run.curves[n]:
-                steps, values = run.curves[n][tag]
-                ax.plot([offsets[n] + s for s in steps], values, lw=1, color="tab:orange" if n.endswith("-b") else "tab:blue")
-        for n in stages[1:]:
-            ax.axvline(offsets[n], color="grey", lw=0.5, alpha=0.5)
-        ax.set_title(tag, fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(tags):]:
-        ax.axis("off")
-    fig.supxlabel("steps, stage after stage (" + ", ".join(stages[:6]) + (", ..." if len(stages) > 6 else "") + ")",
-                  fontsize=8)
-    fig.tight_layout()
-    return _png(fig), ""
+    return fig, ""

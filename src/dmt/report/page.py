@@ -16,7 +16,8 @@ from datetime import datetime
 import numpy as np
 
 from dmt import __version__
-from dmt.report import figures
+from dmt.report import curves, figures
+from dmt.report.drawing import FigureResult
 from dmt.report.load import RunData
 
 CSS = """
@@ -81,7 +82,7 @@ def summary_table(runs: list[RunData]) -> str:
     return "<table>" + "".join(lines) + "</table>"
 
 
-def _figure_cell(run: RunData, make: Callable[[RunData], figures.FigureResult], alt: str) -> str:
+def _figure_cell(run: RunData, make: Callable[[RunData], FigureResult], alt: str) -> str:
     png, note = make(run)
     body = f'<img alt="{_e(alt)}" src="{data_uri(png)}">' if png is not None else ""
     if png is None and not note:
@@ -139,7 +140,7 @@ SECTIONS: list[tuple[str, str, Callable[[RunData], str]]] = [
      lambda r: _figure_cell(r, figures.pseudo_figure, "pseudo-label share and threshold")),
     ("dynamics", "Dynamic weights per phase", lambda r: _figure_cell(r, figures.dynamics_figure, "dynamic weights")),
     ("samples", "Unlabelled images: kept pseudo labels and final prediction", samples_cell),
-    ("curves", "Training curves (TensorBoard)", lambda r: _figure_cell(r, figures.curves_figure, "training curves")),
+    ("curves", "Training curves (TensorBoard)", lambda r: _figure_cell(r, curves.curves_figure, "training curves")),
 ]
 
 
