@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from dmt.annotations.images import ImageIndex, check_vertices, checked_size
-from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport
+from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names
 from dmt.errors import UserError
 
 INSTALL = "COCO import needs pycocotools: pip install 'dmt[annotations]' (or pip install pycocotools)"
@@ -57,7 +57,7 @@ def coco_classes(categories: list[dict[str, Any]], source: str) -> tuple[tuple[s
             continue
         index[cat["id"]] = len(names)
         names.append(name)
-    return tuple(names), index
+    return check_class_names(names, f"{source} categories"), index
 
 
 def rle_length(counts: bytes) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from dmt.annotations.images import ImageIndex, checked_size
-from dmt.annotations.layout import BACKGROUND, SegmentationExport
+from dmt.annotations.layout import BACKGROUND, SegmentationExport, check_class_names
 from dmt.errors import UserError
 
 LABELMAP = "labelmap.txt"
@@ -96,7 +96,7 @@ def parse_labelmap(text: str, source: str) -> tuple[tuple[str, ...], np.ndarray]
         if packed.index(value) != k:
             raise UserError(f"{source}: labels {names[packed.index(value)]!r} and {names[k]!r} share the colour "
                             f"{','.join(map(str, colours[k]))}; each label needs its own")
-    return tuple(names), np.array(colours, dtype=np.uint8)
+    return check_class_names(names, source), np.array(colours, dtype=np.uint8)
 
 
 def colours_to_classes(rgb: np.ndarray, palette: np.ndarray, where: str) -> np.ndarray:

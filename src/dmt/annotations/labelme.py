@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dmt.annotations.images import ImageIndex, check_vertices, checked_size
-from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport
+from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names
 from dmt.errors import UserError
 
 log = logging.getLogger("dmt")
@@ -164,4 +164,4 @@ def read_labelme(export: str | Path, images: str | Path, classes: Sequence[str] 
         if skipped:
             log.info(f"skipped {skipped} LabelMe shapes without an area (point, line, linestrip...)")
 
-    return SegmentationExport((BACKGROUND, *names), items())
+    return SegmentationExport(check_class_names((BACKGROUND, *names), f"LabelMe labels in {folder}"), items())
