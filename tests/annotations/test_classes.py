@@ -16,7 +16,8 @@ from dmt.errors import UserError
 
 def choice(*labels, cancelled=False) -> dict:
     return {"was_cancelled": cancelled, "ground_truth": False,
-            "result": [{"type": "choices", "from_name": "choice", "to_name": "image", "value": {"choices": list(labels)}}]}
+            "result": [{"type": "choices", "from_name": "choice", "to_name": "image",
+                        "value": {"choices": list(labels)}}]}
 
 
 def tasks() -> list[dict]:

@@ -58,6 +58,13 @@ class ExportFiles:
             return self.zip.read(self.prefix + name)
         return (self.export / self.prefix / name).read_bytes()
 
+    def __enter__(self) -> ExportFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
     def where(self, name: str) -> str:
         """``name`` as the user can find it, for messages."""
         return f"{self.export}:{self.prefix}{name}" if self.zip is not None else str(self.export / self.prefix / name)
@@ -120,26 +127,30 @@ def colours_to_classes(rgb: np.ndarray, palette: np.ndarray, where: str) -> np.n
 def read_cvat(export: str | Path, images: str | Path) -> SegmentationExport:
     """A CVAT "Segmentation mask 1.1" export (folder or zip) over the images below ``images``."""
     files = ExportFiles(Path(export).expanduser())
-    classes, palette = parse_labelmap(files.read(LABELMAP).decode("utf-8"), files.where(LABELMAP))
-    index = ImageIndex(images)
-    masks: dict[Path, str] = {}
-    for name in files.names:
-        if name.startswith(f"{MASKS}/") and name.lower().endswith(".png"):
-            image = index.find_stem(name[len(MASKS) + 1: -4], files.where(name))
-            masks[image] = name
+    try:
+        classes, palette = parse_labelmap(files.read(LABELMAP).decode("utf-8"), files.where(LABELMAP))
+        index = ImageIndex(images)
+        masks: dict[Path, str] = {}
+        for name in files.names:
+            if name.startswith(f"{MASKS}/") and name.lower().endswith(".png"):
+                masks[index.find_stem(name[len(MASKS) + 1: -4], files.where(name))] = name
+    except BaseException:
+        files.__exit__()
+        raise
 
     def items() -> Iterator[tuple[Path, np.ndarray | None]]:
-        for image in index.files.values():
-            if image not in masks:
-                yield image, None
-                continue
-            name = masks[image]
-            try:
-                with Image.open(io.BytesIO(files.read(name))) as img:
-                    rgb = np.asarray(img.convert("RGB"))
-            except OSError as e:
-                raise UserError(f"cannot read mask {files.where(name)}: {e}") from None
-            checked_size(image, *rgb.shape[:2], files.where(name))
-            yield image, colours_to_classes(rgb, palette, files.where(name))
+        with files:
+            for image in index.files.values():
+                if image not in masks:
+                    yield image, None
+                    continue
+                name = masks[image]
+                try:
+                    with Image.open(io.BytesIO(files.read(name))) as img:
+                        rgb = np.asarray(img.convert("RGB"))
+                except OSError as e:
+                    raise UserError(f"cannot read mask {files.where(name)}: {e}") from None
+                checked_size(image, *rgb.shape[:2], files.where(name))
+                yield image, colours_to_classes(rgb, palette, files.where(name))
 
     return SegmentationExport(classes, items(), palette)
