@@ -110,3 +110,15 @@ def test_a_malformed_export_is_one_line_and_writes_nothing(tmp_path, images, spo
         write_segmentation_folder(read_cvat(export, images), tmp_path / "data", images)
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "task_1-segmentation mask 1.1.zip"]
+
+
+def test_without_a_labelmap_the_labels_are_pascal_vocs(tmp_path, images):
+    from dmt.data.voc import voc_colormap
+
+    mask = np.zeros((H, W), dtype=np.uint8)
+    mask[2:4, 1:6] = 8  # VOC's cat
+    content = members({"b": voc_colormap(21)[mask]})
+    del content["labelmap.txt"]
+    read = read_cvat(write_zip(tmp_path, content), images)
+    assert read.classes[8] == "cat" and len(read.classes) == 21
+    np.testing.assert_array_equal(dict((p.stem, m) for p, m in read.items)["b"], mask)

@@ -9,7 +9,8 @@ The export holds::
 
 Classes follow ``labelmap.txt``: the label ``background`` is class 0, the others classes 1, 2...
 in the file's order; ``palette.txt`` keeps the tool's colours. Without a ``background`` label,
-black (``0,0,0``) is class 0. Each ``SegmentationClass`` mask is mapped colour by colour; a
+black (``0,0,0``) is class 0. Without ``labelmap.txt`` (CVAT leaves it out when the labels are
+Pascal VOC's) the classes and colours are VOC's 21. Each ``SegmentationClass`` mask is mapped colour by colour; a
 colour no label has is an error naming the file and the colour, as is a mask whose size is not
 its image's. The image of ``SegmentationClass/<name>.png`` is ``<name>.<any extension>`` below
 ``--images``; images without a mask are unlabelled.
@@ -27,6 +28,7 @@ from PIL import Image
 
 from dmt.annotations.images import ImageIndex, checked_size
 from dmt.annotations.layout import BACKGROUND, SegmentationExport, check_class_names
+from dmt.data.voc import VOC_CLASSES, voc_colormap
 from dmt.errors import UserError
 
 LABELMAP = "labelmap.txt"
@@ -34,7 +36,7 @@ MASKS = "SegmentationClass"
 
 
 class ExportFiles:
-    """The files of an export given as a folder or a zip, by posix path below the folder holding ``labelmap.txt``."""
+    """The files of an export given as a folder or a zip, by posix path below the export's top folder."""
 
     def __init__(self, export: Path) -> None:
         self.export = export
@@ -46,10 +48,14 @@ class ExportFiles:
             names = [n for n in self.zip.namelist() if not n.endswith("/")]
         else:
             raise UserError(f"CVAT export {export}: not a folder or a zip file")
-        maps = sorted((n for n in names if PurePosixPath(n).name == LABELMAP), key=len)
-        if not maps:
-            raise UserError(f"CVAT export {export} holds no {LABELMAP}; export as 'Segmentation mask 1.1'")
-        self.prefix = maps[0][: -len(LABELMAP)]
+        # the export's top folder: where labelmap.txt is, else where SegmentationClass/ is
+        tops = sorted({n[: -len(LABELMAP)] for n in names if PurePosixPath(n).name == LABELMAP}, key=len) or \
+            sorted({n[: n.index(f"{MASKS}/")] for n in names if f"{MASKS}/" in n and
+                    (n.startswith(f"{MASKS}/") or f"/{MASKS}/" in n)}, key=len)
+        if not tops:
+            raise UserError(f"CVAT export {export} holds neither {LABELMAP} nor {MASKS}/; export the task as "
+                            "'Segmentation mask 1.1'")
+        self.prefix = tops[0]
         self.names = sorted(n[len(self.prefix):] for n in names if n.startswith(self.prefix))
 
     def read(self, name: str) -> bytes:
@@ -128,7 +134,10 @@ def read_cvat(export: str | Path, images: str | Path) -> SegmentationExport:
     """A CVAT "Segmentation mask 1.1" export (folder or zip) over the images below ``images``."""
     files = ExportFiles(Path(export).expanduser())
     try:
-        classes, palette = parse_labelmap(files.read(LABELMAP).decode("utf-8"), files.where(LABELMAP))
+        if LABELMAP in files.names:
+            classes, palette = parse_labelmap(files.read(LABELMAP).decode("utf-8"), files.where(LABELMAP))
+        else:  # CVAT leaves it out for Pascal VOC's own labels
+            classes, palette = VOC_CLASSES, voc_colormap(len(VOC_CLASSES))
         index = ImageIndex(images)
         masks: dict[Path, str] = {}
         for name in files.names:
