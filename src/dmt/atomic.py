@@ -144,6 +144,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         raise FileExistsError(f"no free temporary name next to {path}")
     try:
         yield tmp
+        for folder, _, _ in os.walk(tmp):  # the entries of every folder inside, before the rename shows them
+            _sync_folder(Path(folder))
         os.rename(tmp, path)
         _sync_folder(path.parent)
     except BaseException:
