@@ -17,6 +17,9 @@ Three forms, for three kinds of writer:
   (``safetensors.save_file``, ``torch.onnx.export``, ``fig.savefig``); it keeps the destination's
   suffix so that writers choosing a format by suffix choose the right one;
 * :func:`write_bytes`, :func:`write_text` and :func:`write_json` for whole contents at once.
+
+A folder written whole or not at all (``dmt import``'s output) is filled inside
+:func:`atomic_folder`: a temporary folder next to the destination, renamed to it at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -115,6 +119,38 @@ def atomic_write(path: str | Path, mode: str = "wb", *, encoding: str | None = N
     with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as f:
         yield f
         f.flush()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder next to ``path``; on a clean exit it becomes ``path``, atomically.
+
+    ``path`` must not exist, or be an empty folder (the rename refuses anything else). The caller
+    fills the temporary folder (through this module's writers, or with links) inside the block; on
+    an exception the temporary folder and everything in it are removed and ``path`` is left as it
+    was, so a reader never sees a half-filled folder under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = os.fsdecode(os.fsencode(path.name)[:_NAME_KEPT])
+    for _ in range(100):
+        tmp = path.parent / f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(f"no free temporary name next to {path}")
+    try:
+        yield tmp
+        for folder, _, _ in os.walk(tmp):  # the entries of every folder inside, before the rename shows them
+            _sync_folder(Path(folder))
+        os.rename(tmp, path)
+        _sync_folder(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
