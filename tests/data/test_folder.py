@@ -160,7 +160,7 @@ def test_held_out_val_is_fixed_by_the_names_alone():
     assert held_out_val(["a", "b"], 0.2, "/data/mine") in (["a"], ["b"])
     for stems in ([], ["a"]):
         with pytest.raises(UserError, match=r"data\.root /data/mine: %d image\(s\) with a mask.*needs at least 2.*"
-                                            r"add masks, or list your evaluation images in splits/val\.txt" % len(stems)):
+                           r"add masks, or list your evaluation images in splits/val\.txt" % len(stems)):
             held_out_val(stems, 0.2, "/data/mine")
 
 

@@ -31,8 +31,8 @@ labels kept for the oracle), as for CIFAR-10.
 
 :func:`load_imagefolder` scans the files (paths only: 100,000 files cost a list of paths) and
 raises one line for a layout mistake: no class folder, an empty class folder, an image outside
-any class folder, an unknown ``val/`` / ``test/`` class, a class too small to hold a val image out. Reading every file is the pre-flight
-check's job (:mod:`dmt.run.preflight`).
+any class folder, an unknown ``val/`` / ``test/`` class, a class too small to hold a val image
+out. Reading every file is the pre-flight check's job (:mod:`dmt.run.preflight`).
 """
 
 from __future__ import annotations
@@ -235,9 +235,9 @@ def hold_out_per_class(files: list[Path], labels: list[int], classes: list[str],
     held: set[int] = set()
     for name, mine in zip(classes, by_class):
         if len(mine) < 2:
-            raise UserError(f"class {name!r} has {len(mine)} labelled image(s) in {where}; with no val/ or test/ (nor "
-                            "data.val_csv / data.test_csv) dmt holds data.val_share of each class out to evaluate on and "
-                            "needs 2 at least: add labelled images of it, or give a val/ folder")
+            raise UserError(f"class {name!r} has {len(mine)} labelled image(s) in {where}; with no val/ or test/ "
+                            "(nor data.val_csv / data.test_csv) dmt holds data.val_share of each class out to evaluate "
+                            "on and needs 2 at least: add labelled images of it, or give a val/ folder")
         held.update(mine[f] for f in choose_held_out(list(mine), share))
     return [i for i in range(len(files)) if i not in held], sorted(held)
 

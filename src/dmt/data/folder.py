@@ -49,7 +49,6 @@ from dmt.data.voc import voc_colormap
 from dmt.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-_HELD_OUT = ("val", "test")  # splits whose images the default 'train' split leaves out
 VAL_SEED = 20200625  # the held-out val images' shuffle: fixed, so a folder always holds out the same ones
 DEFAULT_VAL_SHARE = DataConfig.val_share  # data.val_share's default
 
@@ -109,7 +108,9 @@ class _FolderLayout:
             return self._held_out_val()
         if split != "train":
             raise UserError(f"folder {self.root}: unknown split {split!r}; available: {', '.join(self.split_names())}")
-        held_out = self._listed("val", "test") if "val" in self.split_files else {*self._listed("test"), *self._held_out_val()}
+        # what val (listed or held out) and test take is never trained on
+        val = self._listed("val") if "val" in self.split_files else self._held_out_val()
+        held_out = {*self._listed("test"), *val}
         names = [stem for stem in self.images if self._mask(stem) is not None and stem not in held_out]
         if not names:
             raise UserError(f"split 'train': no image in {self.root / 'images'} has a mask in {self.root / 'masks'}")

@@ -273,5 +273,6 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
     held = (f" (held out: {d.val_share:.0%} of each class's labelled images, as there is no val or test set)"
             if source.val_held_out else "")
     log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %s val%s, %s test", d.name, len(labelled),
-             len(unlabelled), len(valtiny), "no" if val is None else len(val), held, "no" if test is None else len(test))
+             len(unlabelled), len(valtiny), "no" if val is None else len(val), held,
+             "no" if test is None else len(test))
     return ClassificationData(source.pool, test, val, labelled, unlabelled, valtiny)
