@@ -281,3 +281,23 @@ def test_without_smoke_an_empty_offline_hub_cache_stops_the_run_naming_the_file(
     line = error_line(capsys)
     assert "cannot be reached" in line and "has no model.safetensors" not in line and url in line
     assert not out.exists()
+
+
+def test_without_val_or_test_a_share_of_each_class_is_held_out_recorded_and_scored(tmp_path):
+    """No val/ and no test/: one image of each class (round(0.2 * n), at least 1) is held out of
+    labelled/, scored as val by every stage, recorded in splits/val_files.txt, never trained on."""
+    root = photo_tree(tmp_path / "photos")
+    for name in ("val", "test"):
+        shutil.rmtree(root / name)
+    out = tmp_path / "run"
+    assert run("run", "imagefolder-dinov2", f"data.root={root}", SIZE, "phases.ratios=[1.0]", "--smoke",
+               "--out", str(out)) == 0
+    stages = json.loads((out / "results.json").read_text())["stages"]
+    assert all(0 <= s["metrics"]["val_accuracy"] <= 1 and "accuracy" not in s["metrics"] for s in stages)
+    val = [line.split("\t") for line in (out / "splits" / "val_files.txt").read_text().splitlines()]
+    labelled = [line.split("\t") for line in (out / "splits" / "labelled_files.txt").read_text().splitlines()]
+    assert sorted(c for _, c in val) == CLASSES  # one of each class
+    assert sorted(map(tuple, val + labelled)) == sorted((str(root / p), CLASSES[k]) for p, k in LABELLED)
+    log = (out / "log.txt").read_text()
+    assert ("data imagefolder: 6 labelled, 7 unlabelled, 0 valtiny, 3 val (held out: 20% of each class's labelled "
+            "images, as there is no val or test set), no test") in log

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dmt.cli.main import main
 from dmt.config.smoke import SMOKE_SEG_IMAGES, SMOKE_SHRINK
@@ -148,3 +149,29 @@ def test_unknown_names_in_a_user_list_are_refused(voc_root, tmp_path, capsys):
                  "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "lab.txt" in err and "not_an_image" in err
+
+
+def test_folder_dmt_smoke_keeps_every_mask_and_evaluates_on_held_out_ones(tmp_path, capsys):
+    """The own-data command, `dmt run folder-dmt data.root=...`, on a folder without splits/val.txt:
+    2 of the 10 masked images held out as val, the other 8 labelled, the 20 others unlabelled."""
+    import numpy as np
+    from seg_fixtures import write_folder_tree
+
+    rng = np.random.default_rng(0)
+    masks = {f"img{i:02d}": rng.integers(0, 3, (16, 20)).astype(np.uint8) for i in range(10)}
+    root = write_folder_tree(tmp_path / "mine", masks, unlabelled=[f"u{i:02d}" for i in range(20)])
+    out = tmp_path / "run"
+    assert main(["run", "folder-dmt", f"data.root={root}", "model.name=tiny_unet", "model.init=none",
+                 "model.kwargs={}", "mutual.init_b=none", "data.crop_size=[16, 16]", "data.num_workers=0",
+                 "phases.ratios=[1.0]", "--smoke", "--out", str(out)]) == 0
+    val = (out / "splits" / "val.txt").read_text().split()
+    labelled = (out / "splits" / "labelled-a.txt").read_text().split()
+    assert len(val) == 2 and labelled and not set(val) & set(labelled) and set(val + labelled) <= set(masks)
+    assert ("data folder: 10 masked images -> 8 labelled, 2 val (held out, data.val_share 0.2: no splits/val.txt); "
+            f"20 without a mask -> unlabelled; --smoke uses the first {SMOKE_SEG_IMAGES} of each"
+            in (out / "log.txt").read_text())
+    Image.fromarray(masks["img00"]).save(root / "masks" / "u00.webp", lossless=False)
+    capsys.readouterr()
+    assert main(["check", "folder-dmt", f"data.root={root}", "--smoke"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: mask ") and "u00.webp: masks must be lossless single-channel PNG" in err[-1]

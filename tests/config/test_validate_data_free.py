@@ -56,6 +56,17 @@ def test_a_key_classification_ignores_is_refused():
     assert "data.crop_size" in _refused("cifar10-4-dmt", "data.crop_size=[64, 64]")
 
 
+def test_val_share_is_a_share_and_only_for_your_own_data():
+    for value in ("0", "1", "1.5", "-0.2"):
+        line = _refused("folder-dmt", f"data.val_share={value}")
+        assert line == f"config key 'data.val_share': expected a share in (0, 1), e.g. 0.2, got {float(value)!r}"
+    assert load_config("folder-dmt", ["data.val_share=0.3"]).data.val_share == 0.3
+    assert load_config("imagefolder-dmt", ["data.val_share=0.1"]).data.val_share == 0.1
+    assert _refused("voc-20-dmt", "data.val_share=0.3").startswith(
+        "config key 'data.val_share': only your own data (data.name folder or imagefolder)")
+    assert "data.val_share" in _refused("cifar10-4-dmt", "data.val_share=0.3")
+
+
 def test_every_shipped_preset_passes_and_the_table_names_real_keys():
     for name in list_presets():
         load_config(name)  # raises on a refused key

@@ -7,6 +7,7 @@ import csv
 import os
 import pickle
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,11 +57,41 @@ def test_classes_and_labelled_images_match_torchvision(tmp_path):
 
 
 def test_optional_sets_and_image_size(tmp_path):
-    for rel in LABELLED + UNLABELLED:
+    for rel in LABELLED + UNLABELLED + VAL:
         put(tmp_path / rel)
     data = load_imagefolder(folders(tmp_path, image_size=20))
-    assert data.val is None and data.test is None and data.train.image(0).shape == (20, 20, 3)
+    assert data.test is None and len(data.val) == 2 and not data.val_held_out
+    assert data.train.image(0).shape == (20, 20, 3)
     assert folder_image_size(DataConfig(image_size=0)) == 96 and folder_image_size(DataConfig(image_size=7)) == 7
+
+
+def test_without_val_or_test_a_share_of_each_class_is_held_out(tmp_path):
+    """4 cat, 6 dog labelled images, no val/ or test/: round(0.2 * 4) = 1 cat and round(0.2 * 6) = 1
+    dog (halves up; data.val_share 0.5: 2 and 3) held out as val, out of the training pool."""
+    cats = [f"labelled/cat/{k}.png" for k in range(4)]
+    dogs = [f"labelled/dog/{k}.png" for k in range(6)]
+    for k, rel in enumerate(cats + dogs + ["unlabelled/u.png"]):
+        put(tmp_path / rel, k)
+    for share, per_class in ((0.2, [1, 1]), (0.5, [2, 3])):
+        data = load_imagefolder(folders(tmp_path, val_share=share))
+        assert data.val_held_out and data.test is None
+        val = [p.relative_to(tmp_path).as_posix() for p in data.val.paths]
+        labelled = [data.train.paths[i].relative_to(tmp_path).as_posix() for i in data.labelled]
+        assert sorted(val + labelled) == sorted(cats + dogs) and not set(val) & set(labelled)  # every one used once
+        assert data.val.labels.tolist() == [0] * per_class[0] + [1] * per_class[1]
+        assert [p.parts[-2] for p in data.val.paths] == ["cat"] * per_class[0] + ["dog"] * per_class[1]
+        assert data.train.labels[data.labelled].tolist() == [0] * (4 - per_class[0]) + [1] * (6 - per_class[1])
+        # the same images whatever the global seeds and however often it is read
+        random.seed(99)
+        again = load_imagefolder(folders(tmp_path, val_share=share))
+        assert again.val.paths == data.val.paths
+    put(tmp_path / "labelled/bird/only.png")
+    with pytest.raises(UserError, match=r"class 'bird' has 1 labelled image\(s\) in .*labelled.*val/ folder") as info:
+        load_imagefolder(folders(tmp_path))
+    assert "\n" not in str(info.value)
+    put(tmp_path / "test/bird/t.png")  # a test set: nothing held out, a 1-image class is fine
+    data = load_imagefolder(folders(tmp_path))
+    assert data.val is None and not data.val_held_out and len(data.labelled) == 11
 
 
 def test_benchmark_mode(tmp_path):
@@ -71,6 +102,11 @@ def test_benchmark_mode(tmp_path):
     assert data.classes == ["a", "b"] and data.train.labels.tolist() == [0, 0, 1, 1]
     assert [p.name for p in data.train.paths] == ["4.png", "3.png", "1.png", "2.png"]
     assert data.test.labels.tolist() == [0] and data.val is None
+    shutil.rmtree(tmp_path / "test")  # no test set: valtiny is the held-out one, unless there is none
+    assert load_imagefolder(folders(tmp_path)).val is None
+    data = load_imagefolder(folders(tmp_path, valtiny_per_class=0))
+    assert data.val_held_out and len(data.val) == 2 and len(data.train) == 2  # one of each class held out
+    assert sorted(p.name for p in [*data.val.paths, *data.train.paths]) == ["1.png", "2.png", "3.png", "4.png"]
 
 
 def test_a_symbolic_link_loop_is_walked_once(tmp_path):
@@ -148,7 +184,8 @@ def test_list_file_rows(tmp_path):
     put(tmp_path / "d.png")
     text = '\ufeff"a,b.png", cat \n\n sub/c.png\n./sub/../d.png,\n'
     (tmp_path / "l.csv").write_text(text, encoding="utf-8")
-    data = load_imagefolder(DataConfig(name="imagefolder", train_csv=str(tmp_path / "l.csv")))
+    val = write_list(tmp_path / "v.csv", [(str(put(tmp_path / "e.png")), "cat")])  # one labelled image: no hold-out
+    data = load_imagefolder(DataConfig(name="imagefolder", train_csv=str(tmp_path / "l.csv"), val_csv=str(val)))
     assert data.classes == ["cat"] and [p.name for p in data.train.paths] == ["a,b.png", "d.png", "c.png"]
     assert data.train.labels.tolist() == [0, -1, -1]
 

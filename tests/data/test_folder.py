@@ -1,8 +1,10 @@
-"""Custom folder layout: classes, palette, split lists, unlabelled images and mask checks."""
+"""Custom folder layout: classes, palette, split lists, the held-out val split, unlabelled images
+and mask checks."""
 
 from __future__ import annotations
 
 import pickle
+import random
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from PIL import Image
 from seg_fixtures import tree_hashes, write_folder_tree
 
-from dmt.data.folder import folder_source
+from dmt.data.folder import choose_held_out, folder_source, held_out_val
 from dmt.data.segmentation import SegmentationDataset
 from dmt.data.voc import voc_colormap
 from dmt.errors import UserError
@@ -35,8 +37,10 @@ def test_classes_palette_and_default_splits(folder: Path):
     source = folder_source(folder)
     assert source.class_names == ("background", "cat", "dog") and source.num_classes == 3
     assert source.palette.tolist() == [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
-    assert set(source.split_names) == {"train", "unlabelled", "all"}
-    assert [i.name for i in source.items("train")] == ["a", "b", "c"]
+    assert set(source.split_names) == {"train", "val", "unlabelled", "all"}
+    # no splits/val.txt: round(0.2 * 3) = 1 masked image held out for evaluation, never trained on
+    train, val = [i.name for i in source.items("train")], [i.name for i in source.items("val")]
+    assert len(val) == 1 and sorted(train + val) == ["a", "b", "c"] and train == sorted(train)
     assert [i.name for i in source.items("unlabelled")] == ["u1", "u2"]
     assert [i.name for i in source.items("all")] == ["a", "b", "c", "u1", "u2"]
     assert all(i.mask is None for i in source.items("unlabelled"))
@@ -71,7 +75,7 @@ def test_size_mismatch_names_both_files(folder: Path):
     Image.fromarray(mask_of([0, 1, 2], width=12)).save(folder / "masks" / "c.png")
     source = folder_source(folder)
     with pytest.raises(UserError, match=r"masks/c\.png.*3x12.*images/c\.png.*4x12"):
-        SegmentationDataset(source.items("train"), source)[2]
+        SegmentationDataset(source.items_from_names(["c"]), source)[0]
 
 
 def test_colour_masks_are_refused(folder: Path):
@@ -137,3 +141,48 @@ def test_reading_leaves_the_tree_byte_identical(folder: Path):
     ds = SegmentationDataset(source.items("all"), source, with_mask=False)
     list(pickle.loads(pickle.dumps(ds)))
     assert tree_hashes(folder) == before
+
+
+def test_held_out_val_is_fixed_by_the_names_alone():
+    """round(share * n) names (halves up), at least 1, at most n - 1, the same for any order of the
+    names and any global seed."""
+    names = [f"img{k:02d}" for k in range(10)]
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    first = choose_held_out(names, 0.2)
+    random.seed(2)
+    shuffled = random.sample(names, len(names))
+    assert choose_held_out(shuffled, 0.2) == first and len(first) == 2 and first == sorted(first)
+    assert set(first) <= set(names)
+    for n, share, count in ((10, 0.25, 3), (10, 0.24, 2), (2, 0.2, 1), (3, 0.9, 2), (30, 0.2, 6), (7, 0.5, 4)):
+        assert len(choose_held_out(names[:n] if n <= 10 else [f"x{k}" for k in range(n)], share)) == count
+    assert held_out_val(["a", "b"], 0.2, "/data/mine") in (["a"], ["b"])
+    for stems in ([], ["a"]):
+        with pytest.raises(UserError, match=r"data\.root /data/mine: %d image\(s\) with a mask.*needs at least 2.*"
+                           r"add masks, or list your evaluation images in splits/val\.txt" % len(stems)):
+            held_out_val(stems, 0.2, "/data/mine")
+
+
+def test_every_masked_image_is_trained_on_or_held_out_never_both(tmp_path: Path):
+    masks = {f"m{k:02d}": mask_of([0, 1, 2]) for k in range(10)}
+    root = write_folder_tree(tmp_path / "d", masks, unlabelled=["u1", "u2"], splits={"test": ["m00"]})
+    source = folder_source(root, val_share=0.25)
+    train, val = source.list_split("train"), source.list_split("val")
+    assert len(val) == 2 and "m00" not in val + train  # round(0.25 * 9) of the 9 not listed in test.txt
+    assert sorted(train + val) == [f"m{k:02d}" for k in range(1, 10)] and not set(train) & set(val)
+    assert val == folder_source(root, val_share=0.25).list_split("val")  # read again: the same
+    (root / "splits" / "val.txt").write_text("m01\n")  # a list of its own: nothing held out beyond it
+    source = folder_source(root)
+    assert source.list_split("val") == ["m01"] and len(source.list_split("train")) == 8
+    with pytest.raises(UserError, match=r"val_share must be in \(0, 1\)"):
+        folder_source(root, val_share=1.0)
+
+
+def test_a_lossy_mask_is_refused_naming_it(folder: Path):
+    Image.fromarray(mask_of([0, 1, 2, 1])).save(folder / "masks" / "u1.webp", lossless=False)
+    with pytest.raises(UserError, match=r"mask .*masks/u1\.webp: masks must be lossless single-channel PNG") as info:
+        folder_source(folder)
+    assert "\n" not in str(info.value)
+    Image.fromarray(mask_of([0, 1, 2, 1])).save(folder / "masks" / "u1.png")  # its PNG beside it: the PNG is read
+    assert folder_source(folder).make_item("u1").mask == folder / "masks" / "u1.png"

@@ -61,6 +61,10 @@ class DataConfig:
     labelled_list: str | None = None  # your own list of labelled names (one per line)
     unlabelled_list: str | None = None  # your own list of unlabelled names
     val_list: str | None = None  # your own list of evaluation names
+    # your own data (folder, imagefolder) with no val list or folder: this share of the labelled
+    # images (of each class, for imagefolder) is held out to evaluate on, never trained on; the
+    # same images whatever the seed (a fixed shuffle of their sorted names), recorded in <run>/splits/
+    val_share: float = 0.2
     crop_size: list[int] = field(default_factory=lambda: [321, 321])  # training crop (h, w)
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])  # random scale range
     eval_pad: list[int] | None = None  # pad evaluation images to (h, w); VOC: 505 x 505

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dmt.config.schema import ExperimentConfig
+from dmt.config.schema import DataConfig, ExperimentConfig
 from dmt.errors import UserError
 
 Check = Callable[[Any], bool]
@@ -125,6 +125,7 @@ RULES: list[tuple[str, Check, str]] = [
     ("data.scale", non_negative, "a resize factor > 0 (0: the dataset's default)"),
     ("data.limit", non_negative, "an integer >= 0 (0: all)"),
     ("data.max_pixels", non_negative, "a number of pixels >= 0 (0: no limit)"),
+    ("data.val_share", lambda x: _num(x) and 0 < x < 1, "a share in (0, 1), e.g. 0.2"),
     *[(f"baseline.{k}", c, e) for k, c, e in _TRAIN],
     *[(f"oracle.{k}", c, e) for k, c, e in _TRAIN],
     *[(f"phases.{k}", c, e) for k, c, e in _OPTIM],
@@ -271,7 +272,8 @@ def check_combinations(cfg: Any) -> None:
     """Rules that tie keys together (each names the key to change).
 
     Raises:
-        UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; classification with
+        UserError: ``mutual.name_b`` / ``kwargs_b`` with ``mutual.dms``; ``data.val_share`` for a
+            dataset with its own val set; classification with
             ``eval.select`` other than ``last`` or with a ``model.init``; a malformed
             ``eval.window`` / ``eval.stride`` pair (see :func:`check_window`); a list file for another
             dataset than imagefolder (:func:`check_list_files`); a segmentation
@@ -284,6 +286,9 @@ def check_combinations(cfg: Any) -> None:
     if cfg.data.svhn_extra and cfg.data.name != "svhn":
         raise UserError(f"config key 'data.svhn_extra': only SVHN has an extra set (data.name is {cfg.data.name!r}); "
                         "set it to false")
+    if cfg.data.val_share != DataConfig.val_share and cfg.data.name not in ("folder", "imagefolder"):
+        raise UserError(f"config key 'data.val_share': only your own data (data.name folder or imagefolder) holds "
+                        f"val images out of its labelled ones; {cfg.data.name!r} has its own val set: remove it")
     if cfg.task == "classification" and cfg.eval.select != "last":
         # the original CIFAR code reports, and labels with, each stage's final EMA model
         raise UserError(f"config key 'eval.select': {cfg.eval.select!r} is for segmentation; classification "

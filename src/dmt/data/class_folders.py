@@ -23,11 +23,16 @@ labels kept for the oracle), as for CIFAR-10.
 * Each of the training, val and test sets comes from its list file when one is given
   (``data.train_csv``, ``data.val_csv``, ``data.test_csv``; :mod:`dmt.data.class_lists`),
   else from its folder; a training list with no unlabelled row is benchmark mode.
+* With neither a val nor a test set, ``data.val_share`` of each class's labelled images is held
+  out as the val set (:func:`dmt.data.folder.choose_held_out`: the same images whatever the
+  run's seed), so a run is never scored on the labels it trains on; a class of fewer than 2
+  labelled images is refused. Benchmark mode holds them out only with
+  ``data.valtiny_per_class: 0``, as valtiny is a held-out set already.
 
 :func:`load_imagefolder` scans the files (paths only: 100,000 files cost a list of paths) and
 raises one line for a layout mistake: no class folder, an empty class folder, an image outside
-any class folder, an unknown ``val/`` / ``test/`` class. Reading every file is the pre-flight
-check's job (:mod:`dmt.run.preflight`).
+any class folder, an unknown ``val/`` / ``test/`` class, a class too small to hold a val image
+out. Reading every file is the pre-flight check's job (:mod:`dmt.run.preflight`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 
 from dmt.config.schema import DataConfig
 from dmt.data.class_lists import labelled_rows, list_classes, read_list_file, unlabelled_rows
+from dmt.data.folder import choose_held_out
 from dmt.data.image_files import ImageFileSet
 from dmt.errors import UserError
 
@@ -57,8 +63,9 @@ class FolderData:
         labelled: indices of ``train``'s labelled images; ``None`` in benchmark mode (the split
             protocol picks them).
         unlabelled: indices of ``train``'s unlabelled images; ``None`` in benchmark mode.
-        val, test: the evaluation sets, if given.
+        val, test: the evaluation sets, if given (``val`` held out of the labelled images when neither is).
         classes: the class names; label ``k`` is ``classes[k]``.
+        val_held_out: ``val`` was held out of the labelled images (none was given).
     """
 
     train: ImageFileSet
@@ -67,6 +74,7 @@ class FolderData:
     val: ImageFileSet | None
     test: ImageFileSet | None
     classes: list[str]
+    val_held_out: bool = False
 
     @property
     def benchmark(self) -> bool:
@@ -214,6 +222,26 @@ def _evaluation_set(name: str, csv: str | None, root: Path | None, classes: list
     return ImageFileSet(files, labels, classes, size, max_pixels)
 
 
+def hold_out_per_class(files: list[Path], labels: list[int], classes: list[str], share: float, where: Path
+                       ) -> tuple[list[int], list[int]]:
+    """``(kept, held out)`` positions: ``share`` of each class's images held out (:func:`choose_held_out`).
+
+    Raises:
+        UserError: a class of fewer than 2 images, naming it and ``where`` (its folder or list file).
+    """
+    by_class: list[dict[str, int]] = [{} for _ in classes]
+    for i, label in enumerate(labels):
+        by_class[label][str(files[i])] = i
+    held: set[int] = set()
+    for name, mine in zip(classes, by_class):
+        if len(mine) < 2:
+            raise UserError(f"class {name!r} has {len(mine)} labelled image(s) in {where}; with no val/ or test/ "
+                            "(nor data.val_csv / data.test_csv) dmt holds data.val_share of each class out to evaluate "
+                            "on and needs 2 at least: add labelled images of it, or give a val/ folder")
+        held.update(mine[f] for f in choose_held_out(list(mine), share))
+    return [i for i in range(len(files)) if i not in held], sorted(held)
+
+
 def load_imagefolder(d: DataConfig) -> FolderData:
     """The image sets of ``data.name: imagefolder`` (see the module docstring); reads no pixels.
 
@@ -232,13 +260,23 @@ def load_imagefolder(d: DataConfig) -> FolderData:
         assert root is not None  # _root refuses neither root nor list
         files, labels, loose, classes, benchmark = _training_folders(root)
         classes_from = root / ("train" if benchmark else "labelled")
+    val = _evaluation_set("val", d.val_csv, root, classes, classes_from, size, max_pixels)
+    test = _evaluation_set("test", d.test_csv, root, classes, classes_from, size, max_pixels)
+    # never scored on training labels: without val and test, a share of each class is held out
+    # (benchmark mode's valtiny is held out already, unless valtiny_per_class is 0)
+    held_out = val is None and test is None and not (benchmark and d.valtiny_per_class > 0)
+    if held_out:
+        kept, chosen = hold_out_per_class(files, labels, classes, d.val_share, classes_from)
+        val = ImageFileSet([files[i] for i in chosen], [labels[i] for i in chosen], classes, size, max_pixels)
+        files, labels = [files[i] for i in kept], [labels[i] for i in kept]
     train = ImageFileSet([*files, *loose], [*labels, *[-1] * len(loose)], classes, size, max_pixels)
     n = len(files)
     return FolderData(
         train=train,
         labelled=None if benchmark else np.arange(n, dtype=np.int64),
         unlabelled=None if benchmark else np.arange(n, len(train), dtype=np.int64),
-        val=_evaluation_set("val", d.val_csv, root, classes, classes_from, size, max_pixels),
-        test=_evaluation_set("test", d.test_csv, root, classes, classes_from, size, max_pixels),
+        val=val,
+        test=test,
         classes=classes,
+        val_held_out=held_out,
     )

@@ -45,6 +45,8 @@ class ClassificationSource:
         val: a labelled validation set, or None.
         labelled, unlabelled: a split the dataset fixes (positions in ``pool``); both None: the
             paper's protocol draws it from the pool's labelled images.
+        val_held_out: ``val`` is a share of the labelled images held out of the pool (a folder
+            without a val or test set), said in the log.
     """
 
     pool: ImageSet
@@ -52,6 +54,7 @@ class ClassificationSource:
     val: ImageSet | None = None
     labelled: np.ndarray | None = None
     unlabelled: np.ndarray | None = None
+    val_held_out: bool = False
 
 
 CLASSIFICATION_SPLITS = ("test", "val")  # the sets `dmt eval` scores classification models on
@@ -129,7 +132,8 @@ def imagefolder(d: DataConfig) -> ClassificationSource:
     from dmt.data.class_folders import load_imagefolder
 
     f = load_imagefolder(d)  # read at data.image_size already
-    return ClassificationSource(f.train, f.test, val=f.val, labelled=f.labelled, unlabelled=f.unlabelled)
+    return ClassificationSource(f.train, f.test, val=f.val, labelled=f.labelled, unlabelled=f.unlabelled,
+                                val_held_out=f.val_held_out)
 
 
 def load_source(d: DataConfig) -> ClassificationSource:
@@ -142,7 +146,8 @@ def load_source(d: DataConfig) -> ClassificationSource:
         # arrays of another side (CIFAR's 32 for a ViT at 224): every set read at data.image_size
         source = ClassificationSource(*(None if s is None else ResizedSet(s, d.image_size)
                                         for s in (source.pool, source.test, source.val)),
-                                      labelled=source.labelled, unlabelled=source.unlabelled)
+                                      labelled=source.labelled, unlabelled=source.unlabelled,
+                                      val_held_out=source.val_held_out)
     for what, s in (("test", source.test), ("val", source.val)):
         if s is not None and len(s) and int(np.asarray(s.labels).min()) < 0:  # a loader's bug, not the user's
             raise ValueError(f"{d.name}: the {what} set has images without a label")
@@ -241,6 +246,7 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
     d = cfg.data
     source = load_source(d)
     test, val = source.test, source.val
+    val_paths = getattr(val, "paths", None)  # a folder's or list's files
     if source.labelled is not None and source.unlabelled is not None:
         labelled, unlabelled = np.asarray(source.labelled, np.int64), np.asarray(source.unlabelled, np.int64)
         valtiny = np.zeros(0, dtype=np.int64)
@@ -251,6 +257,7 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
     if d.limit > 0:  # --smoke: a few images of each set, split as usual
         labelled, unlabelled, valtiny = labelled[: d.limit], unlabelled[: d.limit], valtiny[: d.limit]
         test, val = (None if s is None else IndexedSet(s, np.arange(min(d.limit, len(s)))) for s in (test, val))
+        val_paths = None if val_paths is None else val_paths[: d.limit]
     if processes.is_main:  # one writer; every process computes the same split
         paths = getattr(source.pool, "paths", None)  # a folder's or list's files
         for name, idx in (("labelled", labelled), ("unlabelled", unlabelled), ("valtiny", valtiny)):
@@ -259,6 +266,13 @@ def load_classification_data(cfg: ExperimentConfig, splits_dir: Path, processes:
                 classes, labels = list(source.pool.classes), np.asarray(source.pool.labels)
                 write_text(splits_dir / f"{name}_files.txt", "".join(
                     f"{paths[i]}\t{classes[labels[i]] if labels[i] >= 0 else ''}\n" for i in idx))
-    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %s val, %s test", d.name, len(labelled),
-             len(unlabelled), len(valtiny), "no" if val is None else len(val), "no" if test is None else len(test))
+        if val_paths is not None and val is not None:  # the images scored as val, "path<TAB>class"
+            classes, labels = list(val.classes), np.asarray(val.labels)
+            write_text(splits_dir / "val_files.txt", "".join(
+                f"{path}\t{classes[label]}\n" for path, label in zip(val_paths, labels)))
+    held = (f" (held out: {d.val_share:.0%} of each class's labelled images, as there is no val or test set)"
+            if source.val_held_out else "")
+    log.info("data %s: %d labelled, %d unlabelled, %d valtiny, %s val%s, %s test", d.name, len(labelled),
+             len(unlabelled), len(valtiny), "no" if val is None else len(val), held,
+             "no" if test is None else len(test))
     return ClassificationData(source.pool, test, val, labelled, unlabelled, valtiny)

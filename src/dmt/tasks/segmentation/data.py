@@ -65,7 +65,9 @@ def _layout_source(cfg: ExperimentConfig) -> SegSource:
     if d.name == "folder":
         from dmt.data.folder import folder_source
 
-        return folder_source(d.root, scale=d.scale or 1.0)
+        # data.val_list is the folder's val split: its images leave the training list, as splits/val.txt's do
+        return folder_source(d.root, split_files={"val": d.val_list} if d.val_list else None, scale=d.scale or 1.0,
+                             val_share=d.val_share)
     if d.name == "digit_scenes":
         from dmt.demo.digit_scenes import digit_scenes_source
 
@@ -152,9 +154,10 @@ def _as_names(cfg: ExperimentConfig, entries: list[str]) -> list[str]:
     return [entry_name(e) for e in entries] if cfg.data.name == "voc" else list(entries)
 
 
-def labelled_and_unlabelled(cfg: ExperimentConfig, source: SegSource, train_names: list[str]
-                            ) -> tuple[list[str], list[str], float | str]:
-    """``(labelled, unlabelled, split)``: a published split, the user's lists, or the protocol's split."""
+def labelled_and_unlabelled(cfg: ExperimentConfig, source: SegSource, train_names: list[str],
+                            val: list[str] | None = None) -> tuple[list[str], list[str], float | str]:
+    """``(labelled, unlabelled, split)``: a published split, the user's lists (naming no ``val``
+    image), or the protocol's split."""
     d = cfg.data
     # data.split_dir: the community's published labeled.txt / unlabeled.txt (UniMatch, U2PL)
     published = split_from_config(d.split_dir, d.labelled_split, d.labelled_list, d.name, train_names)
@@ -163,11 +166,13 @@ def labelled_and_unlabelled(cfg: ExperimentConfig, source: SegSource, train_name
         labelled, unlabelled = published
     elif d.labelled_list:
         labelled = _as_names(cfg, read_split_file(source.resolve(d.labelled_list)))
+        _refuse_val_names(labelled, val, d.labelled_list)
         check_names(labelled, train_names, d.labelled_list)  # labelled images need masks
         chosen = set(labelled)
         unlabelled = [n for n in train_names if n not in chosen]
         if d.unlabelled_list:
             unlabelled = _as_names(cfg, read_split_file(source.resolve(d.unlabelled_list)))
+            _refuse_val_names(unlabelled, val, d.unlabelled_list)
             everything = _as_names(cfg, source.list_split("all")) if "all" in source.split_names else train_names
             check_names(unlabelled, everything, d.unlabelled_list)
     elif split == "all":
@@ -183,6 +188,16 @@ def labelled_and_unlabelled(cfg: ExperimentConfig, source: SegSource, train_name
         raise UserError(f"data.labelled_split {d.labelled_split!r} of {len(train_names)} training images "
                         "labels none of them")
     return labelled, unlabelled, split
+
+
+def _refuse_val_names(names: list[str], val: list[str] | None, key: str) -> None:
+    # said before check_names, which would call the image unknown (a folder's val leaves its training list)
+    held = set(val or ())
+    shared = [n for n in names if n in held]
+    if shared:
+        raise UserError(f"{key}: {len(shared)} of its images (e.g. {shared[0]!r}) are in the val set; a run never "
+                        "trains on its evaluation images: remove them, or name the val images yourself "
+                        "(splits/val.txt or data.val_list)")
 
 
 def member_labelled(cfg: ExperimentConfig, split: float | str, train_names: list[str], labelled: list[str],
@@ -210,27 +225,38 @@ def hold_out(cfg: ExperimentConfig, per_member: dict[str, list[str]]
 
 def run_lists(cfg: ExperimentConfig, source: SegSource, members: list[str]) -> RunLists:
     """The names of every set of the run (split protocol or the user's lists; DMS; held out; --smoke)."""
+    lists = _whole_lists(cfg, source, members)
+    return lists.limited(cfg.data.limit) if cfg.data.limit > 0 else lists
+
+
+def _whole_lists(cfg: ExperimentConfig, source: SegSource, members: list[str]) -> RunLists:
     d = cfg.data
+    # a folder without a val list holds some masked images out for it (data.folder.held_out_val)
+    val = _as_names(cfg, read_split_file(source.resolve(d.val_list)) if d.val_list else source.list_split("val"))
     train_names = training_names(cfg, source)
-    labelled, unlabelled, split = labelled_and_unlabelled(cfg, source, train_names)
+    labelled, unlabelled, split = labelled_and_unlabelled(cfg, source, train_names, val)
     dms = cfg.mutual.dms and members == ["a", "b"]
     per_member, heldout = hold_out(cfg, member_labelled(cfg, split, train_names, labelled, members))
     # DMS phases train on the whole labelled list (less a model's held-out images), not its subset
     phase_labelled = {m: _without(labelled, heldout.get(m, [])) if dms else list(v) for m, v in per_member.items()}
-    val = _as_names(cfg, read_split_file(source.resolve(d.val_list)) if d.val_list else source.list_split("val"))
-    lists = RunLists(train_names, labelled, unlabelled, val, per_member, phase_labelled, heldout, dms)
-    return lists.limited(d.limit) if d.limit > 0 else lists
+    return RunLists(train_names, labelled, unlabelled, val, per_member, phase_labelled, heldout, dms)
 
 
 def load_segmentation_data(cfg: ExperimentConfig, splits_dir: Path, members: list[str],
                            processes: Processes = ONE) -> SegmentationData:
     """Apply the split protocol (or the user's lists) and write the lists into the run (rank 0 of ``processes``)."""
     source = build_source(cfg)
-    lists = run_lists(cfg, source, members)
+    whole = _whole_lists(cfg, source, members)
+    lists = whole.limited(cfg.data.limit) if cfg.data.limit > 0 else whole
     files = lists.files()
     processes.on_main(lambda: _record_splits(splits_dir, files))  # one writer; every process computes the same
-    log.info("data %s: %s labelled, %d unlabelled, %d val", cfg.data.name,
-             " / ".join(str(len(v)) for v in lists.per_member.values()), len(lists.unlabelled), len(lists.val))
+    if cfg.data.name == "folder":
+        from dmt.data.folder import folder_summary
+
+        log.info("%s", folder_summary(source, whole.labelled, whole.unlabelled, whole.val, cfg.data))
+    else:
+        log.info("data %s: %s labelled, %d unlabelled, %d val", cfg.data.name,
+                 " / ".join(str(len(v)) for v in lists.per_member.values()), len(lists.unlabelled), len(lists.val))
     if lists.dms:
         log.info("DMS: the baselines train on the two subsets, every phase on all %d labelled images",
                  len(next(iter(lists.phase_labelled.values()))))
