@@ -105,7 +105,8 @@ def test_a_real_run_is_refused_in_one_line_naming_the_source_and_the_key(hub_cac
     not_converted.write_bytes(b"\x80\x02}q\x00.")
     with pytest.raises(UserError) as e:
         check_weights(load_config("voc-8-dmt", ["data.root=/nowhere", f"model.weights={not_converted}"]), 21)
-    assert str(e.value).startswith(f"{not_converted}: not a safetensors file written by `dmt convert-coco`")
+    assert str(e.value).startswith(f"config key 'model.weights': {not_converted}: not a safetensors file written by "
+                                   "`dmt convert-coco`")
     assert COCO_SOURCE_URL in str(e.value) and str(e.value).endswith("then set model.weights=DST")
     cfg = load_config("voc-8-dmt", ["data.root=/nowhere", "model.init=none", "mutual.weights_b=null"])
     with pytest.raises(UserError) as e:  # B: imagenet from torch.hub's cache path, absent

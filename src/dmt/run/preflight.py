@@ -310,7 +310,8 @@ def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
             log.warning("%s", smoke_weights_warning(missing.problem, key, name))
             continue
         except UserError as e:
-            raise UserError(name_config_key(str(e), key)) from None
+            text = name_config_key(str(e), key)  # an unreadable file's line names the file first: the key leads
+            raise UserError(text if text.startswith("config key") else f"config key {key!r}: {text}") from None
         checked.append(f"{key}=hub ({name})" if hub else str(path) if path else f"{init} default")
     return checked
 
