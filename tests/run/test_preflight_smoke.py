@@ -17,7 +17,8 @@ from dmt.data.segmentation import SegSource
 from dmt.errors import UserError
 from dmt.models import smoke_standin
 from dmt.models.backbones.resnet import COCO_SOURCE_URL, IMAGENET_WEIGHTS
-from dmt.run.preflight import check_mask_values, check_weights, preflight
+from dmt.run.preflight import check_mask_values, preflight
+from dmt.run.preflight_weights import check_weights
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 from seg_fixtures import write_folder_tree  # noqa: E402

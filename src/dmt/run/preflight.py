@@ -1,7 +1,8 @@
 """Pre-flight check: find bad data and bad weights files before the first stage, not hours in.
 
 Run by :func:`dmt.run.runner.run_stages` before the run directory is touched, and
-alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
+alone by ``dmt check`` (the weights files: :mod:`dmt.run.preflight_weights`). It reads nothing
+it does not have to (``data.check``):
 
 * ``headers`` (default): every listed image and mask exists and its header opens (PIL reads
   the size without decoding the pixels), each mask has its image's size and a single-channel
@@ -30,25 +31,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import tempfile
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from dmt.config.schema import ExperimentConfig
 from dmt.data.images import image_size
 from dmt.data.segmentation import SegItem, SegSource, load_pair, read_mask
 from dmt.errors import UserError
-from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
+from dmt.run.preflight_weights import check_weights, held_back_info
+from dmt.tasks.plan import member_model, members
 
 if TYPE_CHECKING:  # the processes' type only: preflight itself needs no torch.distributed
     from dmt.engine.distributed import Processes
-
-log = logging.getLogger("dmt")
 
 
 @dataclass
@@ -119,18 +117,6 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
     return report
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Hold back info lines of code that the run will call again (its own log says it then)."""
-    logger = logging.getLogger("dmt")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource]:
     """Every item a run of ``cfg`` reads (labelled, unlabelled, held-out, val), each once.
 
@@ -142,7 +128,7 @@ def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource
     if cfg.smoke and cfg.data.limit:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, limit=0))
     # the split protocol writes the lists it chose; here they go to a scratch folder
-    with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, _quiet():
+    with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, held_back_info():
         data = load_segmentation_data(cfg, Path(scratch), members(cfg))
     seen: dict[tuple[str, bool], SegItem] = {}
     groups = [*data.labelled.values(), *data.heldout.values(), data.unlabelled, data.val]
@@ -265,61 +251,6 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError as e:
         raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
-
-
-def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
-    """``(config key, init, file, model name, model kwargs)`` of each pretrained initialisation the
-    run will load (model B may be another network than A). Segmentation reads a member's weights
-    for its ``init`` only (``init: none`` ignores the preset's ``weights: hub``); classification
-    (``timm/<name>``) has no init and reads ``model.weights`` whenever it is set."""
-    names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
-    out: dict[tuple, tuple] = {}
-    for m in names:
-        key, init, path = member_init(cfg, m)
-        name, kwargs = member_model(cfg, m)
-        if init != "none" or (path and cfg.task == "classification"):
-            out.setdefault((key, init, path, name, repr(sorted(kwargs.items()))), (key, init, path, name, kwargs))
-    return list(out.values())
-
-
-def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
-    """Build the model with each weights file the config names (safe loading); returns the files.
-
-    ``--smoke`` runs start from random weights when a file is missing, so a missing file is not
-    an error there but one warning line per file (:func:`smoke_weights_warning`: the key, where the
-    file comes from, and that the smoke goes on from random weights); a file that is present must
-    still fit the real model, even where the smoke trains a tiny stand-in. ``hub`` (the model's
-    published file) is checked from its cache, fetched into it first when online; offline with
-    nothing cached it is one line naming the file. ``--smoke`` checks a cached hub file and warns
-    about an absent one (never downloading it).
-    """
-    from dmt.models import create_model
-    from dmt.models.backbones.hub import HUB, WeightsFileMissing
-
-    checked = []
-    for key, init, path, name, model_kwargs in weights_files(cfg):
-        hub = path is not None and str(path) == HUB
-        kwargs = {**model_kwargs, "weights_path": path, "strict_weights": not cfg.smoke}
-        if init != "none":  # timm/<name> models take no init: their weights alone make them pretrained
-            kwargs["init"] = init
-        try:
-            with _quiet(), warnings.catch_warnings():
-                warnings.simplefilter("error", WeightsFileMissing)  # stops the factory before it builds the network
-                create_model(name, num_classes, **kwargs)
-        except WeightsFileMissing as missing:  # --smoke, and no file: nothing to check now
-            log.warning("%s", smoke_weights_warning(missing.problem, key, name))
-            continue
-        except UserError as e:
-            text = name_config_key(str(e), key)  # an unreadable file's line names the file first: the key leads
-            raise UserError(text if text.startswith("config key") else f"config key {key!r}: {text}") from None
-        checked.append(f"{key}=hub ({name})" if hub else str(path) if path else f"{init} default")
-    return checked
-
-
-def smoke_weights_warning(problem: str, key: str, model: str) -> str:
-    """The one line ``--smoke`` prints for a missing weights file: the factory's ``problem`` (what is
-    missing, where it comes from, what to set) in the config's words, and what the smoke does."""
-    return f"--smoke ({model}): {name_config_key(problem, key)}; the smoke run goes on from random weights"
 
 
 def preflight_all(cfg: ExperimentConfig, processes: Processes) -> None:
