@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from dmt.bench.preflight_item import DISTINCT, SIZE, fabricate_folder, preflight_variants
+from dmt.bench import ITEMS
+from dmt.bench.preflight_item import DISTINCT, SIZE, fabricate_folder, preflight_variants, smoke_preflight
 
 
 def test_fabricated_folder_has_voc_sized_masks_and_images(tmp_path):
@@ -22,6 +23,7 @@ def test_fabricated_folder_has_voc_sized_masks_and_images(tmp_path):
 
 
 def test_the_variant_runs_the_smoke_preflight_over_every_mask(tmp_path):
+    assert ITEMS["smoke_preflight"] is smoke_preflight
     root = fabricate_folder(tmp_path / "f", count=10, val=2)
     (variant,) = preflight_variants(False, root)
     variant.prepare()
