@@ -102,7 +102,9 @@ def test_smoke_cuts_every_stage():
 
 def test_smoke_shrinks_segmentation_sizes_but_keeps_the_model():
     voc = apply_smoke(load_config("voc-20-dmt"))
-    assert voc.model.name == "deeplabv2_resnet101"  # the real model: only sizes shrink
+    # the config keeps the real model, whose weights file the pre-flight loads; the runner trains
+    # its tiny stand-in of the same code (dmt.models.smoke_standin: deeplabv2_tiny)
+    assert voc.model.name == "deeplabv2_resnet101"
     assert voc.data.scale == 1 / 8 and voc.data.crop_size == [41, 41] and voc.data.eval_pad == [64, 64]
     assert voc.baseline.batch_size == 2 and voc.phases.batch_labelled == voc.phases.batch_pseudo == 1
     assert voc.data.limit == voc.eval.batch_size == 4 and voc.phases.max_steps == SMOKE_STEPS

@@ -13,7 +13,7 @@ import torch
 from dmt.config import load_config
 from dmt.config.smoke import apply_smoke
 from dmt.errors import UserError
-from dmt.run.preflight import check_weights
+from dmt.run.preflight_weights import check_weights
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "backbones"))
 from hub_fixtures import cache_file  # noqa: E402

@@ -4,7 +4,8 @@
 median and min, peak memory). What is measured: :mod:`dmt.bench.items` (the registry, training
 steps, inference, operator counts), :mod:`dmt.bench.data_items` (labelling, data pipeline,
 thresholds, ``--smoke``), :mod:`dmt.bench.export_item` (the export and ONNX Runtime against
-PyTorch), :mod:`dmt.bench.predict_large` (``dmt predict`` on large images) and
+PyTorch), :mod:`dmt.bench.predict_large` (``dmt predict`` on large images),
+:mod:`dmt.bench.preflight_item` (the ``--smoke`` pre-flight over a VOC-sized folder),
 :mod:`dmt.bench.stream_item` (a teacher labelling 100,000 streamed images) and
 :mod:`dmt.bench.timm_items` (the pretrained classification presets' ViT-S/14 step). :func:`run_bench`
 runs a selection, prints a table and returns the rows (the CLI writes them as JSON). Beside
@@ -24,6 +25,7 @@ from dmt.bench import (
     data_items,  # noqa: F401  (registers labelling, data, smoke, thresholds)
     export_item,  # noqa: F401  (registers the "export" item)
     predict_large,  # noqa: F401  (registers the "predict_large" item)
+    preflight_item,  # noqa: F401  (registers the "smoke_preflight" item)
     stream_item,  # noqa: F401  (registers the "cls_label_stream" item)
     timm_items,  # noqa: F401  (registers the "vits14_cls_dmt_step" item)
 )
@@ -75,7 +77,8 @@ def format_item(name: str, result: dict[str, Any]) -> str:
     lines.append(f"  {'variant':<44} {'median':>9} {'min':>9} {'peak MiB':>9} {'vs plain':>9}  extra")
     for r in result["rows"]:
         extra = "  ".join(f"{k} {v:.3g}" for k, v in r.items()
-                          if k in ("bytes_per_pixel", "images_per_s", "images_per_s_per_worker", "max_logit_difference",
+                          if k in ("bytes_per_pixel", "images_per_s", "images_per_s_per_worker", "masks_per_s",
+                                   "max_logit_difference",
                                    "megapixels_per_s", "process_peak_mib", "worker_peak_mib") and v is not None)
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
         lines.append(f"  {r['variant']:<44} {r['median_s']:>8.3f}s {r['min_s']:>8.3f}s {r['peak_mib']:>9.1f} "

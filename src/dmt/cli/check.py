@@ -2,7 +2,8 @@
 
 Checks what ``dmt run`` checks before its first stage (see :mod:`dmt.run.preflight`):
 listed files exist, image and mask headers open with matching sizes, weights files open and
-fit the model. Writes nothing.
+fit the model; with ``--smoke`` every mask's values too, and a missing weights file is a
+warning. Writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="PRESET_OR_YAML", help="a preset name (see `dmt presets`) or a YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. data.root=/data")
     p.add_argument("--smoke", action="store_true",
-                   help="as `dmt run --smoke` checks: every listed file, but missing weights files are a warning")
+                   help="as `dmt run --smoke` checks: every listed file, every mask's values, and a missing "
+                        "weights file is one warning line (its key and where it comes from) instead of an error")
     p.add_argument("--full", action="store_true", help="decode every image and mask (data.check=full)")
     p.set_defaults(func=main)
 

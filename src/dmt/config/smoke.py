@@ -2,12 +2,14 @@
 
 Users check a set-up (data layout, weights, memory, output directory) in a minute or two before
 a run of days. The run directory receives everything a real run writes, and every stage runs
-the code a real run uses: the same model (DeepLab-v2/ResNet-101 stays ResNet-101; a foundation
-encoder, whose every checkpoint weighs a gigabyte, trains as its tiny stand-in of the same code
-while the pre-flight loads its weights file into the real one), the same transforms, labelling,
-thresholds and weights. Only sizes shrink: datasets read from disk are
-resized on reading by ``1 / SMOKE_SHRINK`` (``data.scale``), with crops and evaluation padding
-to match, and each stage sees a few images for a few steps with small batches.
+the code a real run uses: the same model code (a large model, DeepLab-v2/v3+ with ResNet-101 or
+a foundation encoder, trains as its registered tiny stand-in of the same code, from random
+weights, while the pre-flight loads its weights file into the real one: twelve 171 MB model
+files made a DeepLab smoke 2 GB), the same transforms, labelling, thresholds and weights. Only
+sizes shrink: datasets read from disk are resized on reading by ``1 / SMOKE_SHRINK``
+(``data.scale``), with crops and evaluation padding to match, and each stage sees a few images
+for a few steps with small batches. What the smoke does not read, its pre-flight does: every
+listed file's header and every mask's values (:mod:`dmt.run.preflight`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ from dmt.errors import UserError
 from dmt.models.backbones.hub import URLFile
 from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
+    coco_how,
     imagenet_cache_path,
+    imagenet_how,
     load_coco_weights,
     load_imagenet_weights,
     resnet101_body,
@@ -87,31 +89,27 @@ def _deeplabv2(
     if init not in INITS:
         raise UserError(f"model option init: expected one of {', '.join(INITS)}, got {init!r}")
     # Find the file before building the network, so a missing file fails fast.
-    path = None
+    path, how = None, ""
     if init == "imagenet":
-        how = (
-            f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE (or hub)"
-            if imagenet_default is not None
-            else "no published ImageNet weights exist for this body: pass weights_path=FILE"
-        )
+        how = imagenet_how(imagenet_default)
         hub = URLFile(IMAGENET_WEIGHTS.url) if imagenet_default is not None else None  # torch.hub's cache
         path = find_weights(init, weights_path, imagenet_default, how, strict_weights, hub=hub)
     elif init == "coco":
-        how = (
-            "convert AdvSemiSeg's resnet101COCO-41f33a49.pth with `dmt convert-coco SRC DST`, "
-            "then pass weights_path=DST"
-        )
+        how = coco_how()
         path = find_weights(init, weights_path, None, how, strict_weights)  # no published file: hub is as missing
     # Caffe-converted COCO weights want BGR 0-255 input; the convention follows the requested
     # init even when a smoke run falls back to random weights, so both runs share one pipeline.
     convention = COCO_CAFFE if init == "coco" else IMAGENET
     model = DeepLabV2(make_body(), body_channels, num_classes, convention, aspp_legacy=aspp_legacy)
     if path is not None:
-        (load_imagenet_weights if init == "imagenet" else load_coco_weights)(model, path)
+        try:
+            (load_imagenet_weights if init == "imagenet" else load_coco_weights)(model, path)
+        except UserError as e:  # an unreadable or unfitting file: say where the right one comes from
+            raise UserError(f"{e}; {how}") from None
     return model
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="deeplabv2_tiny")
 def deeplabv2_resnet101(
     num_classes: int,
     init: str = "none",
@@ -130,6 +128,9 @@ def deeplabv2_resnet101(
             file from torch.hub's cache, downloaded into it when absent and online.
         strict_weights: a missing file is an error (True) or a warning and random init (False).
         aspp_legacy: sum only the rate-6 and rate-12 ASPP branches, like the original code.
+
+    ``--smoke`` trains :func:`deeplabv2_tiny` in its place, from random weights (171 MB model files
+    at every stage are what made the smoke heavy); its pre-flight still loads the weights file here.
 
     Raises:
         UserError: bad ``init``, missing (with ``strict_weights``) or unreadable weights file.

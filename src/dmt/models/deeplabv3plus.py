@@ -35,6 +35,7 @@ from dmt.models.backbones.resnet import (
     IMAGENET_WEIGHTS,
     dilation_plan,
     imagenet_cache_path,
+    imagenet_how,
     load_imagenet_weights,
     resnet101_body,
     slim_resnet_body,
@@ -131,18 +132,20 @@ def _deeplabv3plus(make_body: BodyFactory, channels: tuple[int, int, int, int, i
                         + (" (no COCO-pretrained DeepLab-v3+ is published)" if init == "coco" else ""))
     path = None
     if init == "imagenet":  # find the file before building the network, so a missing file fails fast
-        how = (f"download {IMAGENET_WEIGHTS.url} to {imagenet_default} or pass weights_path=FILE (or hub)"
-               if imagenet_default is not None else "pass weights_path=FILE (a torchvision-named ResNet state dict)")
+        how = imagenet_how(imagenet_default)
         hub = URLFile(IMAGENET_WEIGHTS.url) if imagenet_default is not None else None  # torch.hub's cache
         path = find_weights(init, weights_path, imagenet_default, how, strict_weights, hub=hub)
     low, high, aspp, decoder, skip = channels
     model = DeepLabV3Plus(make_body, low, high, num_classes, output_stride, eval_output_stride, aspp, decoder, skip)
     if path is not None:
-        load_imagenet_weights(model, path)
+        try:
+            load_imagenet_weights(model, path)
+        except UserError as e:  # an unreadable or unfitting file: say where the right one comes from
+            raise UserError(f"{e}; {how}") from None
     return model
 
 
-@register(task="segmentation")
+@register(task="segmentation", smoke="deeplabv3plus_tiny")
 def deeplabv3plus_resnet101(
     num_classes: int,
     init: str = "none",
@@ -162,6 +165,9 @@ def deeplabv3plus_resnet101(
         strict_weights: a missing file is an error (True) or a warning and random init (False).
         output_stride: 16 (the benchmark's setting) or 8, in training.
         eval_output_stride: 16 or 8 in ``eval()`` mode (evaluation, pseudo-labelling); None: as training.
+
+    ``--smoke`` trains :func:`deeplabv3plus_tiny` in its place, from random weights; its pre-flight
+    still loads the weights file here.
 
     Raises:
         UserError: bad ``init`` or stride, missing (with ``strict_weights``) or unfitting weights file.

@@ -1,7 +1,8 @@
 """Pre-flight check: find bad data and bad weights files before the first stage, not hours in.
 
 Run by :func:`dmt.run.runner.run_stages` before the run directory is touched, and
-alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
+alone by ``dmt check`` (the weights files: :mod:`dmt.run.preflight_weights`). It reads nothing
+it does not have to (``data.check``):
 
 * ``headers`` (default): every listed image and mask exists and its header opens (PIL reads
   the size without decoding the pixels), each mask has its image's size and a single-channel
@@ -9,6 +10,11 @@ alone by ``dmt check``. It reads nothing it does not have to (``data.check``):
 * ``full``: as ``headers``, and every image and mask is decoded and its values checked
   (truncated files, mask values outside the classes): what training would meet, all at once.
 * ``none``: nothing (problems then surface when a file is first read).
+
+Under ``--smoke`` (and ``dmt check --smoke``) ``headers`` also decodes every listed mask and checks
+its values, one mask in memory at a time: the smoke trains on a few images, but what it promises,
+that the set-up will not fail later on a file, covers every mask of the real run. Masks are small
+(a palette PNG decodes in about a millisecond); images keep their header check.
 
 Classification arrays (CIFAR-10, the digits) are read whole when a run starts anyway; of
 classification data only your own images (``data.name: imagefolder``) are checked: the layout
@@ -25,24 +31,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import tempfile
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from dmt.config.schema import ExperimentConfig
 from dmt.data.images import image_size
-from dmt.data.segmentation import SegItem, SegSource, load_pair
+from dmt.data.segmentation import SegItem, SegSource, load_pair, read_mask
 from dmt.errors import UserError
-from dmt.tasks.plan import make_plan, member_init, member_model, members, name_config_key
+from dmt.run.preflight_weights import check_weights, held_back_info
+from dmt.tasks.plan import member_model, members
 
 if TYPE_CHECKING:  # the processes' type only: preflight itself needs no torch.distributed
     from dmt.engine.distributed import Processes
-
-log = logging.getLogger("dmt")
 
 
 @dataclass
@@ -57,6 +61,7 @@ class PreflightReport:
     # classification image folders: (set, images) in order, e.g. (("labelled", 40), ("unlabelled", 2950))
     sets: tuple[tuple[str, int], ...] = ()
     classes: int = 0
+    mask_values: bool = False  # every mask decoded and its values checked (full, or --smoke)
 
     def summary(self) -> str:
         if self.mode == "none":
@@ -71,6 +76,8 @@ class PreflightReport:
             mode = " (benchmark mode)" if first == "training" else ""
             files = ", ".join([f"{n} {first} images in {self.classes} classes{mode}", *[f"{m} {s}" for s, m in rest]])
             return f"ok: {files} ({what}){weights}"
+        if self.mode != "full" and self.mask_values:
+            what = "headers read, every mask's values checked"
         files = f"{self.images} images and {self.masks} masks ({what})"
         return f"ok: {files}{weights}"
 
@@ -101,24 +108,13 @@ def preflight(cfg: ExperimentConfig, read_files: bool = True) -> PreflightReport
     items, source = _segmentation_items(cfg)
     if not read_files:
         return report
+    report.mask_values = cfg.smoke or cfg.data.check == "full"
     for item in items:
-        check_item(item, source, full=cfg.data.check == "full")
+        check_item(item, source, full=cfg.data.check == "full", mask_values=cfg.smoke)
         report.images += 1
         report.masks += item.mask is not None
     report.weights = tuple(check_weights(cfg, source.num_classes))
     return report
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Hold back info lines of code that the run will call again (its own log says it then)."""
-    logger = logging.getLogger("dmt")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource]:
@@ -132,7 +128,7 @@ def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource
     if cfg.smoke and cfg.data.limit:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, limit=0))
     # the split protocol writes the lists it chose; here they go to a scratch folder
-    with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, _quiet():
+    with tempfile.TemporaryDirectory(prefix="dmt-check-") as scratch, held_back_info():
         data = load_segmentation_data(cfg, Path(scratch), members(cfg))
     seen: dict[tuple[str, bool], SegItem] = {}
     groups = [*data.labelled.values(), *data.heldout.values(), data.unlabelled, data.val]
@@ -144,8 +140,9 @@ def _segmentation_items(cfg: ExperimentConfig) -> tuple[list[SegItem], SegSource
     return list(seen.values()), data.source
 
 
-def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
-    """One item's files: headers readable and sizes matching (``full``: decoded and values checked)."""
+def check_item(item: SegItem, source: SegSource, full: bool = False, mask_values: bool = False) -> None:
+    """One item's files: headers readable and sizes matching (``full``: decoded and values checked;
+    ``mask_values``: the image's header and the mask decoded, its values checked)."""
     if full:
         load_pair(item, source, with_mask=item.mask is not None)
         return
@@ -161,6 +158,28 @@ def check_item(item: SegItem, source: SegSource, full: bool = False) -> None:
     if mask_size != size:
         raise UserError(f"mask {item.mask} is {mask_size[0]}x{mask_size[1]} but image {item.image} is "
                         f"{size[0]}x{size[1]} (HxW); they must match")
+    if mask_values:
+        check_mask_values(item.mask, source)
+
+
+def check_mask_values(mask: Path, source: SegSource) -> None:
+    """Decode one mask and refuse values that are neither a class (after ``source.label_map``) nor
+    ignore, in the words training would use; memory is this one mask.
+
+    Raises:
+        UserError: one line naming the mask file, its values at fault and the classes.
+    """
+    raw = read_mask(mask, mask.stem, source.max_pixels)
+    counts = np.bincount(raw.ravel(), minlength=256)  # one pass over the pixels; a 256-entry table out
+    if source.label_map is not None:  # several raw ids may map to one train id: count per train id
+        counts = np.bincount(source.label_map, weights=counts, minlength=256)
+    allowed = np.zeros(counts.size, dtype=bool)
+    allowed[: source.num_classes] = True
+    allowed[source.ignore_index] = True
+    bad = np.flatnonzero((counts > 0) & ~allowed)
+    if bad.size:
+        raise UserError(f"mask {mask} has values {bad[:10].tolist()} outside 0..{source.num_classes - 1} and "
+                        f"{source.ignore_index} (ignore); {source.name} has {source.num_classes} classes")
 
 
 def check_imagefolder(cfg: ExperimentConfig, report: PreflightReport) -> None:
@@ -232,55 +251,6 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except OSError as e:
         raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
-
-
-def weights_files(cfg: ExperimentConfig) -> list[tuple[str, str, str | None, str, dict]]:
-    """``(config key, init, file, model name, model kwargs)`` of each pretrained initialisation the
-    run will load (model B may be another network than A). Segmentation reads a member's weights
-    for its ``init`` only (``init: none`` ignores the preset's ``weights: hub``); classification
-    (``timm/<name>``) has no init and reads ``model.weights`` whenever it is set."""
-    names = sorted({s.member for s in make_plan(cfg)}, key=str)  # model A's (or the one model's) first
-    out: dict[tuple, tuple] = {}
-    for m in names:
-        key, init, path = member_init(cfg, m)
-        name, kwargs = member_model(cfg, m)
-        if init != "none" or (path and cfg.task == "classification"):
-            out.setdefault((key, init, path, name, repr(sorted(kwargs.items()))), (key, init, path, name, kwargs))
-    return list(out.values())
-
-
-def check_weights(cfg: ExperimentConfig, num_classes: int) -> list[str]:
-    """Build the model with each weights file the config names (safe loading); returns the files.
-
-    ``--smoke`` runs start from random weights when a file is missing (with a warning), so a
-    missing file is not an error there; a file that is present must still fit. ``hub`` (the
-    model's published file) is checked from its cache, fetched into it first when online;
-    offline with nothing cached it is one line naming the file. ``--smoke`` checks a cached hub
-    file and skips an absent one (never downloading it).
-    """
-    from dmt.models import create_model
-    from dmt.models.backbones.hub import HUB, HubFileMissing
-
-    checked = []
-    for key, init, path, name, model_kwargs in weights_files(cfg):
-        hub = path is not None and str(path) == HUB
-        if cfg.smoke and not hub and (path is None or not Path(path).expanduser().is_file()):
-            continue
-        kwargs = {**model_kwargs, "weights_path": path, "strict_weights": not (cfg.smoke and hub)}
-        if init != "none":  # timm/<name> models take no init: their weights alone make them pretrained
-            kwargs["init"] = init
-        try:
-            with _quiet(), warnings.catch_warnings():
-                warnings.simplefilter("error", HubFileMissing)  # stops the factory before it builds the network
-                create_model(name, num_classes, **kwargs)
-        except HubFileMissing:  # --smoke, and the hub file is not cached: nothing to check now
-            log.warning("--smoke: %s=hub (%s) is not in the cache; the real run downloads it, or stops in one line "
-                        "when offline", key, name)
-            continue
-        except UserError as e:
-            raise UserError(name_config_key(str(e), key)) from None
-        checked.append(f"{key}=hub ({name})" if hub else str(path) if path else f"{init} default")
-    return checked
 
 
 def preflight_all(cfg: ExperimentConfig, processes: Processes) -> None:

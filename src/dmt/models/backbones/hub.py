@@ -56,14 +56,23 @@ class HubSource(Protocol):
         """Fetch the file into its cache and return its path; raises :class:`UserError` in one line."""
 
 
-class HubFileMissing(UserWarning):
-    """Warned when a run that does not require its weights (``--smoke``) finds no hub file: not
-    cached, or none published for the model.
+class WeightsFileMissing(UserWarning):
+    """Warned when a run that does not require its weights (``--smoke``) has no weights file: not
+    given, not found, or (:class:`HubFileMissing`) not in the hub's cache.
 
-    Its own category lets a caller turn it into an exception (``warnings.simplefilter("error",
-    HubFileMissing)``) that stops a factory before it builds the network: the pre-flight of a
-    ``--smoke`` run skips such a file at no cost.
+    ``problem`` is the sentence without the "continuing with random initialisation" tail: where the
+    file comes from and the option to set, for the pre-flight's one line per missing file. Its own
+    category lets a caller turn it into an exception (``warnings.simplefilter("error",
+    WeightsFileMissing)``) that stops a factory before it builds the network, at no cost.
     """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; continuing with random initialisation (strict_weights=False)")
+        self.problem = problem
+
+
+class HubFileMissing(WeightsFileMissing):
+    """:class:`WeightsFileMissing` for ``weights: hub``: the file is not cached, or none is published."""
 
 
 def hub_offline() -> bool:
@@ -187,8 +196,8 @@ def resolve_hub(source: HubSource, what: str, strict: bool) -> Path | None:
     absent = (f"model option weights_path: {HUB}: {what}, {source.describe()}, is not in {source.cache_name()}")
     if not strict:
         # stacklevel 5: resolve_hub <- find_weights <- the builder <- the factory <- who asked for the model
-        warnings.warn(f"{absent}; continuing with random initialisation (strict_weights=False)", HubFileMissing,
-                      stacklevel=5)
+        warnings.warn(HubFileMissing(f"{absent}; a real run downloads it from {source.url()} (online), or download "
+                                     "it yourself and pass weights_path=FILE"), stacklevel=5)
         return None
     if hub_offline():
         raise UserError(f"{absent} and HF_HUB_OFFLINE is set: download {source.url()} and pass "

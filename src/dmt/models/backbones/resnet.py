@@ -29,7 +29,26 @@ from dmt.models.backbones.weights import key_problems, read_torch_state_dict
 IMAGENET_WEIGHTS = ResNet101_Weights.IMAGENET1K_V1
 #: ``metadata["format"]`` of the safetensors files written by ``dmt convert-coco`` (:mod:`dmt.models.coco`).
 COCO_WEIGHTS_FORMAT = "dmt-deeplabv2-backbone"
+#: AdvSemiSeg's COCO-pretrained DeepLab-v2 (Hung et al.), the file the original DMT code
+#: (voldemortX/DST-CBC, ``segmentation/prepare_coco.sh``) downloads from this address.
+COCO_SOURCE_FILE = "resnet101COCO-41f33a49.pth"
+COCO_SOURCE_URL = f"http://vllab1.ucmerced.edu/~whung/adv-semi-seg/{COCO_SOURCE_FILE}"
 OUTPUT_STRIDES = (8, 16)
+
+
+def coco_how() -> str:
+    """Where the COCO DeepLab-v2 weights come from and what to do with them (for messages)."""
+    return (f"download AdvSemiSeg's {COCO_SOURCE_FILE} from {COCO_SOURCE_URL} (the file the original DMT "
+            "code starts from), convert it once with `dmt convert-coco SRC DST`, then pass weights_path=DST")
+
+
+def imagenet_how(default: Path | None) -> str:
+    """Where torchvision's ImageNet ResNet-101 comes from (for messages); ``default=None``: a slim body,
+    for which no published file exists."""
+    if default is None:
+        return "no published ImageNet weights exist for this body: pass weights_path=FILE"
+    return (f"pass weights_path=hub (torchvision's {IMAGENET_WEIGHTS.url}, downloaded into {default.parent} "
+            "when online), or download that file yourself and pass weights_path=FILE")
 
 
 def resnet_body(resnet: ResNet) -> nn.Sequential:
@@ -127,9 +146,8 @@ def load_coco_weights(model: nn.Module, path: str | Path) -> bool:
             fmt = (f.metadata() or {}).get("format")
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as e:
-        raise UserError(
-            f"{path}: not a safetensors file ({e}); convert the COCO checkpoint first: dmt convert-coco SRC DST"
-        ) from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a safetensors file written by `dmt convert-coco` ({reason})") from None
     if fmt != COCO_WEIGHTS_FORMAT:
         raise UserError(f"{path}: metadata format is {fmt!r}, expected {COCO_WEIGHTS_FORMAT!r} (dmt convert-coco)")
     return load_backbone_state(model, state, str(path))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from dmt.errors import UserError
-from dmt.models.backbones.hub import HUB, HubFileMissing, HubSource, resolve_hub
+from dmt.models.backbones.hub import HUB, HubFileMissing, HubSource, WeightsFileMissing, resolve_hub
 
 _SAFETENSORS_HEADER_START = b"{"  # byte 8 of a safetensors file: its JSON header follows the 8-byte length
 
@@ -136,7 +136,8 @@ def find_weights(
         weights_path: a file, ``"hub"`` (the model's published file: ``hub``), or ``None`` (``default``).
         default: the file to use when ``weights_path`` is ``None`` (a cache), if any.
         how: what the user should do when the file is missing (``"pass weights_path=FILE"`` ...).
-        strict: a missing file is an error; otherwise a warning, and ``None``.
+        strict: a missing file is an error; otherwise a :class:`~dmt.models.backbones.hub.WeightsFileMissing`
+            warning, and ``None``.
         hub: where the weights are published; ``None``: nowhere, so ``"hub"`` is as a missing file.
 
     Raises:
@@ -154,6 +155,5 @@ def find_weights(
     if strict:
         raise UserError(message)
     # stacklevel 4: find_weights <- the model's builder <- the factory <- the code that asked for the model.
-    warnings.warn(f"{message}; continuing with random initialisation (strict_weights=False)",
-                  HubFileMissing if str(weights_path) == HUB else UserWarning, stacklevel=4)
+    warnings.warn((HubFileMissing if str(weights_path) == HUB else WeightsFileMissing)(message), stacklevel=4)
     return None
