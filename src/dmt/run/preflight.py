@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -48,6 +50,7 @@ from dmt.tasks.plan import member_model, members
 if TYPE_CHECKING:  # the processes' type only: preflight itself needs no torch.distributed
     from dmt.engine.distributed import Processes
 
+log = logging.getLogger("dmt")
 
 @dataclass
 class PreflightReport:
@@ -253,8 +256,40 @@ def _file_size(path: Path) -> int:
         raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
 
 
-def preflight_all(cfg: ExperimentConfig, processes: Processes) -> None:
-    """:func:`preflight` in a job of one or several ``processes``: rank 0 reads, every process raises."""
+def preflight_all(cfg: ExperimentConfig, processes: Processes) -> list[logging.LogRecord]:
+    """:func:`preflight` in a job of one or several ``processes``: rank 0 reads, every process raises.
+
+    Returns the warnings it found (``--smoke``: each missing weights file), held back so that the
+    caller logs them once the run directory's ``log.txt`` is open, where a run's story is read; if
+    the check fails they are printed at once, before its error.
+    """
+    with _warnings_held() as held:
+        _preflight_all(cfg, processes)
+    return held
+
+
+@contextmanager
+def _warnings_held() -> Iterator[list[logging.LogRecord]]:
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING:
+            held.append(record)
+            return False
+        return True
+
+    log.addFilter(hold)
+    try:
+        yield held
+    except BaseException:
+        log.removeFilter(hold)
+        for record in held:
+            log.handle(record)
+        raise
+    log.removeFilter(hold)
+
+
+def _preflight_all(cfg: ExperimentConfig, processes: Processes) -> None:
     if processes.size == 1:
         preflight(cfg)
         return

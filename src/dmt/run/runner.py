@@ -164,9 +164,11 @@ def _run_plan(cfg: ExperimentConfig, out: str | Path, job: dist.Processes) -> di
     """:func:`run_stages` on the job's processes ``job``."""
     device = resolve_device(cfg.device, job)
     # data and weights files are checked before anything is written (rank 0 reads, all raise)
-    preflight_all(cfg, job)
+    found = preflight_all(cfg, job)
     run = RunDir(out, job)
     run.open(cfg)
+    for record in found:  # the pre-flight's warnings, now that log.txt keeps them too
+        log.handle(record)
     restarted = dist.restart_note()
     if restarted and job.is_main:  # said in log.txt, where the run's story is read
         log.warning("%s", restarted)

@@ -69,13 +69,17 @@ class SegmentationRunner:
     def _network(self, member: str) -> tuple[str, dict[str, Any]]:
         """The registered model a member trains and its factory arguments (model B may differ).
 
-        ``--smoke`` trains a foundation encoder as its tiny stand-in, from random weights (the
-        pre-flight has loaded the weights file into the real architecture).
+        ``--smoke`` trains a large model (DeepLab's ResNet-101, a foundation encoder) as its tiny
+        stand-in, from random weights (the pre-flight has loaded the weights file into the real
+        architecture and warned about a missing one). The stand-in is told the ``init`` all the same,
+        because the init picks the input convention (COCO's caffe BGR 0-255 against ImageNet's), so
+        the smoke feeds its model as the real run will.
         """
         name, kwargs = member_model(self.cfg, member)
         _, init, weights = member_init(self.cfg, member)
         if self.cfg.smoke and smoke_standin(name) != name:
-            return smoke_standin(name), {}
+            return smoke_standin(name), ({} if init == "none" else
+                                         {"init": init, "weights_path": None, "strict_weights": False})
         if init != "none":  # the weights of init none (a preset's "hub") are not read
             # --smoke runs anywhere: missing pretrained files become a warning and random init
             kwargs.update(init=init, weights_path=weights, strict_weights=not self.cfg.smoke)
@@ -90,6 +94,8 @@ class SegmentationRunner:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = create_model(name, self.num_classes, **kwargs)
+        if name != member_model(self.cfg, member)[0]:
+            caught = []  # the stand-in has no weights file by design; the pre-flight named the real one's
         key = member_init(self.cfg, member)[0]
         for w in caught:
             log.warning("%s", name_config_key(str(w.message), key))  # the config key, not the factory's
