@@ -13,6 +13,8 @@ from dmt.config.schema import DataConfig
 from dmt.data.class_folders import load_imagefolder
 from dmt.errors import UserError
 
+from annotation_fixtures import write_images
+
 
 def choice(*labels, cancelled=False) -> dict:
     return {"was_cancelled": cancelled, "ground_truth": False,
@@ -44,6 +46,10 @@ def test_label_studio_labels_and_the_class_folders(tmp_path, images):
     summary = write_classification(export, out, images)
     assert (summary.labelled, summary.unlabelled, summary.placed) == (2, 2, {"hard link": 4})
     assert os.stat(out / "labelled" / "dog" / "sub" / "d.png").st_ino == os.stat(images / "sub" / "d.png").st_ino
+    # one labelled image per class leaves none to hold out for evaluation: the user adds a val/ folder
+    with pytest.raises(UserError, match="class 'cat' has 1 labelled image"):
+        load_imagefolder(DataConfig(name="imagefolder", root=str(out)))
+    write_images(out / "val", ["cat/v.png", "dog/w.png"])
     data = load_imagefolder(DataConfig(name="imagefolder", root=str(out)))
     assert data.classes == ["cat", "dog"]
     assert [p.name for p in data.train.paths] == ["a.png", "d.png", "b.png", "c.jpg"]
@@ -55,7 +61,10 @@ def test_a_csv_export_as_a_list_file(tmp_path, images):
     csv.write_text("path,label\na.png,cat\nsub/d.png,dog\nc.jpg,\n")
     out = tmp_path / "data"
     write_classification(read_label_csv(csv, images), out, images, layout="list")
-    data = load_imagefolder(DataConfig(name="imagefolder", train_csv=str(out / "train.csv")))
+    write_images(tmp_path / "held", ["v.png", "w.png"])
+    (tmp_path / "val.csv").write_text(f"path,label\n{tmp_path / 'held' / 'v.png'},cat\n{tmp_path / 'held' / 'w.png'},dog\n")
+    data = load_imagefolder(DataConfig(name="imagefolder", train_csv=str(out / "train.csv"),
+                                       val_csv=str(tmp_path / "val.csv")))
     assert data.classes == ["cat", "dog"]
     assert sorted((p.name, int(y)) for p, y in zip(data.train.paths, data.train.labels)) == [
         ("a.png", 0), ("b.png", -1), ("c.jpg", -1), ("d.png", 1)]

@@ -82,7 +82,9 @@ def test_the_folder_written_loads_as_a_dataset_with_linked_images(tmp_path, imag
     assert summary.placed == {"hard link": 4}
     source = folder_source(out)
     assert source.class_names == ("background", "cat", "bird", "dog")
-    assert source.list_split("train") == ["a", "b"] and source.list_split("unlabelled") == ["c", "d"]
+    # the masked images: trained on, or (no splits/val.txt) one of them held out to evaluate on
+    assert sorted(source.list_split("train") + source.list_split("val")) == ["a", "b"]
+    assert source.list_split("unlabelled") == ["c", "d"]
 
 
 def _missing_image(d):

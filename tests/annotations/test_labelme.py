@@ -88,7 +88,8 @@ def test_given_classes_fix_the_numbers_and_the_folder_loads(tmp_path, images):
     renumbered[a == 1], renumbered[a == 2] = 3, 1  # car: class 3, tree: class 1
     np.testing.assert_array_equal(read_mask(out / "masks" / "a.png"), renumbered)
     assert folder_source(out).class_names == ("background", "tree", "person", "car")
-    assert folder_source(out).list_split("train") == ["a", "b"]
+    source = folder_source(out)
+    assert sorted(source.list_split("train") + source.list_split("val")) == ["a", "b"]  # val: held out of them
 
 
 def _outside(c):
