@@ -66,13 +66,13 @@ def test_an_image_the_members_disagree_on_ranks_above_one_they_agree_on():
 
 
 def test_suggest_writes_the_ranking_and_skips_the_near_duplicate(tmp_path):
-    opts = SuggestOptions(out=tmp_path, count=2, drafts=["coco"])
+    opts = SuggestOptions(out=tmp_path, count=2, drafts=["cvat"])  # the one format that needs no extra
     done = suggest(members(), scenes(), opts)
     rows = list(csv.DictReader((tmp_path / "suggestions.csv").open()))
     assert [r["image"] for r in rows] == ["disagree", "agree"]  # "twin" scores as high, but resembles "disagree"
     assert list(rows[0]) == ["rank", "image", "score", "disagreement", "low_confidence", "rarity", "similar_to"]
     assert float(rows[0]["disagreement"]) == pytest.approx(1.0) and rows[0]["similar_to"] == ""
-    assert (tmp_path / "contact_sheet.png").stat().st_size > 0 and (tmp_path / "drafts" / "coco.json").is_file()
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 0 and (tmp_path / "drafts" / "cvat" / "labelmap.txt").is_file()
     assert len(done.chosen) == 2
     three = suggest(members(), scenes(), SuggestOptions(out=tmp_path / "three", count=3))
     assert [(r.name, near) for r, near in three.chosen][2] == ("twin", "disagree")
