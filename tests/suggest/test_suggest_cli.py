@@ -79,3 +79,21 @@ def test_bad_options_are_one_line(dataset, tmp_path, capsys, args, message):
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     assert main(["suggest", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "config.yaml: not found (dmt suggest reads a segmentation run directory)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_suggest_on_a_two_member_smoke_run_of_the_digit_scenes(tmp_path, capsys):
+    """A real `dmt run --smoke` directory (stage names, config.yaml, generated images): ranked and drafted."""
+    run = tmp_path / "run"
+    assert main(["run", "demo-digit-scenes", "--smoke", "--out", str(run), "phases.ratios=[1.0]",
+                 "data.num_scenes=40", "data.val_scenes=4", "oracle.enabled=false"]) == 0
+    unlabelled = (run / "splits" / "unlabelled.txt").read_text().split()
+    assert main(["suggest", str(run), "--count", "2", "--out", str(tmp_path / "out"), "--drafts", "cvat",
+                 "--device", "cpu"]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "suggestions.csv").open()))
+    assert len(rows) == 2 and {r["image"] for r in rows} <= set(unlabelled)
+    assert all(r["disagreement"] != "" for r in rows)  # two members: phase1-a and phase1-b
+    # the scenes exist only in memory: the drafts write them beside the masks
+    for r in rows:
+        assert (tmp_path / "out" / "drafts" / "images" / f"{r['image']}.png").is_file()
+        assert (tmp_path / "out" / "drafts" / "cvat" / "SegmentationClass" / f"{r['image']}.png").is_file()

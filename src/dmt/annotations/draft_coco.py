@@ -143,6 +143,7 @@ class CocoDraft:
         return len(self.annotations) - before
 
     def to_dict(self) -> dict[str, Any]:
+        """The COCO document so far: ``info``, ``images``, ``annotations``, ``categories`` (no background)."""
         categories = [{"id": c, "name": n, "supercategory": ""} for c, n in enumerate(self.class_names)
                       if c not in self.skip]
         return {"info": {"description": "dmt suggest drafts (model predictions to correct)"},

@@ -82,6 +82,7 @@ class DraftWriters:
 
 
 def save_png_array(pixels: np.ndarray, path: Path) -> None:
+    """``H x W x 3`` (or ``x 1``) uint8 pixels as a PNG, atomically."""
     from PIL import Image
 
     save_png(Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels), path)

@@ -54,9 +54,11 @@ class MeanScorer:
         self.scorers, self.device = scorers, scorers[0].device
 
     def place(self, images: torch.Tensor) -> torch.Tensor:
+        """The batch on the first scorer's device (the members of a run share one)."""
         return self.scorers[0].place(images)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """``N x K x h x w`` mean probabilities."""
         total = None
         for scorer in self.scorers:
             scores = scorer(images).float()

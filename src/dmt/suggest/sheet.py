@@ -39,6 +39,7 @@ def tile(values: np.ndarray, side: int = TILE) -> np.ndarray:
 
 
 def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """``H x W x 1`` grey repeated to three channels; RGB as it is."""
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
 

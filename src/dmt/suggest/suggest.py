@@ -21,11 +21,11 @@ from dmt.annotations.draft_coco import MIN_AREA
 from dmt.atomic import atomic_write
 from dmt.data.segmentation import SegItem
 from dmt.errors import UserError
+from dmt.predict.batches import Batch
 from dmt.predict.pipeline import segment
 from dmt.suggest.diversity import MIN_DISTANCE, pick
 from dmt.suggest.drafts import DraftWriters
 from dmt.suggest.members import MeanScorer, Members
-from dmt.predict.batches import Batch
 from dmt.suggest.rank import Ranked, predicted_batches, score_tallies, tally_images
 from dmt.suggest.sheet import SheetRow, sheet_row, tile, write_sheet
 from dmt.suggest.terms import TERMS
