@@ -101,3 +101,10 @@ def test_the_mean_scorer_averages_probabilities():
     p = MeanScorer([ChannelScorer(0), ChannelScorer(2)])(torch.from_numpy(np.ascontiguousarray(images)))
     assert p.sum(dim=1) == pytest.approx(torch.ones(1, 20, 30))
     assert p[0, 1, 0, 0].item() == pytest.approx(0.5, abs=1e-3)  # one member says 1, the other 0
+
+
+def test_an_unreadable_image_is_skipped_and_named(tmp_path):
+    items = [*scenes(), SegItem("gone", tmp_path / "gone.png")]
+    tallies, _, skipped = tally_images(members(), items, 0.75)
+    assert sorted(tallies) == [0, 1, 2]
+    assert [name for name, _ in skipped] == ["gone"] and "gone.png" in skipped[0][1]
