@@ -74,7 +74,7 @@ def region(crop: np.ndarray, class_id: int, x0: int, y0: int, shape: tuple[int, 
     """The :class:`Region` of a component given as a boolean crop whose top-left pixel is ``(x0, y0)``."""
     mask_api, measure = libraries()
     h, w = crop.shape
-    contours = measure.find_contours(np.pad(crop, 1).astype(np.float32), 0.5)
+    contours = measure.find_contours(np.pad(crop, 1).view(np.uint8), 0.5)  # skimage copies it to float64
     contours = [measure.approximate_polygon(c, tolerance=0) for c in contours]
     outer = max(contours, key=lambda c: np.ptp(c[:, 0]) + np.ptp(c[:, 1]))
     outline = as_xy(outer, x0, y0)
