@@ -63,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
     from dmt.data.segmentation import SegItem
     from dmt.errors import UserError
     from dmt.suggest.members import load_members, unlabelled_items
+    from dmt.suggest.memory import fix_mmap_threshold
     from dmt.suggest.suggest import SuggestOptions, draft_images, suggest
     from dmt.tasks.context import resolve_device
 
@@ -74,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
                           threshold=args.threshold, min_distance=args.min_distance, drafts=args.drafts,
                           min_area=args.min_area, sheet_rows=args.sheet_rows, batch_size=args.batch_size,
                           image_url=args.image_url)
+    fix_mmap_threshold()  # successive passes over one large image: see dmt.suggest.memory
     run = Path(args.run)
     if args.images is not None:
         from dmt.predict.inputs import collect_inputs
