@@ -19,7 +19,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 ALL_COMMANDS = ("run", "demo", "presets", "models", "eval", "convert-coco", "bench", "check", "predict",
-                "status", "report", "export", "import")
+                "status", "report", "export", "import", "suggest")
 
 
 def test_help_lists_commands(capsys):

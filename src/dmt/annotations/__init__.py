@@ -7,6 +7,9 @@ folder layout of :mod:`dmt.data.folder`. Classification: Label Studio JSON (:mod
 and ``path,label`` CSV files are read into a :class:`ClassificationExport`, which
 :func:`write_classification` writes as ``imagefolder``'s class folders or list file.
 
+The way back, predictions as drafts a tool imports (``dmt suggest --drafts``), is written by
+:mod:`.draft_coco`, :mod:`.draft_cvat` and :mod:`.draft_labelstudio`.
+
 A layer above ``data`` (whose layouts it writes and whose image reading it uses), below ``models``.
 """
 

@@ -6,6 +6,7 @@ steps, inference, operator counts), :mod:`dmt.bench.data_items` (labelling, data
 thresholds, ``--smoke``), :mod:`dmt.bench.export_item` (the export and ONNX Runtime against
 PyTorch), :mod:`dmt.bench.predict_large` (``dmt predict`` on large images),
 :mod:`dmt.bench.preflight_item` (the ``--smoke`` pre-flight over a VOC-sized folder),
+:mod:`dmt.bench.suggest_large` (``dmt suggest`` against ``dmt predict`` on a large image) and
 :mod:`dmt.bench.stream_item` (a teacher labelling 100,000 streamed images) and
 :mod:`dmt.bench.timm_items` (the pretrained classification presets' ViT-S/14 step). :func:`run_bench`
 runs a selection, prints a table and returns the rows (the CLI writes them as JSON). Beside
@@ -27,6 +28,7 @@ from dmt.bench import (
     predict_large,  # noqa: F401  (registers the "predict_large" item)
     preflight_item,  # noqa: F401  (registers the "smoke_preflight" item)
     stream_item,  # noqa: F401  (registers the "cls_label_stream" item)
+    suggest_large,  # noqa: F401  (registers the "suggest_large" item)
     timm_items,  # noqa: F401  (registers the "vits14_cls_dmt_step" item)
 )
 from dmt.bench.items import ITEMS, quiet

@@ -25,7 +25,7 @@ from dmt.engine.launch import launch_rank, launched
 from dmt.errors import ProcessLost, UserError, unwrap_worker_error
 
 COMMANDS = ("run", "demo", "presets", "models", "eval", "convert_coco", "bench", "report", "predict", "export",
-            "check", "status", "import_cmd")
+            "check", "status", "import_cmd", "suggest")
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -86,26 +86,45 @@ def assemble(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[
     """
     kind = np.float32 if float_confidence else np.uint8
     out = [(np.empty(size, np.uint8), np.empty(size, kind)) for size in sizes]
+    for i, at, rows in resized_rows(bands, shapes, sizes):
+        reduce_rows(rows, out[i], at, probabilities, float_confidence)
+    return out
+
+
+def resized_rows(bands: Iterator[tuple[int, int, torch.Tensor]], shapes: list[tuple[int, int]],
+                 sizes: list[tuple[int, int]]) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """``(image, first output row, 1 x K x k x W scores)``: a batch's bands cropped to each image and
+    brought back to its own size (:class:`RowResize`), about :data:`OUT_ROWS` output rows at a time.
+
+    What :func:`assemble` reduces into whole maps; a caller that needs only statistics of the rows
+    (``dmt suggest``) reduces them itself (:func:`top_class`) and keeps no map of the image.
+    """
     resizers = [RowResize(shape[0], size) if tuple(shape) != tuple(size) else None
                 for shape, size in zip(shapes, sizes)]
     steps = [max(1, OUT_ROWS * shape[0] // size[0]) for shape, size in zip(shapes, sizes)]
     for top, end, scores in bands:
-        for i, ((h, w), maps, resize, step) in enumerate(zip(shapes, out, resizers, steps)):
+        for i, ((h, w), resize, step) in enumerate(zip(shapes, resizers, steps)):
             for first in range(top, min(end, h), step):  # nothing when the band is this image's padding
                 rows = scores[i : i + 1, :, first - top : min(first + step, end, h) - top, :w].float()
                 at = first
                 if resize is not None:
                     at, rows = resize.push(first, rows)
                 if rows.shape[2]:
-                    reduce_rows(rows, maps, at, probabilities, float_confidence)
-    return out
+                    yield i, at, rows
+
+
+def top_class(rows: torch.Tensor, probabilities: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(class, its probability)``, each ``k x W``, of ``1 x K x k x W`` scores (softmax first unless
+    they are ``probabilities`` already)."""
+    conf, cls = (rows if probabilities else rows.softmax(dim=1)).max(dim=1)
+    return cls[0], conf[0]
 
 
 def reduce_rows(rows: torch.Tensor, maps: tuple[np.ndarray, np.ndarray], at: int, probabilities: bool,
                 float_confidence: bool) -> None:
     """Write the class and confidence of ``rows`` (``1 x K x k x W`` scores) into ``maps`` from row ``at``."""
     classes, confidence = maps
-    conf, cls = (rows if probabilities else rows.softmax(dim=1)).max(dim=1)
-    classes[at : at + rows.shape[2]] = cls[0].to(torch.uint8).cpu().numpy()
-    top_p = conf[0].cpu().numpy()
+    cls, conf = top_class(rows, probabilities)
+    classes[at : at + rows.shape[2]] = cls.to(torch.uint8).cpu().numpy()
+    top_p = conf.cpu().numpy()
     confidence[at : at + rows.shape[2]] = top_p if float_confidence else confidence_bytes(top_p)

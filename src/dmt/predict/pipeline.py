@@ -13,7 +13,7 @@ so memory is bounded by a window at any read scale, never by the image times its
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,11 @@ import torch
 from dmt.config.validate import check_window
 from dmt.engine.batches import eval_loader
 from dmt.engine.progress import Progress
-from dmt.predict.assemble import assemble
+from dmt.predict.assemble import assemble, resized_rows, top_class
 from dmt.predict.batches import ImageFiles, batches, one
 from dmt.predict.inputs import InputImage
 from dmt.predict.outputs import PredictOptions, PredictSummary, write_csv, write_segmentation
-from dmt.predict.render import classification_row
+from dmt.predict.render import classification_row, confidence_bytes
 from dmt.tasks.segmentation.windows import inference_window, score_bands
 
 log = logging.getLogger("dmt")
@@ -48,6 +48,23 @@ def segment(scorer: Any, images: torch.Tensor, sizes: list[tuple[int, int]], win
     bands = score_bands(scorer, images, chosen, stride if window else None)
     shape = (int(images.shape[-2]), int(images.shape[-1]))
     return assemble(bands, [shape] * len(sizes), sizes, float_confidence, scorer.probabilities)
+
+
+def segment_rows(scorer: Any, images: torch.Tensor, sizes: list[tuple[int, int]], window: Sequence[int] | None,
+                 stride: Sequence[int] | None, max_side: int | None
+                 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """What :func:`segment` computes, handed out a few rows at a time instead of as whole maps.
+
+    Yields ``(image, first row, classes uint8 k x W, confidence uint8 k x W)`` (confidence as the
+    probs PNG stores it, ``round(255 p)``), top to bottom, every row of every image once, at the
+    image's own size: a caller that needs per-image statistics (``dmt suggest``) holds no map.
+    """
+    chosen = inference_window(images.shape[-2:], window, max_side)
+    bands = score_bands(scorer, images, chosen, stride if window else None)
+    shape = (int(images.shape[-2]), int(images.shape[-1]))
+    for i, at, rows in resized_rows(bands, [shape] * len(sizes), sizes):
+        cls, conf = top_class(rows, scorer.probabilities)
+        yield i, at, cls.to(torch.uint8).cpu().numpy(), confidence_bytes(conf.cpu().numpy())
 
 
 def classify(scorer: Any, images: torch.Tensor) -> list[np.ndarray]:
