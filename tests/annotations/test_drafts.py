@@ -126,3 +126,20 @@ def test_label_studio_tasks_hold_polygons_in_percent(tmp_path):
     assert (result["original_width"], result["original_height"]) == (10, 5)
     assert [2.0 / 10 * 100, 1.5 / 5 * 100] in result["value"]["points"]  # (2.0, 1.5) pixels in percent
     assert len(result["value"]["points"]) == 8
+
+
+def test_a_region_larger_than_the_traced_limit_is_exact_rle_with_an_approximate_outline(monkeypatch):
+    import dmt.annotations.draft_coco as draft_coco
+    from pycocotools import mask as mask_api
+
+    m = np.zeros((20, 24), np.uint8)
+    m[4:16, 6:18] = 1  # a 12 x 12 square: 144 pixels in its box
+    monkeypatch.setattr(draft_coco, "TRACED_PIXELS", 16)  # traced on every 3rd pixel: ceil(sqrt(144 / 16))
+    (r,) = list(regions(m, skip={0}, min_area=1))
+    assert r.polygon is None and r.rle is not None and r.bbox == [6, 4, 12, 12] and r.area == 144
+    rle = dict(r.rle, counts=r.rle["counts"].encode("ascii"))
+    assert np.array_equal(mask_api.decode(rle), m)  # the RLE is exact
+    xy = np.array(r.outline).reshape(-1, 2)
+    # the outline, traced on a 3-pixel grid, stays within one grid step of the square's edges (6..18, 4..16)
+    assert xy[:, 0].min() >= 6 - 3 and xy[:, 0].max() <= 18 + 3 and xy[:, 1].min() >= 4 - 3 and xy[:, 1].max() <= 16 + 3
+    assert xy[:, 0].max() - xy[:, 0].min() >= 12 - 3 and xy[:, 1].max() - xy[:, 1].min() >= 12 - 3

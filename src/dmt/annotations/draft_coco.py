@@ -11,7 +11,10 @@ the skipped classes (the run's ``background``) and components of fewer than ``mi
   every other centre outside; the polygon is rasterised back by pycocotools and kept only if it
   gives the region's pixels exactly (else the region is written as RLE);
 * a **compressed RLE** (``{"size": [h, w], "counts": "..."}``, pycocotools' encoding, ``iscrowd``
-  0) when it has holes, which COCO polygons cannot hold (a polygon's holes would be filled).
+  0) when it has holes, which COCO polygons cannot hold (a polygon's holes would be filled), and
+  when its bounding box holds more than :data:`TRACED_PIXELS` pixels: such a region's outline (what
+  polygon-only tools get) is traced on every ``step``-th pixel, so memory stays bounded whatever
+  the image's size.
 
 The round-trip rule: decoding the drafts (pycocotools ``annToMask``, painted on background)
 gives the predicted map exactly, except that skipped classes and the dropped small regions read
@@ -31,6 +34,7 @@ from dmt.atomic import write_json
 from dmt.errors import UserError
 
 MIN_AREA = 10  # pixels: smaller regions are dropped from the drafts
+TRACED_PIXELS = 1 << 20  # a region's box is traced at full resolution up to this many pixels (8 MiB as float64)
 INSTALL = "drafts need pycocotools and scikit-image: pip install 'dmt[annotations]'"
 
 
@@ -70,16 +74,32 @@ def as_xy(contour: np.ndarray, x0: int, y0: int) -> list[float]:
     return [float(v) for v in xy.reshape(-1)]
 
 
+def traced(crop: np.ndarray, measure: Any) -> tuple[list[np.ndarray], int]:
+    """``(contours, step)``: the crop's outlines in crop pixel units, traced on every ``step``-th pixel.
+
+    skimage traces a float64 copy of what it is given (8 bytes per pixel of the box); a crop of more
+    than :data:`TRACED_PIXELS` is traced on a strided view of at most that many pixels, so a region
+    as large as the image costs a bounded copy. Its outline is then approximate (``step`` > 1), and
+    the region is drafted as RLE, which is exact whatever its size.
+    """
+    step = max(1, int(np.ceil(np.sqrt(crop.size / TRACED_PIXELS))))
+    view = crop[::step, ::step] if step > 1 else crop
+    contours = measure.find_contours(np.pad(view, 1).view(np.uint8), 0.5)
+    contours = [measure.approximate_polygon(c, tolerance=0) for c in contours]
+    if step > 1:  # back to crop pixels: the padded view's pixel i is crop pixel (i - 1) * step
+        contours = [(c - 1) * step + 1 for c in contours]
+    return contours, step
+
+
 def region(crop: np.ndarray, class_id: int, x0: int, y0: int, shape: tuple[int, int]) -> Region:
     """The :class:`Region` of a component given as a boolean crop whose top-left pixel is ``(x0, y0)``."""
     mask_api, measure = libraries()
     h, w = crop.shape
-    contours = measure.find_contours(np.pad(crop, 1).view(np.uint8), 0.5)  # skimage copies it to float64
-    contours = [measure.approximate_polygon(c, tolerance=0) for c in contours]
+    contours, step = traced(crop, measure)
     outer = max(contours, key=lambda c: np.ptp(c[:, 0]) + np.ptp(c[:, 1]))
     outline = as_xy(outer, x0, y0)
     polygon = None
-    if len(contours) == 1 and len(outline) >= 6:
+    if step == 1 and len(contours) == 1 and len(outline) >= 6:
         local = as_xy(outer, 0, 0)
         drawn = mask_api.decode(mask_api.frPyObjects([local], h, w)[0])
         if np.array_equal(drawn.astype(bool), crop):
@@ -100,7 +120,7 @@ def regions(classes: np.ndarray, skip: Collection[int] = (), min_area: int = MIN
     for class_id in (int(c) for c in np.unique(classes)):
         if class_id in skip:
             continue
-        labels, _ = ndimage.label(classes == class_id)  # 4-connected (the default cross)
+        labels = component_labels(classes == class_id, ndimage)  # 4-connected (the default cross)
         for k, box in enumerate(ndimage.find_objects(labels), start=1):
             if box is None:
                 continue
@@ -109,6 +129,16 @@ def regions(classes: np.ndarray, skip: Collection[int] = (), min_area: int = MIN
                 continue
             yield region(crop, class_id, box[1].start, box[0].start, classes.shape)
         del labels
+
+
+def component_labels(mask: np.ndarray, ndimage: Any) -> np.ndarray:
+    """The mask's 4-connected components numbered 1.., in 16 bits where they fit (half of int32's map)."""
+    labels = np.zeros(mask.shape, dtype=np.uint16)
+    try:
+        ndimage.label(mask, output=labels)
+    except RuntimeError:  # more than 65,535 components
+        labels = ndimage.label(mask)[0]
+    return labels
 
 
 def skipped_classes(class_names: tuple[str, ...] | list[str]) -> set[int]:
