@@ -24,7 +24,6 @@ without a segmentation (a box only).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dmt.annotations.images import ImageIndex, check_vertices, checked_size
-from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names
+from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names, read_json
 from dmt.errors import UserError
 
 INSTALL = "COCO import needs pycocotools: pip install 'dmt[annotations]' (or pip install pycocotools)"
@@ -143,12 +142,7 @@ def read_coco(export: str | Path, images: str | Path) -> SegmentationExport:
     """
     mask_api()
     source = Path(export).expanduser()
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"COCO file {source} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read COCO file {source}: {e}") from None
+    data = read_json(source, "COCO file")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
         raise UserError(f"{source}: not a COCO file (expected lists 'images', 'annotations', 'categories')")
     index = ImageIndex(images)

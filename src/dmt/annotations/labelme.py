@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dmt.annotations.images import ImageIndex, check_vertices, checked_size
-from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names
+from dmt.annotations.layout import BACKGROUND, IGNORE, SegmentationExport, check_class_names, read_json
 from dmt.errors import UserError
 
 log = logging.getLogger("dmt")
@@ -47,10 +46,7 @@ BACKGROUND_LABELS = ("_background_", BACKGROUND)
 
 def load_json(path: Path) -> dict[str, Any]:
     """One LabelMe file, checked to hold a ``shapes`` list and an ``imagePath``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read LabelMe file {path}: {e}") from None
+    data = read_json(path, "LabelMe file")
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list) or not data.get("imagePath"):
         raise UserError(f"{path}: not a LabelMe file (expected 'shapes' and 'imagePath')")
     return data

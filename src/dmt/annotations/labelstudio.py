@@ -16,7 +16,6 @@ several choices (a multi-label project) is an error.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from dmt.annotations.classes import ClassificationExport, labelled_export
 from dmt.annotations.images import ImageIndex
+from dmt.annotations.layout import read_json
 from dmt.errors import UserError
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
@@ -71,12 +71,7 @@ def task_label(task: dict[str, Any], entry: str) -> str | None:
 def read_labelstudio(export: str | Path, images: str | Path) -> ClassificationExport:
     """A Label Studio JSON export (see the module docstring) over the images below ``images``."""
     source = Path(export).expanduser()
-    try:
-        tasks = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"Label Studio export {source} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read Label Studio export {source}: {e}") from None
+    tasks = read_json(source, "Label Studio export")
     if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
         raise UserError(f"{source}: not a Label Studio JSON export (expected a list of tasks with 'data')")
     index = ImageIndex(images)

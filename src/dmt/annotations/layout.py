@@ -19,6 +19,7 @@ Memory is one image's mask at a time.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -76,6 +77,16 @@ class ImportSummary:
                 f"({len(self.classes)} classes incl. {self.classes[0]})",
                 f"images placed {how}" + ("" if set(self.placed) <= {"hard link"} else
                                           " (a hard link needs --out on the images' file system)")]
+
+
+def read_json(path: Path, what: str) -> object:
+    """An export's JSON file, or one line naming it (``what``: "COCO file", "LabelMe file" ...)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {what} {path}: {e}") from None
 
 
 def check_class_names(names: Sequence[str], source: str) -> tuple[str, ...]:
