@@ -27,6 +27,8 @@ Check = Callable[[Any], bool]
 NAMED_RATIOS = {"106": 105.82, "30": 29.75}
 # mutual.dms: the labelled splits the paper's Different Model Subsets exist for (dmt.data.splits.DMS_RATIOS)
 DMS_SPLITS = ("1/8", "1/20", "1/50", "1/106")
+# your own data: without a val set, these hold data.val_share of their labelled images out as val
+HELD_OUT_VAL_DATASETS = ("folder", "imagefolder")
 
 
 def _num(x: Any) -> bool:
@@ -286,7 +288,7 @@ def check_combinations(cfg: Any) -> None:
     if cfg.data.svhn_extra and cfg.data.name != "svhn":
         raise UserError(f"config key 'data.svhn_extra': only SVHN has an extra set (data.name is {cfg.data.name!r}); "
                         "set it to false")
-    if cfg.data.val_share != DataConfig.val_share and cfg.data.name not in ("folder", "imagefolder"):
+    if cfg.data.val_share != DataConfig.val_share and cfg.data.name not in HELD_OUT_VAL_DATASETS:
         raise UserError(f"config key 'data.val_share': only your own data (data.name folder or imagefolder) holds "
                         f"val images out of its labelled ones; {cfg.data.name!r} has its own val set: remove it")
     if cfg.task == "classification" and cfg.eval.select != "last":

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from dmt.config.loader import load_config
+from dmt.config.validate import HELD_OUT_VAL_DATASETS
 from dmt.data.segmentation import SegmentationDataset
 from dmt.data.transforms import seg_eval_transform
 from dmt.engine.accel import use_channels_last
@@ -29,7 +30,6 @@ RUN_EVAL_KEYS = (("data", "eval_pad"), ("data", "pad_fill"), ("data", "scale"), 
                  ("eval", "max_side"), ("train", "channels_last"))
 # your own folders hold their val images out of the masked ones: the same share picks the same images
 OWN_DATA_EVAL_KEYS = (("data", "val_share"),)
-OWN_DATA = ("folder", "imagefolder")
 
 
 def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
@@ -44,7 +44,7 @@ def run_eval_overrides(checkpoint: str | Path, data: str) -> list[str]:
     if raw is None or not isinstance(raw.get("data"), dict) or raw["data"].get("name") != data:
         return []
     out = []
-    for section, key in RUN_EVAL_KEYS + (OWN_DATA_EVAL_KEYS if data in OWN_DATA else ()):
+    for section, key in RUN_EVAL_KEYS + (OWN_DATA_EVAL_KEYS if data in HELD_OUT_VAL_DATASETS else ()):
         value = (raw.get(section) or {}).get(key)
         if value is not None:
             out.append(f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}")
