@@ -93,9 +93,14 @@ def main(args: argparse.Namespace) -> int:
         opts.device = resolve_device(args.device)
         summary = predict(args.model, args.inputs, opts, **meaning(args))
     print(f"predicted {summary.written} image(s) -> {args.out}")
-    if summary.skipped:
-        print(f"skipped {len(summary.skipped)} image(s) that could not be read:", file=sys.stderr)
-        for _, reason in summary.skipped:
-            print(f"  {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_skipped(summary.skipped)
+
+
+def report_skipped(skipped: list[tuple[object, str]]) -> int:
+    """The images a command could not read, one line each on stderr; its exit status (1 if any, else 0)."""
+    if not skipped:
+        return 0
+    print(f"skipped {len(skipped)} image(s) that could not be read:", file=sys.stderr)
+    for _, reason in skipped:
+        print(f"  {reason}", file=sys.stderr)
+    return 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from dmt.cli.help_format import DefaultsOnce
+from dmt.cli.predict import report_skipped
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,9 +97,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"suggested {len(done.chosen)} of {len(items)} unlabelled image(s) -> {opts.out / 'suggestions.csv'}")
     for f in done.files[1:]:
         print(f"  {f}")
-    if done.skipped:
-        print(f"skipped {len(done.skipped)} image(s) that could not be read:", file=sys.stderr)
-        for _, reason in done.skipped:
-            print(f"  {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_skipped(done.skipped)
