@@ -63,8 +63,8 @@ def main(args: argparse.Namespace) -> int:
     from dmt.data.segmentation import SegItem
     from dmt.errors import UserError
     from dmt.suggest.members import load_members, unlabelled_items
-    from dmt.suggest.memory import fix_mmap_threshold
-    from dmt.suggest.suggest import SuggestOptions, draft_images, suggest
+    from dmt.engine.heap import map_large_blocks
+    from dmt.suggest.suggest import MMAP_THRESHOLD, SuggestOptions, draft_images, suggest
     from dmt.tasks.context import resolve_device
 
     if args.count < 1 or args.batch_size < 1 or args.sheet_rows < 0 or args.min_area < 1:
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
                           threshold=args.threshold, min_distance=args.min_distance, drafts=args.drafts,
                           min_area=args.min_area, sheet_rows=args.sheet_rows, batch_size=args.batch_size,
                           image_url=args.image_url)
-    fix_mmap_threshold()  # successive passes over one large image: see dmt.suggest.memory
+    map_large_blocks(MMAP_THRESHOLD)  # successive passes over one large image: see dmt.suggest.suggest
     run = Path(args.run)
     if args.images is not None:
         from dmt.predict.inputs import collect_inputs

@@ -31,6 +31,12 @@ from dmt.suggest.sheet import SheetRow, sheet_row, tile, write_sheet
 from dmt.suggest.terms import TERMS
 
 log = logging.getLogger("dmt")
+# Blocks of 4 MiB and more always come from (and go back to) the kernel (dmt.engine.heap): the same
+# large image is predicted several times in one process, and with glibc's default, rising threshold
+# the later passes' temporaries fragmented the heap. On a 3000 x 3000 image read at 1 (two 21-class
+# deeplabv2_tiny members, 2026-12-07) dmt suggest peaked at 1,293 MiB against dmt predict's 1,232 MiB
+# with the default policy, and at 1,219 MiB with this threshold.
+MMAP_THRESHOLD = 4 << 20
 
 CSV_COLUMNS = ("rank", "image", "score", *TERMS, "similar_to")
 
