@@ -15,7 +15,8 @@ def test_reduced_classification_demo(tmp_path, capsys):
     assert [s["name"] for s in r["stages"]] == ["baseline", "phase1", "phase2", "phase3", "phase4", "phase5",
                                                 "oracle"]
     assert r["summary"]["metric"] == "accuracy" and r["summary"]["oracle"] is not None
-    assert (out / "results.png").stat().st_size > 0
+    assert (out / "results.png").stat().st_size > 0 and f"{out / 'results.png'}" in printed
+    assert "val_scenes" not in printed and not (out / "val_scenes.png").exists()
 
 
 def test_reduced_segmentation_demo(tmp_path, capsys):
@@ -26,7 +27,11 @@ def test_reduced_segmentation_demo(tmp_path, capsys):
     names = [s["name"] for s in r["stages"]]
     assert names == ["baseline-a", "baseline-b", "phase1-a", "phase1-b", "phase2-a", "phase2-b", "oracle"]
     assert all(0 <= s["metrics"]["miou"] <= 1 for s in r["stages"])
-    assert "phase2-b" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "phase2-b" in printed
+    assert f"{out / 'results.png'}" in printed and f"{out / 'val_scenes.png'}" in printed
+    assert len(json.loads((out / "val_scenes.json").read_text())["names"]) == 6  # VAL_SAMPLES of 16 val scenes
+    assert sorted(p.parent.name for p in out.glob("stages/*/val_predictions.npz")) == sorted(names)
 
 
 def test_segmentation_demo_keeps_its_measured_settings():

@@ -17,7 +17,7 @@ from dmt.errors import UserError
 from dmt.report import load_run, render_page, write_report
 from dmt.run.runner import run_stages
 
-SECTIONS = ("summary", "headline", "iou", "pseudo", "dynamics", "samples", "curves")
+SECTIONS = ("summary", "headline", "valpanel", "iou", "pseudo", "dynamics", "samples", "curves")
 
 
 def _run(preset: str, out: Path, *overrides: str) -> Path:
@@ -73,6 +73,43 @@ def test_the_stage_end_records_report_inputs(runs) -> None:
     assert sum(cm["kept_per_class"]) == cm["pseudo_kept"] and len(cm["predicted_per_class"]) == 10
 
 
+def test_evaluation_images_are_compared_before_and_after(runs) -> None:
+    seg = runs["seg"]
+    r = json.loads((seg / "results.json").read_text())
+    for s in r["stages"]:  # every stage stores its class maps of the same evaluation images
+        with np.load(seg / "stages" / s["name"] / "val_predictions.npz", allow_pickle=False) as z:
+            names = z["names"].tolist()
+            assert 0 < len(names) <= 6 and names == sorted(names)
+            assert all(z[f"prediction_{k}"].dtype == np.uint8 for k in range(len(names)))
+    with np.load(seg / "val_samples.npz", allow_pickle=False) as z:
+        assert z["names"].tolist() == names and z["image_0"].shape == (*z["truth_0"].shape, 3)
+    info = json.loads((seg / "val_scenes.json").read_text())
+    assert info["names"] == names
+    assert info["columns"] == ["image", "ground truth", "better baseline", "last phase", "changes"]
+    miou = {s["name"]: s["metrics"]["miou"] for s in r["stages"]}
+    assert info["before"] == {"stage": max(("baseline-a", "baseline-b"), key=miou.get),
+                              "miou": max(miou["baseline-a"], miou["baseline-b"])}
+    assert info["after"]["stage"] in ("phase2-a", "phase2-b")  # the last phase of phases.ratios=[0.5, 1.0]
+    assert info["after"]["miou"] == max(miou["phase2-a"], miou["phase2-b"])
+    from PIL import Image
+
+    with Image.open(seg / "val_scenes.png") as im:  # 32-pixel scenes enlarged 3x (96) with 2-pixel gaps
+        assert im.size == (5 * 98 + 2, len(names) * 98 + 2)
+    assert not (runs["cls"] / "val_scenes.png").exists()
+
+
+def test_val_scenes_are_skipped_quietly_without_their_files(runs, tmp_path) -> None:
+    from dmt.tasks.segmentation.val_scenes import write_val_scenes
+
+    run = tmp_path / "partial"
+    shutil.copytree(runs["seg"], run)
+    stages = json.loads((run / "results.json").read_text())["stages"]
+    assert write_val_scenes(run, stages[:2]) is None  # baselines only: no phase to compare
+    assert write_val_scenes(run, stages) == run / "val_scenes.png"
+    (run / "val_samples.npz").unlink()
+    assert write_val_scenes(run, stages) is None  # an older run: nothing stored
+
+
 def test_tensorboard_gets_per_class_iou_and_sample_pictures(runs) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -103,8 +140,12 @@ def test_one_run_page_has_every_section_and_embeds_its_pictures(runs, task) -> N
     images = [s for s in _sources(page) if s.startswith("data:image/png")]
     # headline, pseudo, dynamics, curves (+ IoU and a grid per stage for segmentation)
     assert len(images) >= (4 + 1 + 7 if task == "seg" else 4)
+    block = page.split("<h2 id='valpanel'>", 1)[1].split("<h2 ", 1)[0]
     if task == "cls":
         assert "per-class IoU is a segmentation score" in page
+        assert "<img" not in block and "drawn for segmentation runs" in block
+    else:
+        assert block.count("<img") == 1 and "better baseline: baseline-" in block and "last phase: phase2-" in block
 
 
 def test_several_runs_side_by_side(runs, tmp_path) -> None:
@@ -125,7 +166,7 @@ def test_old_run_without_new_fields_still_reports(runs, tmp_path) -> None:
         for key in ("predicted_per_class", "per_class_iou"):
             s["metrics"].pop(key, None)
     (old / "results.json").write_text(json.dumps(r))
-    for f in old.glob("stages/*/samples.*"):
+    for f in [*old.glob("stages/*/samples.*"), *old.glob("val_scenes.*")]:
         f.unlink()
     shutil.rmtree(old / "tb")
     page = render_page([load_run(old)])
@@ -133,6 +174,7 @@ def test_old_run_without_new_fields_still_reports(runs, tmp_path) -> None:
     assert "holds no per-class IoU" in page
     assert "share of the kept pixels" in page  # per-class counts of the teacher missing
     assert "no sample grid" in page and "no TensorBoard events" in page
+    assert "this run has no val_scenes.png" in page
     _check_self_contained(page, old)
 
 

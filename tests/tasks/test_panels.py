@@ -48,3 +48,37 @@ def test_segmentation_rows_columns() -> None:
     rows, cols = segmentation_rows([img, img], [m, None], None, [m, m], pal, min_side=8)
     assert cols == ["image", "ground truth", "prediction"]
     assert rows[1][1] is None and rows[0][0].shape == (8, 8, 3)
+
+
+def test_changes_map_colours_each_pixel_by_what_changed() -> None:
+    from dmt.tasks.panels import GAINED_COLOUR, LOST_COLOUR, UNCHANGED_COLOUR, changes_map
+
+    truth = np.array([[0, 1, 2], [1, 255, 255]], dtype=np.uint8)
+    before = np.array([[1, 1, 2], [0, 0, 7]], dtype=np.uint8)
+    after = np.array([[0, 2, 2], [2, 0, 0]], dtype=np.uint8)
+    out = changes_map(truth, before, after)
+    assert out.shape == (2, 3, 3) and out.dtype == np.uint8
+    expected = [[GAINED_COLOUR, LOST_COLOUR, UNCHANGED_COLOUR],  # wrong->right, right->wrong, right->right
+                [UNCHANGED_COLOUR, IGNORE_COLOUR, IGNORE_COLOUR]]  # wrong->wrong, then no label (either way)
+    assert out.tolist() == [[list(c) for c in row] for row in expected]
+    assert GAINED_COLOUR[1] > GAINED_COLOUR[0] and LOST_COLOUR[0] > LOST_COLOUR[1]  # green and red
+
+
+def test_comparison_rows_put_image_truth_before_after_and_changes_side_by_side() -> None:
+    from dmt.tasks.panels import COMPARISON_COLUMNS, GAINED_COLOUR, comparison_rows
+
+    pal = np.array([[0, 0, 0], [255, 0, 0]], dtype=np.uint8)
+    img = np.full((2, 2, 3), 7, dtype=np.uint8)
+    truth = np.array([[1, 0], [255, 0]], dtype=np.uint8)
+    before = np.zeros((2, 2), dtype=np.uint8)
+    after = np.array([[1, 0], [1, 0]], dtype=np.uint8)
+    rows = comparison_rows([img, img], [truth, truth], [before, before], [after, after], pal, min_side=4)
+    assert len(rows) == 2 and len(rows[0]) == len(COMPARISON_COLUMNS) == 5
+    assert COMPARISON_COLUMNS == ["image", "ground truth", "better baseline", "last phase", "changes"]
+    image, t, b, a, changes = rows[0]
+    assert all(c.shape == (4, 4, 3) for c in rows[0])  # 2x2 enlarged twice
+    assert (image == 7).all()
+    assert t[0, 0].tolist() == [255, 0, 0] and t[2, 0].tolist() == list(IGNORE_COLOUR)
+    assert (b == 0).all() and a[2, 0].tolist() == [255, 0, 0]
+    assert changes[0, 0].tolist() == list(GAINED_COLOUR) and changes[3, 1].tolist() == list(IGNORE_COLOUR)
+    assert changes[0, 3].tolist() == [255, 255, 255]

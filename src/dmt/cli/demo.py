@@ -35,4 +35,7 @@ def main(args: argparse.Namespace) -> int:
     if launch_rank() == 0:  # under torchrun: rank 0 speaks for the job
         print(format_table(results))
         print(f"run directory: {out} (results.json, results.png, log.txt, tb/)")
+        print(f"metric per stage, each model against its baseline and the oracle: {out / 'results.png'}")
+        if cfg.task == "segmentation" and (out / "val_scenes.png").is_file():
+            print(f"evaluation images, better baseline against the last phase: {out / 'val_scenes.png'}")
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dmt.report.load import RunData
+from dmt.run.summary import member_label  # noqa: F401  (one spelling of a model's name, the report's too)
 
 FigureResult = tuple[bytes | None, str]
 WIDTH = 6.4  # inches at 100 dpi: two runs side by side fit a 1400-pixel window
@@ -67,8 +68,3 @@ class ReportFigure:
     def __call__(self, run: RunData) -> FigureResult:
         fig, note = self.draw(run)
         return (None if fig is None else png_bytes(fig)), note
-
-
-def member_label(member: str) -> str:
-    """A model's name in legends: ``model a``, ``model b``, or ``model`` for a run of one."""
-    return f"model {member}" if member else "model"

@@ -15,7 +15,8 @@ import numpy as np
 
 from dmt.report.drawing import WIDTH, ReportFigure, member_label, pyplot
 from dmt.report.load import RunData
-from dmt.run.summary import headline_metric
+from dmt.run.summary import draw_stage_metric, headline_metric
+
 
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and v is not None else float("nan")
@@ -34,7 +35,8 @@ def phase_rows(run: RunData) -> list[dict[str, Any]]:
 
 @ReportFigure
 def headline_figure(run: RunData) -> tuple[Any, str]:
-    """The headline metric after the baseline and each phase, per model, with baseline and oracle lines."""
+    """The headline metric after the baseline and each phase, per model, with each model's baseline
+    and the oracle as lines: the same drawing as ``results.png``'s (:func:`dmt.run.summary.draw_stage_metric`)."""
     key = headline_metric(run.task, run.stages)
     if not run.stages:
         return None, "no stage has finished yet"
@@ -42,30 +44,7 @@ def headline_figure(run: RunData) -> tuple[Any, str]:
         return None, f"the stages record no {key}: the dataset has no test or val set"
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
-    n_phases = max([s.get("phase", 0) for s in run.phases], default=0)
-    for m in members(run):
-        xs, ys = [], []
-        for s in run.stages:
-            if s.get("model", "") != m or key not in s.get("metrics", {}):
-                continue
-            if s["kind"] == "baseline":
-                xs.append(0)
-            elif s["kind"] == "phase":
-                xs.append(s.get("phase", 0))
-            else:
-                continue
-            ys.append(_num(s["metrics"][key]))
-        if xs:
-            ax.plot(xs, ys, "o-", label=member_label(m))
-    summary = run.results.get("summary", {})
-    for what, style, colour in (("baseline", ":", "grey"), ("oracle", "--", "tab:green")):
-        v = summary.get(what)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            ax.axhline(v, linestyle=style, color=colour, label=f"{what} {v:.3f}")
-    ax.set_xticks(range(n_phases + 1), ["baseline"] + [f"phase{k}" for k in range(1, n_phases + 1)])
-    ax.set_ylabel(key)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    draw_stage_metric(ax, run.stages, run.task)
     ax.set_title(f"{key} on the evaluation set")
     return fig, ""
 

@@ -36,6 +36,14 @@ class Samples:
 
 
 @dataclass
+class ValScenes:
+    """The run's evaluation-image comparison (``val_scenes.png`` and its ``val_scenes.json``)."""
+
+    png: Path
+    info: dict[str, Any]
+
+
+@dataclass
 class RunData:
     """A run directory's results and the records beside them."""
 
@@ -47,6 +55,7 @@ class RunData:
     samples: dict[str, Samples]
     labels_kept: dict[str, bool]  # phase -> its labels folder still exists
     notes: list[str] = field(default_factory=list)
+    val_scenes: ValScenes | None = None  # segmentation runs since the comparison was written
 
     @property
     def name(self) -> str:
@@ -199,6 +208,19 @@ def read_samples(run: Path, results: dict[str, Any], num_classes: int) -> tuple[
     return samples, kept
 
 
+def read_val_scenes(run: Path) -> ValScenes | None:
+    """The run's ``val_scenes.png`` with its record, or None (a classification run, an older run)."""
+    from dmt.tasks.segmentation.val_scenes import VAL_SCENES_JSON, VAL_SCENES_PNG
+
+    if not (run / VAL_SCENES_PNG).is_file():
+        return None
+    try:
+        info = json.loads((run / VAL_SCENES_JSON).read_text())
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    return ValScenes(run / VAL_SCENES_PNG, info if isinstance(info, dict) else {})
+
+
 def load_run(path: str | Path) -> RunData:
     """Everything ``dmt report`` shows about one run directory."""
     run = Path(path)
@@ -210,4 +232,4 @@ def load_run(path: str | Path) -> RunData:
     curves, note = read_curves(run)
     if note:
         notes.append(note)
-    return RunData(run, results, config, class_names, curves, samples, labels_kept, notes)
+    return RunData(run, results, config, class_names, curves, samples, labels_kept, notes, read_val_scenes(run))

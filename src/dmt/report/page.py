@@ -100,6 +100,40 @@ def _legend(run: RunData) -> str:
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
+def _swatches(items: list[tuple[str, tuple[int, ...]]]) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><i style="background: rgb{tuple(int(c) for c in colour)}"></i>{_e(name)}</span>'
+        for name, colour in items) + "</div>"
+
+
+def val_scenes_cell(run: RunData) -> str:
+    """The evaluation images compared: the better baseline against the last phase's better model."""
+    if run.task != "segmentation":
+        return _note("the evaluation-image comparison is drawn for segmentation runs")
+    if run.val_scenes is None:
+        return _note("this run has no val_scenes.png (written at the run's end once a phase has finished, "
+                     "by dmt versions that store evaluation predictions)")
+    info = run.val_scenes.info
+    before, after = info.get("before") or {}, info.get("after") or {}
+
+    def said(s: dict) -> str:
+        score = s.get("miou")
+        return f"{s.get('stage', '?')}" + (f" (mIoU {score:.4f})" if isinstance(score, (int, float)) else "")
+
+    classes, palette = info.get("classes") or run.class_names, info.get("palette")
+    if not isinstance(palette, list):
+        from dmt.tasks.panels import class_palette
+
+        palette = class_palette(len(classes)).tolist()
+    changes = [(k, tuple(v)) for k, v in (info.get("changes") or {}).items()]
+    head = "".join(f"<span>{_e(c)}</span>" for c in info.get("columns", []))
+    return (f"<p class='sub'>better baseline: {_e(said(before))}; last phase: {_e(said(after))}; images "
+            f"{_e(', '.join(info.get('names', [])))}</p>" + _swatches(list(zip(classes, map(tuple, palette))))
+            + _swatches([("changes: " + k if i == 0 else k, c) for i, (k, c) in enumerate(changes)])
+            + f"<div class='grid'><div class='grid-head'>{head}</div><img alt='evaluation images compared' "
+            f"src='{data_uri(run.val_scenes.png.read_bytes())}'></div>")
+
+
 def samples_cell(run: RunData) -> str:
     """The sample grids of a segmentation run: the last phase open, the other stages folded."""
     if run.task != "segmentation":
@@ -135,6 +169,7 @@ def samples_cell(run: RunData) -> str:
 
 SECTIONS: list[tuple[str, str, Callable[[RunData], str]]] = [
     ("headline", "Headline metric per stage", lambda r: _figure_cell(r, figures.headline_figure, "headline metric")),
+    ("valpanel", "Evaluation images: better baseline against the last phase", val_scenes_cell),
     ("iou", "IoU per class and stage", lambda r: _figure_cell(r, figures.iou_figure, "per-class IoU")),
     ("pseudo", "Pseudo labels per class and phase: share kept and threshold",
      lambda r: _figure_cell(r, figures.pseudo_figure, "pseudo-label share and threshold")),

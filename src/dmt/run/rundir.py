@@ -7,6 +7,7 @@ Layout (everything a run writes goes here; datasets are only read)::
     <out>/log.txt            readable log
     <out>/tb/<stage>/        TensorBoard events
     <out>/splits/            the index / name lists the run used
+    <out>/val_samples.npz    segmentation: a few evaluation images and their truth (run_file)
     <out>/stages/<stage>/    state.safetensors (resume), model.safetensors (final), labels ...
 
 With several processes (torchrun) rank 0 alone creates, locks and writes the directory; the
@@ -101,6 +102,9 @@ class RunDir:
 
     def tb_dir(self, name: str) -> Path:
         return self.path / "tb" / name
+
+    def run_file(self, name: str) -> Path:
+        return self.path / name
 
     # lifecycle
     def open(self, cfg: ExperimentConfig) -> None:

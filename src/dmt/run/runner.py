@@ -214,6 +214,10 @@ def _run_plan(cfg: ExperimentConfig, out: str | Path, job: dist.Processes) -> di
         run.save_results(results)
         if job.is_main:
             plot_results(results, run.path / "results.png")
+            if cfg.task == "segmentation":  # skipped quietly while a file it needs is missing
+                from dmt.tasks.segmentation.val_scenes import write_val_scenes
+
+                write_val_scenes(run.path, results["stages"])
         job.barrier()
         return results
     finally:

@@ -67,8 +67,53 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MEMBER_COLOURS = {"a": "tab:blue", "b": "tab:orange", "": "tab:blue"}  # as the report's training curves
+ORACLE_COLOUR = "tab:green"
+
+
+def member_label(member: str) -> str:
+    """A model's name in legends: ``model a``, ``model b``, or ``model`` for a run of one."""
+    return f"model {member}" if member else "model"
+
+
+def draw_stage_metric(ax: Any, stages: list[dict[str, Any]], task: str) -> bool:
+    """The headline metric per stage on ``ax``: x is baseline, phase1 .. phaseN; one line per model,
+    each model's baseline score as a dotted line in its colour, the oracle's as a dashed one.
+
+    Shared by ``results.png`` and ``dmt report`` (one drawing of the run's main result). Returns
+    False, drawing nothing, when no stage records the metric (a dataset with no test or val set).
+    """
+    key = headline_metric(task, stages)
+    scored = [s for s in stages if isinstance((s.get("metrics") or {}).get(key), (int, float))]
+    if not scored:
+        return False
+    n_phases = max([s.get("phase", 0) for s in stages if s.get("kind") == "phase"], default=0)
+    found = sorted({s.get("model", "") for s in scored if s.get("kind") in ("baseline", "phase")})
+    for m in found or [""]:
+        points = sorted((0 if s["kind"] == "baseline" else s.get("phase", 0), float(s["metrics"][key]))
+                        for s in scored if s.get("model", "") == m and s.get("kind") in ("baseline", "phase"))
+        colour = MEMBER_COLOURS.get(m, None)
+        if points:
+            ax.plot(*zip(*points), "o-", color=colour, label=member_label(m))
+        base = [v for x, v in points if x == 0]
+        if base:
+            ax.axhline(base[0], linestyle=":", color=colour,
+                       label=f"baseline {m.upper() + ' ' if m else ''}{base[0]:.3f}")
+    oracle = [float(s["metrics"][key]) for s in scored if s.get("kind") == "oracle"]
+    if oracle and all(math.isfinite(v) for v in oracle):
+        v = sum(oracle) / len(oracle)
+        ax.axhline(v, linestyle="--", color=ORACLE_COLOUR, label=f"oracle {v:.3f}")
+    ax.set_xticks(range(n_phases + 1), ["baseline"] + [f"phase{k}" for k in range(1, n_phases + 1)])
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # an offset in a corner is easy to miss
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{key} per stage")
+    return True
+
+
 def plot_results(results: dict[str, Any], path: str | Path) -> None:
-    """Headline metric of every stage, and the pseudo-label share/accuracy of each phase."""
+    """The headline metric per stage (:func:`draw_stage_metric`), and the pseudo-label share/accuracy of each phase."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,15 +124,8 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
         return
     key = headline_metric(results.get("task", "classification"), stages)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    names = [s["name"] for s in stages]
-    if any(key in s["metrics"] for s in stages):
-        ax1.bar(range(len(stages)), [s["metrics"].get(key, 0) or 0 for s in stages], color="tab:blue")
-        ax1.set_xticks(range(len(stages)), names, rotation=45, ha="right")
-        ax1.set_ylabel(key)
-        ax1.set_title(f"{key} per stage")
-        lo = min((s["metrics"].get(key) or 0) for s in stages)
-        ax1.set_ylim(max(0.0, lo - 0.1), 1.0)
-    else:  # a dataset with no test or val set: nothing scores the stages
+    if not draw_stage_metric(ax1, stages, results.get("task", "classification")):
+        # a dataset with no test or val set: nothing scores the stages
         ax1.axis("off")
         ax1.text(0.5, 0.5, f"no {key}: the dataset has no test or val set", ha="center", va="center")
     phases = [s for s in stages if s["kind"] == "phase"]

@@ -62,7 +62,8 @@ def total_steps(opt: OptimConfig, steps_per_epoch: int) -> int:
 class StageFolders(Protocol):
     """Where a stage's files go; the run directory (:class:`dmt.run.rundir.RunDir`) provides them.
 
-    Tasks know these three folders and nothing else of the run directory's layout.
+    Tasks know these folders (and the run-level files they name) and nothing else of the run
+    directory's layout.
     """
 
     def stage_dir(self, name: str) -> Path: ...  # created on first use (by rank 0)
@@ -70,6 +71,8 @@ class StageFolders(Protocol):
     def splits_dir(self) -> Path: ...  # the split lists a run used
 
     def tb_dir(self, name: str) -> Path: ...  # a stage's TensorBoard run
+
+    def run_file(self, name: str) -> Path: ...  # a file at the run directory's top, shared by its stages
 
 
 @dataclass

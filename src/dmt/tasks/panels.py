@@ -19,6 +19,10 @@ import numpy as np
 from dmt.atomic import atomic_path, write_text
 
 IGNORE_COLOUR = (224, 224, 192)  # the VOC devkit's cream: pixels with no label (255) or no pseudo label
+GAINED_COLOUR = (0, 170, 0)  # a changes map: right after, wrong before
+LOST_COLOUR = (220, 0, 0)  # wrong after, right before
+UNCHANGED_COLOUR = (255, 255, 255)
+COMPARISON_COLUMNS = ["image", "ground truth", "better baseline", "last phase", "changes"]
 SAMPLES_PNG = "samples.png"
 SAMPLES_JSON = "samples.json"
 
@@ -93,6 +97,34 @@ def segmentation_rows(images: Sequence[np.ndarray], truths: Sequence[np.ndarray 
         row.append(colourise(predictions[k], palette))
         rows.append([upscale(c, min_side) if c is not None else None for c in row])
     return rows, columns
+
+
+def changes_map(truth: np.ndarray, before: np.ndarray, after: np.ndarray, ignore: int = 255) -> np.ndarray:
+    """``H x W x 3`` uint8: green where ``after`` is right and ``before`` wrong, red the reverse,
+    white where neither changed from right to wrong or back, cream where ``truth`` is ``ignore``."""
+    truth, before, after = np.asarray(truth), np.asarray(before), np.asarray(after)
+    out = np.empty((*truth.shape, 3), dtype=np.uint8)
+    out[...] = UNCHANGED_COLOUR
+    right_before, right_after = before == truth, after == truth
+    out[right_after & ~right_before] = GAINED_COLOUR
+    out[right_before & ~right_after] = LOST_COLOUR
+    out[truth == ignore] = IGNORE_COLOUR
+    return out
+
+
+def comparison_rows(images: Sequence[np.ndarray], truths: Sequence[np.ndarray], before: Sequence[np.ndarray],
+                    after: Sequence[np.ndarray], palette: np.ndarray, min_side: int = 96) -> list[list[np.ndarray]]:
+    """The cells of an evaluation-image comparison, one row per image in the order of
+    :data:`COMPARISON_COLUMNS`: image | ground truth | before | after | :func:`changes_map`.
+
+    ``before`` / ``after``: two models' class maps at each image's size (the better baseline and
+    the last phase's better model); tiny images are enlarged (nearest) to ``min_side``.
+    """
+    rows = []
+    for image, truth, b, a in zip(images, truths, before, after, strict=True):
+        row = [image, colourise(truth, palette), colourise(b, palette), colourise(a, palette), changes_map(truth, b, a)]
+        rows.append([upscale(c, min_side) for c in row])
+    return rows
 
 
 def save_samples(stage_dir: Path, picture: np.ndarray, info: dict) -> None:

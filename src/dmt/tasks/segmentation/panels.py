@@ -36,22 +36,9 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
     picks = sorted(items, key=lambda it: it.name)[:NUM_SAMPLES]
     if not picks:
         return
-    from dmt.data.segmentation import SegmentationDataset, load_pair
-    from dmt.tasks.segmentation.inference import predictions
-
-    images, truths = [], []
-    for it in picks:
-        image, mask = load_pair(it, source, it.mask is not None)
-        images.append(image.permute(1, 2, 0).numpy())
-        truths.append(mask.numpy() if mask is not None else None)
+    images, truths = load_picks(picks, source, [it.mask is not None for it in picks])
     pseudo = [targets(it.name)[0] for it in picks] if targets is not None else None
-    preds = []
-    dataset = SegmentationDataset(picks, source, eval_transform, with_mask=False)
-    was_training = model.training
-    for batch, probs in predictions(model, dataset, len(picks), ctx.device, ctx.cfg.amp, 0, f"{stage.name} samples"):
-        for k, (h, w) in enumerate(batch["size"]):
-            preds.append(probs[k, :, :h, :w].argmax(0).to(torch.uint8).cpu().numpy())
-    model.train(was_training)
+    preds = predict_maps(ctx, model, picks, source, eval_transform, f"{stage.name} samples")
     palette = class_palette(source.num_classes, source.palette)
     rows, columns = segmentation_rows(images, truths, pseudo, preds, palette)
     picture = grid(rows)
@@ -60,3 +47,36 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
         "classes": list(source.class_names), "palette": palette.tolist(),
         "teacher": stage.teacher if targets is not None else None})
     ctx.image(stage.name, "samples/" + " | ".join(columns), picture, step)
+
+
+def load_picks(picks: Sequence[Any], source: Any, with_mask: Sequence[bool]
+               ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """The images (``H x W x 3`` uint8) of ``picks`` and their masks where ``with_mask`` says (else None)."""
+    from dmt.data.segmentation import load_pair
+
+    images, truths = [], []
+    for it, masked in zip(picks, with_mask):
+        image, mask = load_pair(it, source, masked)
+        images.append(image.permute(1, 2, 0).numpy())
+        truths.append(mask.numpy() if mask is not None else None)
+    return images, truths
+
+
+def predict_maps(ctx: StageContext, model: nn.Module, picks: Sequence[Any], source: Any, eval_transform: Any,
+                 description: str) -> list[np.ndarray]:
+    """``model``'s class maps (uint8, at each image's size) of a few items, in one batch.
+
+    The model is left in the mode it was found in. The loader draws a seed from torch's global
+    CPU generator, as the stage's evaluation does.
+    """
+    from dmt.data.segmentation import SegmentationDataset
+    from dmt.tasks.segmentation.inference import predictions
+
+    preds = []
+    dataset = SegmentationDataset(list(picks), source, eval_transform, with_mask=False)
+    was_training = model.training
+    for batch, probs in predictions(model, dataset, len(picks), ctx.device, ctx.cfg.amp, 0, description):
+        for k, (h, w) in enumerate(batch["size"]):
+            preds.append(probs[k, :, :h, :w].argmax(0).to(torch.uint8).cpu().numpy())
+    model.train(was_training)
+    return preds

@@ -37,6 +37,7 @@ from dmt.tasks.segmentation.data import load_segmentation_data, pad_colour
 from dmt.tasks.segmentation.inference import evaluate_segmentation
 from dmt.tasks.segmentation.labelling import ThresholdedLabels, label_images
 from dmt.tasks.segmentation.panels import segmentation_stage_end
+from dmt.tasks.segmentation.val_scenes import store_val_predictions
 from dmt.tasks.segmentation.steps import SegmentationStep
 from dmt.tasks.stats import StatTotals
 from dmt.tasks.training import convert_sync_bn, reduce_totals, stage_optimizer, sync_from_main, train_stage
@@ -215,6 +216,8 @@ class SegmentationRunner:
         # per-class IoU and a few sample pictures for TensorBoard and `dmt report` (rank 0, a few images)
         segmentation_stage_end(self.ctx, stage, state.step, final, metrics, self.data.unlabelled, self.data.source,
                                self.eval_tf, self._pseudo_targets if stage.kind == "phase" else None)
+        # a few evaluation images' class maps, for the run's before/after comparison (val_scenes.png)
+        store_val_predictions(self.ctx, stage, final, self.data.val, self.data.source, self.eval_tf)
         self.ctx.processes.barrier()  # the next stage may read the model file
         log.info("%s: val mIoU %.4f, pixel accuracy %.4f", stage.name, metrics["miou"], metrics["pixel_accuracy"])
         return {"metrics": metrics, "checkpoint": f"stages/{stage.name}/{MODEL_FILE}"}
