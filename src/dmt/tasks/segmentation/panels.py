@@ -75,7 +75,9 @@ def predict_maps(ctx: StageContext, model: nn.Module, picks: Sequence[Any], sour
     preds = []
     dataset = SegmentationDataset(list(picks), source, eval_transform, with_mask=False)
     was_training = model.training
-    for batch, probs in predictions(model, dataset, len(picks), ctx.device, ctx.cfg.amp, 0, description):
+    # in the evaluation's windows where it uses them (Cityscapes): the pictures show what was scored
+    for batch, probs in predictions(model, dataset, len(picks), ctx.device, ctx.cfg.amp, 0, description,
+                                    window=ctx.cfg.eval.window, stride=ctx.cfg.eval.stride):
         for k, (h, w) in enumerate(batch["size"]):
             preds.append(probs[k, :, :h, :w].argmax(0).to(torch.uint8).cpu().numpy())
     model.train(was_training)
