@@ -134,3 +134,19 @@ def save_samples(stage_dir: Path, picture: np.ndarray, info: dict) -> None:
     with atomic_path(stage_dir / SAMPLES_PNG) as tmp:  # the suffix (.png) chooses the format
         Image.fromarray(picture).save(tmp)
     write_text(stage_dir / SAMPLES_JSON, json.dumps(info, indent=1))
+
+
+def titled(picture: np.ndarray, titles: Sequence[str], cell_width: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """``picture`` (a :func:`grid` of ``cell_width``-wide cells) under a strip naming its columns.
+
+    Each title is drawn in PIL's default bitmap font, one line per ``"\\n"``-separated part, left
+    aligned over its column, so the picture reads on its own outside ``dmt report``.
+    """
+    from PIL import Image, ImageDraw
+
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    strip = Image.new("RGB", (picture.shape[1], 12 * lines + 2 * pad), (fill,) * 3)
+    draw = ImageDraw.Draw(strip)
+    for k, title in enumerate(titles):
+        draw.multiline_text((pad + k * (cell_width + pad) + 1, pad), title, fill=(0, 0, 0), spacing=1)
+    return np.concatenate([np.asarray(strip), picture], axis=0)

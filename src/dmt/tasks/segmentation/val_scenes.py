@@ -28,7 +28,7 @@ from torch import nn
 from dmt.atomic import atomic_path, atomic_write, write_text
 from dmt.tasks.context import StageContext
 from dmt.tasks.panels import (COMPARISON_COLUMNS, GAINED_COLOUR, IGNORE_COLOUR, LOST_COLOUR, UNCHANGED_COLOUR,
-                              class_palette, comparison_rows, grid)
+                              class_palette, comparison_rows, grid, titled)
 from dmt.tasks.plan import Stage
 from dmt.tasks.segmentation.panels import load_picks, predict_maps
 
@@ -135,7 +135,10 @@ def write_val_scenes(run: str | Path, stages: Sequence[dict[str, Any]]) -> Path 
 
     png = run / VAL_SCENES_PNG
     with atomic_path(png) as tmp:  # the suffix (.png) chooses the format
-        Image.fromarray(grid(rows, fill=GRID_FILL)).save(tmp)
+        titles = ["image", "ground truth", f"{before['name']}\nmIoU {before['metrics']['miou']:.3f}",
+                  f"{after['name']}\nmIoU {after['metrics']['miou']:.3f}", "green: now right\nred: now wrong"]
+        cell = max(c.shape[1] for row in rows for c in row)
+        Image.fromarray(titled(grid(rows, fill=GRID_FILL), titles, cell)).save(tmp)
     info = {"columns": COMPARISON_COLUMNS, "names": names,
             "before": {"stage": before["name"], "miou": before["metrics"]["miou"]},
             "after": {"stage": after["name"], "miou": after["metrics"]["miou"]},
