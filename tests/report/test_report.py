@@ -94,7 +94,7 @@ def test_evaluation_images_are_compared_before_and_after(runs) -> None:
     from PIL import Image
 
     with Image.open(seg / "val_scenes.png") as im:  # 32-pixel scenes enlarged 3x (96) with 2-pixel gaps
-        assert im.size == (5 * 98 + 2, len(names) * 98 + 2)
+        assert im.size == (5 * 98 + 2, len(names) * 98 + 2 + 28)  # 28: the two-line title strip
     assert not (runs["cls"] / "val_scenes.png").exists()
 
 
