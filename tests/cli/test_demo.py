@@ -29,6 +29,11 @@ def test_reduced_segmentation_demo(tmp_path, capsys):
     assert all(0 <= s["metrics"]["miou"] <= 1 for s in r["stages"])
     printed = capsys.readouterr().out
     assert "phase2-b" in printed
+    summary = r["summary"]  # the share of the gap is printed against the better baseline too
+    assert summary["best_baseline"][0] in ("baseline-a", "baseline-b") and "best_final" in summary
+    best_gap = summary.get("best_gap_closed")  # nan when the 1-epoch oracle is no better than a baseline
+    shown = best_gap is not None and best_gap == best_gap
+    assert (f"better baseline ({summary['best_baseline'][0]}) " in printed) == shown
     assert f"{out / 'results.png'}" in printed and f"{out / 'val_scenes.png'}" in printed
     assert len(json.loads((out / "val_scenes.json").read_text())["names"]) == 6  # VAL_SAMPLES of 16 val scenes
     assert sorted(p.parent.name for p in out.glob("stages/*/val_predictions.npz")) == sorted(names)

@@ -158,6 +158,19 @@ def test_several_runs_side_by_side(runs, tmp_path) -> None:
         assert block.index("<h3>seg</h3>") < block.index("<h3>cls</h3>")
 
 
+def test_summary_row_gives_the_gap_by_the_mean_and_by_the_better_of_two(runs, tmp_path) -> None:
+    run = tmp_path / "scored"
+    shutil.copytree(runs["seg"], run)
+    r = json.loads((run / "results.json").read_text())
+    r["summary"].update(baseline=0.65, final=0.73, oracle=0.8, gap_closed=0.08 / 0.15, best_gap_closed=0.4)
+    (run / "results.json").write_text(json.dumps(r))
+    page = render_page([load_run(run)])
+    row = page.split("<h2 id='summary'>", 1)[1].split("</table>", 1)[0].split("<tr>")[2]
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    assert "<th>gap closed</th><th>better of two: gap closed</th>" in page
+    assert cells[8:10] == ["53.3%", "40.0%"]
+
+
 def test_old_run_without_new_fields_still_reports(runs, tmp_path) -> None:
     old = tmp_path / "old"
     shutil.copytree(runs["seg"], old)

@@ -62,14 +62,18 @@ def _fmt(v: object) -> str:
     return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else "" if v is None or isinstance(v, float) else _e(v)
 
 
+def _share(v: object) -> str:
+    return f"{100 * v:.1f}%" if isinstance(v, float) and math.isfinite(v) else ""
+
+
 def summary_table(runs: list[RunData]) -> str:
-    """One line per run: task, method, stages done, baseline / final / oracle and the gap closed."""
+    """One line per run: task, method, stages done, baseline / final / oracle (the mean of two models) and
+    the gap closed, by the mean and by the better baseline against the better final model."""
     head = ("<tr><th>run</th><th>task</th><th>method</th><th>stages done</th><th>metric</th><th>baseline</th>"
-            "<th>final</th><th>oracle</th><th>gap closed</th><th>wall time</th></tr>")
+            "<th>final</th><th>oracle</th><th>gap closed</th><th>better of two: gap closed</th><th>wall time</th></tr>")
     lines = [head]
     for r in runs:
         s = r.results.get("summary", {})
-        gap = s.get("gap_closed")
         plan = r.results.get("plan") or []
         wall = sum(float(st.get("wall_time_s", 0)) for st in r.stages)
         flag = " (smoke)" if r.results.get("smoke") else ""
@@ -77,7 +81,7 @@ def summary_table(runs: list[RunData]) -> str:
             f"<tr><td>{_e(r.name)}{flag}</td><td>{_e(r.task)}</td><td>{_e(r.results.get('method', ''))}</td>"
             f"<td>{len(r.stages)} / {len(plan) or '?'}</td><td>{_e(s.get('metric', ''))}</td>"
             f"<td>{_fmt(s.get('baseline'))}</td><td>{_fmt(s.get('final'))}</td><td>{_fmt(s.get('oracle'))}</td>"
-            f"<td>{f'{100 * gap:.1f}%' if isinstance(gap, float) and math.isfinite(gap) else ''}</td>"
+            f"<td>{_share(s.get('gap_closed'))}</td><td>{_share(s.get('best_gap_closed'))}</td>"
             f"<td>{wall:.0f} s</td></tr>")
     return "<table>" + "".join(lines) + "</table>"
 

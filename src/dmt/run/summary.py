@@ -127,7 +127,8 @@ def draw_stage_metric(ax: Any, stages: list[dict[str, Any]], task: str) -> bool:
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")  # an offset in a corner is easy to miss
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # under the axes: inside, it hides the oracle's line or the baselines' whatever corner it takes
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax.set_title(f"{key} per stage")
     return True
 
