@@ -84,9 +84,10 @@ def pretrain_classifier(epochs: int) -> dict[str, torch.Tensor]:
 
     params = [p for n, p in net.named_parameters() if n.startswith(ENCODER)] + list(fc.parameters())
     _train(params, lambda b: F.cross_entropy(fc(features(x[b])), y[b]), len(x), epochs, 1)
+    net.eval()  # batch-norm statistics as trained: a train-mode pass here would move them
     with torch.no_grad():
         accuracy = float((fc(features(x)).argmax(1) == y).float().mean())
-    print(f"  training accuracy {100 * accuracy:.1f} %")
+    print(f"  accuracy on its training digits {100 * accuracy:.1f} %")
     return {k: v for k, v in net.state_dict().items() if k.startswith(ENCODER)}
 
 
