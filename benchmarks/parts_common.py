@@ -140,4 +140,4 @@ def timed_fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: d
     n_images = sum(len(batch[k]) for k in ("pseudo_image", "image"))
     return {"images_per_s": round(steps * n_images / dt, 2), "s_per_step": round(dt / steps, 4),
             "warmup_s": round(warm, 2), "steps": steps, "batch": n_images, "peak_gib": peak_gib(device),
-            "compile": compile_mode or None, "threads": torch.get_num_threads(), "pid": os.getpid()}, state
+            "compile": (f"{compile_mode} (eager backend: dry run)" if dry_run else compile_mode) if compile_mode else None, "threads": torch.get_num_threads(), "pid": os.getpid()}, state

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -70,6 +71,10 @@ class SegMember:
         torch.manual_seed(args.rank)
         self.model = create_model(s.deeplab, num_classes=21, **({} if args.dry_run else
                                                                  {"init": "none", "aspp_legacy": False})).to(device)
+
+    def close(self) -> None:
+        """Remove this member's label store and checkpoint files."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def dataset(self, items, train: bool, **kw):
         from dmt.data.segmentation import SegmentationDataset
@@ -138,8 +143,11 @@ class SegMember:
         pc, out = self.cfg.phases, {}
         store = PseudoLabelStore(self.tmp / "labels")
         if len(store.names()) < len(self.unlabelled):  # the label part did not run: label maps of zeros
+            from PIL import Image
+
             for it in self.unlabelled:
-                size = self.s.image
+                with Image.open(it.image) as im:
+                    size = im.size[::-1]  # (height, width): odd items are one pixel wider
                 store.write(it.name, torch.zeros(size, dtype=torch.uint8), torch.ones(size, dtype=torch.float16))
         pseudo = self.dataset(self.unlabelled, True, targets=ThresholdedLabels(store, torch.zeros(21)))
         labelled = self.dataset(self.labelled, True)
@@ -239,6 +247,7 @@ def main() -> int:
             barrier(args.barrier, part, args.rank, args.members)
             attempt(part, getattr(member, part))
             reset_peak(device)
+        member.close()
     elif args.what == "vit":
         barrier(args.barrier, "vit", args.rank, args.members)
         attempt("vit", lambda: vit_step(args, device, args.model))

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -95,13 +96,18 @@ def members(commands: list[list[str]], limit_s: float, log: Path) -> list[list[d
             procs.append(subprocess.Popen([sys.executable, MEMBER, *cmd, "--rank", str(i), "--members",
                                            str(len(commands)), "--barrier", barrier], stdout=f, stderr=err))
     end = time.monotonic() + limit_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(end - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    shutil.rmtree(barrier, ignore_errors=True)
+    try:
+        for p in procs:
+            try:
+                p.wait(timeout=max(end - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+    finally:  # a timeout, or this script stopped (SIGTERM): no member may hold the GPU after its part
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(barrier, ignore_errors=True)
     lines = [[json.loads(x) for x in o.read_text().splitlines() if x.startswith("{")] for o in outs]
     for o in outs:
         o.unlink()
@@ -111,7 +117,7 @@ def members(commands: list[list[str]], limit_s: float, log: Path) -> list[list[d
 def seg_modes(args, res: Results, parts: list[str], tmp: Path) -> None:
     data = fabricate_voc(tmp / "voc", shapes(args.dry_run))
     modes = [("solo", 1, False), ("pair", 2, False)] + ([("pair_mps", 2, True)] if mps_available(args.dry_run) else [])
-    for mode, n, use_mps in modes:
+    for mode, n, use_mps in [m for m in modes if m[0] in args.modes.split(",")]:
         cmd = ["seg", "--data", str(data), "--parts", ",".join(parts), *(["--dry-run"] if args.dry_run else [])]
         try:
             with mps(use_mps):
@@ -186,9 +192,13 @@ def main() -> int:
     p.add_argument("--parts", default=",".join(ALL), help=f"comma-separated, of: {', '.join(ALL)}")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes and models: check the script")
     p.add_argument("--out", default=os.environ.get("OUT", "/tmp/dmt-run-parts"), help="folder of run_parts.json")
+    p.add_argument("--modes", default="solo,pair,pair_mps",
+                   help="of the DeepLab-v2 parts: solo, pair, pair_mps (MPS only where nvidia-cuda-mps-control exists)")
     p.add_argument("--mode-timeout", type=float, default=90.0, help="seconds for one of solo / pair / pair_mps")
     p.add_argument("--part-timeout", type=float, default=60.0, help="seconds for one DINO pair or compile model")
     args = p.parse_args()
+    # an outer `timeout` stops this script with SIGTERM: unwind, so the members are killed and MPS is stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parts = [q.strip() for q in args.parts.split(",") if q.strip()]
     unknown = set(parts) - set(ALL)
     if unknown:
