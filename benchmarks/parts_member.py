@@ -242,8 +242,17 @@ def main() -> int:
     else:
         torch.set_num_threads(1)  # two members share the CPU
     if args.what == "seg":
-        member = SegMember(args, device)
-        for part in [q for q in args.parts.split(",") if q in SEG_PARTS]:
+        parts = [q for q in args.parts.split(",") if q in SEG_PARTS]
+        try:
+            member = SegMember(args, device)
+        except Exception as exc:  # every part fails; the other member of a pair must not wait for this one
+            traceback.print_exc()
+            for part in parts:
+                if args.barrier:
+                    Path(args.barrier, f"{part}.{args.rank}").touch()
+                emit(part, {"error": f"set-up: {type(exc).__name__}: {exc}"[:400]})
+            return 1
+        for part in parts:
             barrier(args.barrier, part, args.rank, args.members)
             attempt(part, getattr(member, part))
             reset_peak(device)

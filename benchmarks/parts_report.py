@@ -34,33 +34,33 @@ def _member_cells(row: dict) -> str:
 
 def table(data: dict) -> str:
     """The measured parts and projections of ``data`` as aligned text lines."""
-    lines = [f"device: {data.get('device')}  dry run: {data.get('dry_run')}", f"{'part':<34} {'mode':<9} result"]
+    lines = [f"device: {data.get('device')}  dry run: {data.get('dry_run')}", f"{'part':<34} {'mode':<15} result"]
     for mode in ("solo", "pair", "pair_mps"):
         for part, rows in (data.get(f"seg_{mode}") or {}).items():
             members = [r for r in rows if "summed_images_per_s" not in r]
             summed = next((r["summed_images_per_s"] for r in rows if "summed_images_per_s" in r), None)
             cells = " | ".join(_member_cells(r) for r in members)
-            lines.append(f"{'deeplab ' + part:<34} {mode:<9} {cells}" + (f"  (sum {_fmt(summed)})" if summed and
+            lines.append(f"{'deeplab ' + part:<34} {mode:<15} {cells}" + (f"  (sum {_fmt(summed)})" if summed and
                                                                              len(members) > 1 else ""))
     for key, p in (data.get("projection_voc_106_dmt") or {}).items():
         if isinstance(p, dict) and "whole_run_min" in p:
-            m = p["per_member_min"][0]
-            lines.append(f"{'voc-106-dmt projection':<34} {key.split()[0]:<9} whole run {p['whole_run_min']} min "
-                         f"(step only {p['step_only_min']} min; member: train {m['train_min']}, loader wait "
+            m = max(p["per_member_min"], key=lambda r: r["total_min"])  # the slower member sets the time
+            lines.append(f"{'voc-106-dmt projection':<34} {key.split()[0]:<15} whole run {p['whole_run_min']} min "
+                         f"(step only {p['step_only_min']} min; slower member: train {m['train_min']}, loader wait "
                          f"{m['loader_wait_min']}, label {m['label_min']}, eval {m['eval_min']}, checkpoints "
                          f"{m['checkpoint_min']}; missing: {', '.join(p['missing']) or 'none'})")
     for key, entry in (data.get("dino_pairs") or {}).items():
         cells = " | ".join(f"{r.get('model', '?')}: " + _member_cells(r) for r in entry.get("members", []))
         proj = entry.get("projection_voc92")
-        lines.append(f"{'dino pair ' + key:<34} {'pair':<9} {cells}" +
+        lines.append(f"{'dino pair ' + key:<34} {'pair':<15} {cells}" +
                      (f"; VOC-92 run {proj['whole_run_min']} min" if proj else ""))
     for model, rows in (data.get("compile") or {}).items():
         for r in rows:
             mode = r.get("part", "?").rsplit("/", 1)[-1]
-            lines.append(f"{'compile ' + model:<34} {mode[:9]:<9} {_member_cells(r)}"
+            lines.append(f"{'compile ' + model:<34} {mode:<15} {_member_cells(r)}"
                          + (f", warm-up {_fmt(r.get('warmup_s'))} s" if "warmup_s" in r else ""))
     for key, err in (data.get("errors") or {}).items():
-        lines.append(f"{'error ' + key:<34} {'':<9} {err[:120]}")
+        lines.append(f"{'error ' + key:<34} {'':<15} {err[:120]}")
     return "\n".join(lines)
 
 
