@@ -7,6 +7,7 @@ the stage folder (:mod:`dmt.tasks.panels`) and TensorBoard, plus per-class IoU s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from dmt.tasks.panels import class_palette, grid, save_samples, segmentation_row
 from dmt.tasks.plan import Stage
 
 NUM_SAMPLES = 4  # images per segmentation grid: enough to see what happened, cheap at stage end
+PICTURE_SIDE = 512  # a larger image is shown at every 2nd, 3rd ... row and column (pictures, not scores)
 
 
 def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn.Module, metrics: dict[str, Any],
@@ -49,36 +51,56 @@ def segmentation_stage_end(ctx: StageContext, stage: Stage, step: int, model: nn
     ctx.image(stage.name, "samples/" + " | ".join(columns), picture, step)
 
 
+def picture_step(size: Sequence[int], side: int = PICTURE_SIDE) -> int:
+    """The row and column step that brings an image of ``size`` (h, w) within ``side`` pixels (1: whole)."""
+    return max(1, -(-max(size) // side))
+
+
 def load_picks(picks: Sequence[Any], source: Any, with_mask: Sequence[bool]
                ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """The images (``H x W x 3`` uint8) of ``picks`` and their masks where ``with_mask`` says (else None)."""
+    """The images (``h x w x 3`` uint8) of ``picks`` and their masks where ``with_mask`` says (else None),
+    every :func:`picture_step`-th row and column: a picture's size, not the image's, is kept."""
     from dmt.data.segmentation import load_pair
 
     images, truths = [], []
     for it, masked in zip(picks, with_mask):
         image, mask = load_pair(it, source, masked)
-        images.append(image.permute(1, 2, 0).numpy())
-        truths.append(mask.numpy() if mask is not None else None)
+        k = picture_step(image.shape[-2:])
+        images.append(image.permute(1, 2, 0).numpy()[::k, ::k].copy())
+        truths.append(mask.numpy()[::k, ::k].copy() if mask is not None else None)
     return images, truths
 
 
+@torch.no_grad()
 def predict_maps(ctx: StageContext, model: nn.Module, picks: Sequence[Any], source: Any, eval_transform: Any,
                  description: str) -> list[np.ndarray]:
-    """``model``'s class maps (uint8, at each image's size) of a few items, in one batch.
+    """``model``'s class maps (uint8) of a few items, at the pictures' size (:func:`load_picks`).
 
-    The model is left in the mode it was found in. The loader draws a seed from torch's global
-    CPU generator, as the stage's evaluation does.
+    One image at a time, predicted as the evaluation predicts it (``eval.window``, else windows
+    of ``eval.max_side`` for a large image) and kept band by band at every :func:`picture_step`-th
+    row and column: memory is bounded by a window, not by the image. The model is left in the
+    mode it was found in. The loader draws a seed from torch's global CPU generator, as the
+    stage's evaluation does.
     """
     from dmt.data.segmentation import SegmentationDataset
-    from dmt.tasks.segmentation.inference import predictions
+    from dmt.engine.loop import amp_settings
+    from dmt.tasks.segmentation.inference import device_batches, window_bands
+    from dmt.tasks.segmentation.windows import inference_window
 
-    preds = []
+    c = ctx.cfg.eval
+    use_amp, dtype = amp_settings(ctx.device, ctx.cfg.amp)
+    autocast = functools.partial(torch.autocast, ctx.device.type, dtype=dtype, enabled=use_amp)
     dataset = SegmentationDataset(list(picks), source, eval_transform, with_mask=False)
     was_training = model.training
-    # in the evaluation's windows where it uses them (Cityscapes): the pictures show what was scored
-    for batch, probs in predictions(model, dataset, len(picks), ctx.device, ctx.cfg.amp, 0, description,
-                                    window=ctx.cfg.eval.window, stride=ctx.cfg.eval.stride):
-        for k, (h, w) in enumerate(batch["size"]):
-            preds.append(probs[k, :, :h, :w].argmax(0).to(torch.uint8).cpu().numpy())
+    preds = []
+    for batch, images in device_batches(model, dataset, 1, ctx.device, 0, description, False):
+        h, w = batch["size"][0]
+        k = picture_step((h, w))
+        rows = []
+        win = inference_window(images.shape[-2:], c.window, c.max_side)
+        for top, end, logits in window_bands(model, images, win, c.stride if c.window else None, autocast):
+            band = logits[0, :, (-top) % k : end - top : k, :w:k].argmax(0)  # rows top + j with j % k == 0
+            rows.append(band.to(torch.uint8).cpu().numpy())
+        preds.append(np.concatenate(rows, axis=0)[: -(-h // k)])
     model.train(was_training)
     return preds
