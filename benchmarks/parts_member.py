@@ -66,7 +66,7 @@ class SegMember:
         train = self.source.items("train_aug")
         self.labelled, self.unlabelled = train[: s.labelled], train[s.labelled:]
         self.val = self.source.items("val")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"dmt-parts-{args.rank}-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"dmt-parts-{args.rank}-", dir=getattr(args, "work", None)))
         self.state = None
         torch.manual_seed(args.rank)
         self.model = create_model(s.deeplab, num_classes=21, **({} if args.dry_run else
@@ -234,6 +234,7 @@ def main() -> int:
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--barrier", default=None)
+    p.add_argument("--work", default=None, help="folder for the label store and checkpoints (default: the system's)")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.dry_run else "cpu")

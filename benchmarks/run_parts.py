@@ -94,7 +94,10 @@ def members(commands: list[list[str]], limit_s: float, log: Path) -> list[list[d
     for i, (cmd, out) in enumerate(zip(commands, outs)):
         with open(out, "w") as f, open(log, "a") as err:
             procs.append(subprocess.Popen([sys.executable, MEMBER, *cmd, "--rank", str(i), "--members",
-                                           str(len(commands)), "--barrier", barrier], stdout=f, stderr=err))
+                                           str(len(commands)), "--barrier", barrier,
+                                           # inside this script's temporary folder: a killed member's
+                                           # files go with it
+                                           "--work", str(log.parent)], stdout=f, stderr=err))
     end = time.monotonic() + limit_s
     try:
         for p in procs:
