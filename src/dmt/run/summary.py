@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dmt.atomic import atomic_path
+from dmt.tasks.plan import best_stage
 
 
 def headline_metric(task: str, stages: list[dict[str, Any]] | None = None) -> str:
@@ -45,19 +46,12 @@ def summarize(stages: list[dict[str, Any]], task: str) -> dict[str, Any]:
         out["gap_closed"] = gap_closed(out["baseline"], out["final"], out["oracle"])
     # two models: also the better baseline against the better model of the last phase, the
     # stricter comparison (the mean flatters DMT when one baseline is weaker)
-    best = best_of(stages, key, "baseline"), best_of(stages, key, f"phase{phases[-1]}") if phases else None
+    best = best_stage(stages, key, "baseline"), best_stage(stages, key, f"phase{phases[-1]}") if phases else None
     if None not in best and sum(s["name"].split("-")[0] == "baseline" for s in stages) > 1:
         out["best_baseline"], out["best_final"] = best
         if out["oracle"] is not None:
             out["best_gap_closed"] = gap_closed(best[0][1], best[1][1], out["oracle"])
     return out
-
-
-def best_of(stages: list[dict[str, Any]], key: str, prefix: str) -> tuple[str, float] | None:
-    """``(stage name, score)`` of the best-scoring stage whose name starts with ``prefix-``, or None."""
-    scored = [(s["name"], s["metrics"][key]) for s in stages if s["name"].split("-")[0] == prefix
-              and isinstance(s["metrics"].get(key), (int, float))]
-    return max(scored, key=lambda t: t[1]) if scored else None
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ student starts from (``None``: from scratch or the pretrained initialisation).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dmt.config.schema import ExperimentConfig
 from dmt.errors import UserError
@@ -107,3 +108,11 @@ def member_model(cfg: ExperimentConfig, member: str | None) -> tuple[str, dict]:
             raise UserError(f"config key 'mutual.name_b': unknown model {name!r}; known: {', '.join(list_models())}")
         return name, dict(kwargs)
     return cfg.model.name, dict(cfg.model.kwargs)
+
+
+def best_stage(stages: Sequence[dict[str, Any]], key: str, prefix: str) -> tuple[str, float] | None:
+    """``(name, score)`` of the best-scoring finished stage named ``prefix`` or ``prefix-<member>``
+    (``results.json``'s stage entries), or None; a tie goes to the first (model a)."""
+    scored = [(s["name"], s["metrics"][key]) for s in stages if s["name"].split("-")[0] == prefix
+              and isinstance((s.get("metrics") or {}).get(key), (int, float))]
+    return max(scored, key=lambda t: t[1]) if scored else None

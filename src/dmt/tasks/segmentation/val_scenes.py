@@ -29,7 +29,7 @@ from dmt.atomic import atomic_path, atomic_write, write_text
 from dmt.tasks.context import StageContext
 from dmt.tasks.panels import (COMPARISON_COLUMNS, GAINED_COLOUR, IGNORE_COLOUR, LOST_COLOUR, UNCHANGED_COLOUR,
                               class_palette, comparison_rows, grid, titled)
-from dmt.tasks.plan import Stage
+from dmt.tasks.plan import Stage, best_stage
 from dmt.tasks.segmentation.panels import load_picks, predict_maps
 
 log = logging.getLogger("dmt")
@@ -93,19 +93,16 @@ def store_val_predictions(ctx: StageContext, stage: Stage, model: nn.Module, ite
     _save(samples_path, names, arrays)
 
 
-def compared_stages(stages: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``(before, after)``: the baseline with the best mIoU and the best model of the last phase
-    that recorded one; None before a phase has finished."""
-    def scored(kind: str) -> list[dict[str, Any]]:
-        return [s for s in stages if s.get("kind") == kind and isinstance(s.get("metrics", {}).get("miou"), (int, float))]
-
-    baselines, phases = scored("baseline"), scored("phase")
-    if not baselines or not phases:
+def compared_stages(stages: Sequence[dict[str, Any]]) -> tuple[tuple[str, float], tuple[str, float]] | None:
+    """``(before, after)`` as ``(stage name, mIoU)``: the better baseline and the better model of the
+    last phase that recorded one (:func:`~dmt.tasks.plan.best_stage`, as the run's summary picks
+    them); None before a phase has finished."""
+    phases = [s.get("phase", 0) for s in stages if s.get("kind") == "phase"
+              and isinstance((s.get("metrics") or {}).get("miou"), (int, float))]
+    before = best_stage(stages, "miou", "baseline")
+    if before is None or not phases:
         return None
-    last = max(s.get("phase", 0) for s in phases)
-    before = max(baselines, key=lambda s: s["metrics"]["miou"])  # a tie: the first (model a)
-    after = max((s for s in phases if s.get("phase", 0) == last), key=lambda s: s["metrics"]["miou"])
-    return before, after
+    return before, best_stage(stages, "miou", f"phase{max(phases)}")
 
 
 def write_val_scenes(run: str | Path, stages: Sequence[dict[str, Any]]) -> Path | None:
@@ -117,7 +114,7 @@ def write_val_scenes(run: str | Path, stages: Sequence[dict[str, Any]]) -> Path 
         return None
     before, after = pair
     samples = read_arrays(run / VAL_SAMPLES_FILE)
-    maps = [read_arrays(run / "stages" / s["name"] / VAL_PREDICTIONS) for s in (before, after)]
+    maps = [read_arrays(run / "stages" / name / VAL_PREDICTIONS) for name, _ in (before, after)]
     if samples is None or any(m is None for m in maps):
         return None
     names = samples["names"].tolist()
@@ -135,13 +132,12 @@ def write_val_scenes(run: str | Path, stages: Sequence[dict[str, Any]]) -> Path 
 
     png = run / VAL_SCENES_PNG
     with atomic_path(png) as tmp:  # the suffix (.png) chooses the format
-        titles = ["image", "ground truth", f"{before['name']}\nmIoU {before['metrics']['miou']:.3f}",
-                  f"{after['name']}\nmIoU {after['metrics']['miou']:.3f}", "green: now right\nred: now wrong"]
+        titles = ["image", "ground truth", *(f"{name}\nmIoU {miou:.3f}" for name, miou in (before, after)),
+                  "green: now right\nred: now wrong"]
         cell = max(c.shape[1] for row in rows for c in row)
         Image.fromarray(titled(grid(rows, fill=GRID_FILL), titles, cell)).save(tmp)
     info = {"columns": COMPARISON_COLUMNS, "names": names,
-            "before": {"stage": before["name"], "miou": before["metrics"]["miou"]},
-            "after": {"stage": after["name"], "miou": after["metrics"]["miou"]},
+            "before": {"stage": before[0], "miou": before[1]}, "after": {"stage": after[0], "miou": after[1]},
             "classes": samples["classes"].tolist(), "palette": samples["palette"].tolist(),
             "changes": {"right after, wrong before": GAINED_COLOUR, "wrong after, right before": LOST_COLOUR,
                         "unchanged": UNCHANGED_COLOUR, "no label": IGNORE_COLOUR}}
