@@ -10,7 +10,7 @@ import base64
 import html
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -94,20 +94,17 @@ def _figure_cell(run: RunData, make: Callable[[RunData], FigureResult], alt: str
     return body + _note(note)
 
 
+def _swatches(items: Sequence[tuple[str, Sequence[int]]]) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><i style="background: rgb{tuple(int(c) for c in colour)}"></i>{_e(name)}</span>'
+        for name, colour in items) + "</div>"
+
+
 def _legend(run: RunData) -> str:
     from dmt.tasks.panels import IGNORE_COLOUR, class_palette
 
     palette = class_palette(len(run.class_names))
-    items = [f'<span><i style="background: rgb{tuple(int(c) for c in colour)}"></i>{_e(name)}</span>'
-             for name, colour in zip(run.class_names, palette)]
-    items.append(f'<span><i style="background: rgb{IGNORE_COLOUR}"></i>no label / not kept</span>')
-    return '<div class="legend">' + "".join(items) + "</div>"
-
-
-def _swatches(items: list[tuple[str, tuple[int, ...]]]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background: rgb{tuple(int(c) for c in colour)}"></i>{_e(name)}</span>'
-        for name, colour in items) + "</div>"
+    return _swatches([*zip(run.class_names, palette), ("no label / not kept", IGNORE_COLOUR)])
 
 
 def val_scenes_cell(run: RunData) -> str:
