@@ -25,3 +25,13 @@ def read_mask(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         assert img.mode in ("P", "L")
         return np.asarray(img).copy()
+
+
+def assert_masks(read, expected: dict[str, np.ndarray], unannotated: list[str]) -> dict[str, np.ndarray | None]:
+    """An import's masks by image stem: ``unannotated`` images have none (unlabelled), the others
+    equal ``expected`` pixel for pixel. Returns them, for further checks."""
+    got = {p.stem: m for p, m in read.items}
+    assert [got[stem] for stem in unannotated] == [None] * len(unannotated)
+    for stem, mask in expected.items():
+        np.testing.assert_array_equal(got[stem], mask, err_msg=stem)
+    return got

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from annotation_fixtures import H, W, read_mask
+from annotation_fixtures import H, W, assert_masks, read_mask
 from PIL import Image
 
 from dmt.annotations.cvat import parse_labelmap, read_cvat
@@ -60,10 +60,7 @@ def write_folder(tmp_path, content: dict[str, bytes]) -> str:
 def test_colour_masks_become_class_masks(tmp_path, images, write):
     read = read_cvat(write(tmp_path, members()), images)
     assert read.classes == ("background", "road", "car")
-    got = {p.stem: m for p, m in read.items}
-    assert got["b"] is None and got["c"] is None
-    for stem, mask in expected().items():
-        np.testing.assert_array_equal(got[stem], mask, err_msg=stem)
+    assert_masks(read, expected(), ["b", "c"])
 
 
 def test_the_folder_keeps_the_tools_colours_and_loads(tmp_path, images):
